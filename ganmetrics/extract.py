@@ -1,0 +1,186 @@
+"""Images through the network on a device, reduced as they come.
+
+Decoding (and, for ``--resize clean``, PIL resizing) runs in DataLoader worker processes;
+batches travel as uint8 to the compute device, where they are resized, normalised and passed
+through the network once for both the FID features and the IS logits. Reducers receive each
+batch's outputs, so memory does not grow with the number of images.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+from tqdm import tqdm
+
+from . import __version__
+from .errors import GanMetricsError
+from .inception import FEATURE_DIMS, InceptionOutput
+from .preprocess import RESIZE_MODES, clean_resize, to_network_input
+from .reducers import GaussianStats, InceptionScoreAccumulator
+from .sources import ImageSource
+from .statsfile import EXTRACTOR, Statistics
+from .weights import Weights
+
+
+def default_workers() -> int:
+    """Decoding processes: one fewer than the CPUs (the main process runs the network), 1 to 8."""
+    return min(8, max(1, (os.cpu_count() or 2) - 1))
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise GanMetricsError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GanMetricsError(f"--device {spec}: no CUDA GPU is available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise GanMetricsError(
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here; pick a lower index"
+            )
+    elif device.type != "cpu":
+        raise GanMetricsError(f"unsupported device {spec!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _prepare(image: np.ndarray, resize: str) -> np.ndarray:
+    return clean_resize(image) if resize == "clean" else image
+
+
+# The datasets run in worker processes. A bad image travels back as a GanMetricsError *value*,
+# so the main process raises it as a one-line error (DataLoader would wrap a raised one in a
+# multi-line message with the worker's traceback).
+
+
+class _IndexedImages(Dataset):
+    def __init__(self, source: ImageSource, resize: str):
+        self.source, self.resize = source, resize
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, _prepare(self.source.read(index), self.resize)
+        except GanMetricsError as err:
+            return index, err
+
+
+class _SequentialImages(IterableDataset):
+    def __init__(self, source: ImageSource, resize: str):
+        self.source, self.resize = source, resize
+
+    def __iter__(self):
+        try:
+            for index, image in self.source.iterate():
+                yield index, _prepare(image, self.resize)
+        except GanMetricsError as err:
+            yield -1, err
+
+
+def _as_list(items):
+    return items
+
+
+@dataclass
+class FeatureExtractor:
+    """The network and every setting that changes the numbers, ready to reduce sources.
+
+    ``dims``: FID feature tap (64, 192, 768, 2048); ``resize``: tf, pytorch or clean;
+    ``batch_size``: images per forward pass; ``workers``: decoding processes (0: decode in this
+    process); ``progress``: a tqdm bar on stderr.
+    """
+
+    weights: Weights
+    device: torch.device
+    resize: str = "tf"
+    dims: int = 2048
+    batch_size: int = 50
+    workers: int = 1
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.dims not in FEATURE_DIMS:
+            raise GanMetricsError(f"--dims {self.dims} is not a feature layer: use one of {', '.join(map(str, FEATURE_DIMS))}")
+        if self.resize not in RESIZE_MODES:
+            raise GanMetricsError(f"--resize {self.resize!r} is unknown: use one of {', '.join(RESIZE_MODES)}")
+        if self.batch_size < 1:
+            raise GanMetricsError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise GanMetricsError(f"--workers must be 0 or more, got {self.workers}")
+        self.network = self.weights.build_network(self.device)
+
+    def metadata(self, source_description: str) -> dict:
+        """The ``meta`` of a statistics file made by this extractor."""
+        return {
+            "extractor": EXTRACTOR,
+            "dims": self.dims,
+            "resize": self.resize,
+            "weights_sha256": self.weights.sha256,
+            "calibrated": self.weights.calibrated,
+            "version": __version__,
+            "source": source_description,
+        }
+
+    @torch.inference_mode()
+    def forward_images(self, images: list, logits: bool) -> InceptionOutput:
+        """Images decoded by a source (uint8 (H, W, 3) arrays, or float32 (299, 299, 3) after
+        ``clean_resize``) -> features float32 (N, dims) and, if asked, logits (N, 1008), in
+        input order. Same-sized images are resized together on the device."""
+        by_shape: dict[tuple, list[int]] = {}
+        for position, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(position)
+        features = torch.empty(len(images), self.dims)
+        all_logits = torch.empty(len(images), 1008) if logits else None
+        for positions in by_shape.values():
+            batch = torch.from_numpy(np.stack([images[p] for p in positions])).permute(0, 3, 1, 2)
+            x = to_network_input(batch.to(self.device, non_blocking=True), self.resize)
+            out = self.network(x, dims=self.dims, logits=logits)
+            index = torch.tensor(positions)
+            features[index] = out.features.float().cpu()
+            if logits:
+                all_logits[index] = out.logits.float().cpu()
+        return InceptionOutput(features, all_logits)
+
+    def reduce(
+        self,
+        source: ImageSource,
+        gaussian: GaussianStats | None = None,
+        inception_score: InceptionScoreAccumulator | None = None,
+    ) -> None:
+        """Stream every image of ``source`` through the network into the given reducers."""
+        dataset_type = _IndexedImages if source.random_access else _SequentialImages
+        workers = self.workers if source.random_access else min(self.workers, 1)
+        loader = DataLoader(
+            dataset_type(source, self.resize),
+            batch_size=self.batch_size,
+            num_workers=workers,
+            collate_fn=_as_list,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+        )
+        with tqdm(total=len(source), desc=source.describe(), unit="img", disable=not self.progress,
+                  leave=False, dynamic_ncols=True) as bar:
+            for items in loader:
+                for _, item in items:
+                    if isinstance(item, GanMetricsError):
+                        raise item
+                out = self.forward_images([item for _, item in items], logits=inception_score is not None)
+                if gaussian is not None:
+                    gaussian.update(out.features)
+                if inception_score is not None:
+                    inception_score.update(out.logits, start=items[0][0])
+                bar.update(len(items))
+
+    def statistics(self, source: ImageSource) -> Statistics:
+        """FID statistics of ``source``."""
+        gaussian = GaussianStats(self.dims)
+        self.reduce(source, gaussian=gaussian)
+        return Statistics(gaussian.mu(), gaussian.sigma(), gaussian.count, self.metadata(source.describe()))

@@ -1,0 +1,219 @@
+"""The FID Inception-v3 network: the TF 2015-12-05 graph as ported to PyTorch.
+
+Matches the parameter names and shapes of ``pt_inception-2015-12-05-6726825d.pth`` (the file
+pytorch-fid and torch-fidelity load). It differs from torchvision's Inception3 where the TF
+graph does:
+
+- the average pools inside the A, C and first E blocks exclude the zero padding from the mean
+  (``count_include_pad=False``), as TF's ``avg_pool`` with SAME padding does;
+- the pool branch of the last E block (Mixed_7c) is a max pool, not an average pool;
+- the classifier has 1008 classes, and its bias is kept apart: the Inception Score uses the
+  logits without bias, as the original TF code and torch-fidelity's ``logits_unbiased`` do.
+
+The network takes an already resized and normalised float32 batch (N, 3, 299, 299) in [-1, 1]
+(see ``preprocess.py``) and returns, in one pass, the pooled features of the requested tap and,
+when asked, the 1008 unbiased logits.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FEATURE_DIMS = (64, 192, 768, 2048)
+"""Feature taps: 64 after the first max pool, 192 after the second, 768 before the auxiliary
+classifier (after Mixed_6e), 2048 after the final average pool (pool3)."""
+
+NUM_CLASSES = 1008
+
+
+class InceptionOutput(NamedTuple):
+    """One forward pass. ``features``: float32 (N, dims), spatially averaged activations of the
+    tap. ``logits``: float32 (N, 1008) pool3 @ fc.weight.T, without the fc bias, or None."""
+
+    features: torch.Tensor
+    logits: torch.Tensor | None
+
+
+class BasicConv2d(nn.Module):
+    """Convolution without bias, batch norm (eps 1e-3, as TF), ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, **conv_kwargs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv_kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    # TF's average pool with SAME padding divides by the number of real (unpadded) inputs.
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class InceptionA(nn.Module):
+    def __init__(self, in_channels: int, pool_features: int):
+        super().__init__()
+        self.branch1x1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch5x5_1 = BasicConv2d(in_channels, 48, kernel_size=1)
+        self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
+        self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = self.branch_pool(_tf_avg_pool(x))
+        return torch.cat([b1, b5, b3, bp], 1)
+
+
+class InceptionB(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=2)
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(64, 96, kernel_size=3, padding=1)
+        self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3(x)
+        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        return torch.cat([b3, bd, bp], 1)
+
+
+class InceptionC(nn.Module):
+    def __init__(self, in_channels: int, channels_7x7: int):
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7_2 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7_3 = BasicConv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = BasicConv2d(in_channels, c7, kernel_size=1)
+        self.branch7x7dbl_2 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = BasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = BasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        bd = self.branch7x7dbl_1(x)
+        bd = self.branch7x7dbl_3(self.branch7x7dbl_2(bd))
+        bd = self.branch7x7dbl_5(self.branch7x7dbl_4(bd))
+        bp = self.branch_pool(_tf_avg_pool(x))
+        return torch.cat([b1, b7, bd, bp], 1)
+
+
+class InceptionD(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.branch3x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch3x3_2 = BasicConv2d(192, 320, kernel_size=3, stride=2)
+        self.branch7x7x3_1 = BasicConv2d(in_channels, 192, kernel_size=1)
+        self.branch7x7x3_2 = BasicConv2d(192, 192, kernel_size=(1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_2(self.branch7x7x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(b7))
+        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        return torch.cat([b3, b7, bp], 1)
+
+
+class InceptionE(nn.Module):
+    """The E block; ``max_pool_branch`` is True for Mixed_7c, whose TF graph max-pools there."""
+
+    def __init__(self, in_channels: int, max_pool_branch: bool):
+        super().__init__()
+        self.max_pool_branch = max_pool_branch
+        self.branch1x1 = BasicConv2d(in_channels, 320, kernel_size=1)
+        self.branch3x3_1 = BasicConv2d(in_channels, 384, kernel_size=1)
+        self.branch3x3_2a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = BasicConv2d(in_channels, 448, kernel_size=1)
+        self.branch3x3dbl_2 = BasicConv2d(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = BasicConv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+        if self.max_pool_branch:
+            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        else:
+            pooled = _tf_avg_pool(x)
+        bp = self.branch_pool(pooled)
+        return torch.cat([b1, b3, bd, bp], 1)
+
+
+def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(x, output_size=(1, 1)).flatten(1)
+
+
+class FIDInceptionV3(nn.Module):
+    """The FID Inception-v3. Build it, then ``load_state_dict`` a checkpoint (see ``weights.py``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
+        self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
+        self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
+        self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
+        self.Mixed_5b = InceptionA(192, pool_features=32)
+        self.Mixed_5c = InceptionA(256, pool_features=64)
+        self.Mixed_5d = InceptionA(288, pool_features=64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, channels_7x7=128)
+        self.Mixed_6c = InceptionC(768, channels_7x7=160)
+        self.Mixed_6d = InceptionC(768, channels_7x7=160)
+        self.Mixed_6e = InceptionC(768, channels_7x7=192)
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE(1280, max_pool_branch=False)
+        self.Mixed_7c = InceptionE(2048, max_pool_branch=True)
+        self.fc = nn.Linear(2048, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor, dims: int = 2048, logits: bool = True) -> InceptionOutput:
+        """x: float32 (N, 3, 299, 299) in [-1, 1]. Runs only as deep as ``dims`` and ``logits``
+        need: ``forward(x, dims=64, logits=False)`` stops after the first max pool."""
+        if dims not in FEATURE_DIMS:
+            raise ValueError(f"dims must be one of {FEATURE_DIMS}, got {dims}")
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # N x 64 x 73 x 73
+        if dims == 64:
+            features = _spatial_mean(x)
+            if not logits:
+                return InceptionOutput(features, None)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)  # N x 192 x 35 x 35
+        if dims == 192:
+            features = _spatial_mean(x)
+            if not logits:
+                return InceptionOutput(features, None)
+        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
+                      self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
+            x = block(x)  # ends N x 768 x 17 x 17
+        if dims == 768:
+            features = _spatial_mean(x)
+            if not logits:
+                return InceptionOutput(features, None)
+        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))  # N x 2048 x 8 x 8
+        pool3 = _spatial_mean(x)
+        if dims == 2048:
+            features = pool3
+        unbiased_logits = pool3.mm(self.fc.weight.T) if logits else None
+        return InceptionOutput(features, unbiased_logits)

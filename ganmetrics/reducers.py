@@ -1,0 +1,146 @@
+"""Mergeable reducers: sufficient statistics of features, memory independent of the image count.
+
+Each has ``update(batch)``, ``merge(other)`` and, for use under ``torchrun``,
+``merge_across_processes()``; batches, workers and machines all combine through ``merge``.
+No I/O and no metric math here: ``metrics.py`` turns the reduced values into numbers.
+"""
+
+import numpy as np
+import torch
+
+
+class GaussianStats:
+    """Count, mean and co-moment of D-dimensional features, in float64.
+
+    ``update`` and ``merge`` use the pairwise formulas of Chan et al., so the result does not
+    depend on how the data was split: co-moment M = sum (x - mean)(x - mean)^T, covariance
+    M / (n - 1) (unbiased, as ``np.cov`` in pytorch-fid and torch-fidelity).
+    """
+
+    def __init__(self, dims: int, device: torch.device | str = "cpu"):
+        self.dims = dims
+        self.count = 0
+        self.mean = torch.zeros(dims, dtype=torch.float64, device=device)
+        self.comoment = torch.zeros(dims, dims, dtype=torch.float64, device=device)
+
+    def _combine(self, count: int, mean: torch.Tensor, comoment: torch.Tensor) -> None:
+        total = self.count + count
+        delta = mean - self.mean
+        self.comoment += comoment + torch.outer(delta, delta) * (self.count * count / total)
+        self.mean += delta * (count / total)
+        self.count = total
+
+    def update(self, features: torch.Tensor) -> None:
+        """Add a batch: float (N, D) on any device (moved to this reducer's device)."""
+        if features.ndim != 2 or features.shape[1] != self.dims:
+            raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
+        if features.shape[0] == 0:
+            return
+        x = features.to(self.mean.device, torch.float64)
+        batch_mean = x.mean(dim=0)
+        centred = x - batch_mean
+        self._combine(x.shape[0], batch_mean, centred.T @ centred)
+
+    def merge(self, other: "GaussianStats") -> "GaussianStats":
+        """Fold ``other`` into this one (in place) and return self."""
+        if other.dims != self.dims:
+            raise ValueError(f"cannot merge statistics of {other.dims} dims into {self.dims}")
+        if other.count:
+            self._combine(other.count, other.mean.to(self.mean.device), other.comoment.to(self.mean.device))
+        return self
+
+    def merge_across_processes(self) -> "GaussianStats":
+        """Under torch.distributed, replace this with the merge of every rank's statistics."""
+        for count, mean, comoment in _all_gather((self.count, self.mean, self.comoment))[1:]:
+            self._combine(count, mean.to(self.mean.device), comoment.to(self.mean.device))
+        return self
+
+    def mu(self) -> np.ndarray:
+        """Mean, float64 (D,)."""
+        return self.mean.cpu().numpy().copy()
+
+    def sigma(self) -> np.ndarray:
+        """Unbiased covariance, float64 (D, D); needs at least two samples."""
+        if self.count < 2:
+            raise ValueError("a covariance needs at least two samples")
+        return (self.comoment / (self.count - 1)).cpu().numpy()
+
+
+class InceptionScoreAccumulator:
+    """Per-split sums for the Inception Score of the 1008 class probabilities.
+
+    For each split: the count, the sum of p(y|x) over images (float64, 1008) and the sum over
+    images of sum_y p log p. That is all ``IS = exp(E_x KL(p(y|x) || p(y)))`` needs, since
+    E_x sum_y p log p(y) = sum_y p(y) log p(y) with p(y) the split's mean.
+
+    Image i goes to a split by its position in the whole set: with ``total`` known, splits are
+    contiguous ``[s*N//splits, (s+1)*N//splits)`` as in the original TF code; with ``total=None``
+    (an open-ended stream), image i goes to split ``i % splits``.
+    """
+
+    def __init__(self, splits: int, total: int | None, num_classes: int = 1008):
+        if splits < 1:
+            raise ValueError("splits must be at least 1")
+        self.splits = splits
+        self.total = total
+        self.seen = 0
+        self.counts = torch.zeros(splits, dtype=torch.float64)
+        self.prob_sums = torch.zeros(splits, num_classes, dtype=torch.float64)
+        self.neg_entropy_sums = torch.zeros(splits, dtype=torch.float64)
+
+    def _split_of(self, index: torch.Tensor) -> torch.Tensor:
+        if self.total is None:
+            return index % self.splits
+        # Largest s with s*N//splits <= i; the bounds are the TF code's slice bounds.
+        bounds = torch.tensor([s * self.total // self.splits for s in range(1, self.splits)])
+        return torch.bucketize(index, bounds, right=True)
+
+    def update(self, logits: torch.Tensor, start: int | None = None) -> None:
+        """Add a batch of unbiased logits, float (N, 1008), whose first image has position
+        ``start`` in the whole set (default: right after the images seen so far)."""
+        start = self.seen if start is None else start
+        logits = logits.detach().to("cpu", torch.float64)
+        log_p = torch.log_softmax(logits, dim=1)
+        p = log_p.exp()
+        index = torch.arange(start, start + logits.shape[0])
+        if self.total is not None and index.numel() and index[-1] >= self.total:
+            raise ValueError(f"image position {int(index[-1])} beyond the declared total {self.total}")
+        split = self._split_of(index)
+        self.counts.index_add_(0, split, torch.ones(len(split), dtype=torch.float64))
+        self.prob_sums.index_add_(0, split, p)
+        self.neg_entropy_sums.index_add_(0, split, torch.special.xlogy(p, p).sum(dim=1))
+        self.seen = max(self.seen, start + logits.shape[0])
+
+    def merge(self, other: "InceptionScoreAccumulator") -> "InceptionScoreAccumulator":
+        """Fold ``other`` (which saw other positions of the same set) into this one."""
+        if (other.splits, other.total) != (self.splits, self.total):
+            raise ValueError("cannot merge Inception Score accumulators with different splits or totals")
+        self.counts += other.counts
+        self.prob_sums += other.prob_sums
+        self.neg_entropy_sums += other.neg_entropy_sums
+        self.seen = max(self.seen, other.seen)
+        return self
+
+    def merge_across_processes(self) -> "InceptionScoreAccumulator":
+        """Under torch.distributed, replace this with the merge of every rank's sums."""
+        for counts, prob_sums, neg_entropy_sums, seen in _all_gather(
+            (self.counts, self.prob_sums, self.neg_entropy_sums, self.seen)
+        )[1:]:
+            self.counts += counts
+            self.prob_sums += prob_sums
+            self.neg_entropy_sums += neg_entropy_sums
+            self.seen = max(self.seen, seen)
+        return self
+
+
+def _all_gather(state: tuple) -> list[tuple]:
+    """Every rank's ``state``, this rank's first (a one-element list outside torch.distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [state]
+    cpu_state = tuple(v.cpu() if isinstance(v, torch.Tensor) else v for v in state)
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, cpu_state)
+    rank = dist.get_rank()
+    return [gathered[rank]] + [g for i, g in enumerate(gathered) if i != rank]

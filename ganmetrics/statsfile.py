@@ -1,0 +1,131 @@
+"""The statistics file: ``.npz`` with ``mu``, ``sigma``, ``n`` and JSON ``meta``.
+
+``mu`` float64 (D,), ``sigma`` float64 (D, D), ``n`` int64 (), ``meta`` a 0-d unicode array of
+JSON (extractor, dims, resize, weights sha256, calibrated, version, source). pytorch-fid and the
+TF code read ``mu``/``sigma`` unchanged; their files (no ``meta``) are read here with a warning.
+Written atomically: a temporary file in the same folder, then a rename.
+"""
+
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanMetricsError
+
+EXTRACTOR = "inception-v3-2015-12-05"
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Gaussian statistics of a set's features. ``n`` and ``meta`` are None for files written by
+    pytorch-fid or TTUR. ``meta`` keys: extractor, dims, resize, weights_sha256, calibrated,
+    version, source."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int | None
+    meta: dict | None
+
+    @property
+    def dims(self) -> int:
+        return int(self.mu.shape[0])
+
+
+def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
+    """Write ``stats`` to ``path`` atomically; nothing is left behind if writing fails."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise GanMetricsError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(
+                f,
+                mu=np.asarray(stats.mu, np.float64),
+                sigma=np.asarray(stats.sigma, np.float64),
+                n=np.int64(stats.n if stats.n is not None else -1),
+                meta=np.array(json.dumps(stats.meta or {}, sort_keys=True)),
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def is_statistics_file(path: str | os.PathLike) -> bool:
+    """True for an ``.npz`` holding ``mu`` and ``sigma`` (ours, pytorch-fid's or TTUR's)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return {"mu.npy", "sigma.npy"} <= names
+
+
+def load_statistics(path: str | os.PathLike) -> Statistics:
+    """Read and check a statistics file; a file without ``meta`` is accepted with a warning."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise GanMetricsError(f"statistics file {path} does not exist: check the path") from None
+    except Exception as err:  # numpy raises several types for a damaged archive
+        raise GanMetricsError(
+            f"cannot read statistics file {path} ({type(err).__name__}): recreate it with `ganmetrics stats`"
+        ) from None
+    if "mu" not in arrays or "sigma" not in arrays:
+        raise GanMetricsError(
+            f"{path} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a statistics file; "
+            "create one with `ganmetrics stats`"
+        )
+    mu, sigma = arrays["mu"], arrays["sigma"]
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or not np.isfinite(sigma).all():
+        raise GanMetricsError(
+            f"{path}: mu {mu.shape} and sigma {sigma.shape} are not a (D,) mean and (D, D) covariance: "
+            "recreate it with `ganmetrics stats`"
+        )
+    meta = None
+    if "meta" in arrays:
+        try:
+            meta = json.loads(str(arrays["meta"]))
+        except json.JSONDecodeError:
+            raise GanMetricsError(f"{path}: its 'meta' is not JSON: recreate it with `ganmetrics stats`") from None
+    else:
+        warnings.warn(
+            f"{path} has no metadata (written by pytorch-fid or TTUR?): cannot check that it was made "
+            "with the same weights, resize and dims",
+            stacklevel=2,
+        )
+    n = int(arrays["n"]) if "n" in arrays and int(arrays["n"]) >= 0 else None
+    return Statistics(mu.astype(np.float64), sigma.astype(np.float64), n, meta)
+
+
+def check_compatible(stats: Statistics, path, dims: int, resize: str, weights_sha256: str, allow_mismatch: bool) -> None:
+    """Refuse statistics made with other dims, resize or weights than this run (unless
+    ``allow_mismatch``). Other dims are always refused: the numbers cannot be compared."""
+    if stats.dims != dims:
+        raise GanMetricsError(
+            f"{path} holds {stats.dims}-dim statistics but this run uses --dims {dims}: "
+            f"pass --dims {stats.dims} or recompute the statistics"
+        )
+    if stats.meta is None or allow_mismatch:
+        return
+    run = {"resize": resize, "weights_sha256": weights_sha256}
+    differ = [f"{key} {stats.meta.get(key)!r} vs {value!r}" for key, value in run.items() if stats.meta.get(key) != value]
+    if differ:
+        raise GanMetricsError(
+            f"{path} was made with other settings ({'; '.join(differ)} in this run): recompute it, "
+            "or pass --allow-mismatch to compare anyway"
+        )

@@ -1,0 +1,229 @@
+"""Find, fetch, verify and load the FID Inception weights; build ``random:SEED`` networks.
+
+Resolution order for the standard file ``pt_inception-2015-12-05-6726825d.pth``:
+
+1. an explicit path (``--weights PATH``);
+2. the environment variable ``GANMETRICS_WEIGHTS`` (a path);
+3. the project's ``weights/`` folder (a source checkout), then the user cache
+   (``$GANMETRICS_CACHE_DIR`` or ``$XDG_CACHE_HOME/ganmetrics`` or ``~/.cache/ganmetrics``);
+4. a download from the canonical URL (``$GANMETRICS_WEIGHTS_URL`` overrides it) into the user
+   cache, checked against the sha256 prefix in the file name.
+
+Files are loaded with ``torch.load(weights_only=True)`` and must have exactly the keys and shapes
+of the network; a file with another hash is used with a warning and marked uncalibrated.
+"""
+
+import functools
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .download import download_file, sha256_of_file
+from .errors import GanMetricsError
+from .inception import FIDInceptionV3
+
+WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_SHA256_PREFIX = "6726825d"
+WEIGHTS_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + WEIGHTS_FILENAME
+)
+ENV_WEIGHTS = "GANMETRICS_WEIGHTS"
+ENV_WEIGHTS_URL = "GANMETRICS_WEIGHTS_URL"
+ENV_CACHE_DIR = "GANMETRICS_CACHE_DIR"
+PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+RANDOM_PREFIX = "random:"
+# BatchNorm's step counter is not part of the TF port; files that carry it are still accepted.
+_IGNORED_SUFFIX = ".num_batches_tracked"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A loaded checkpoint. ``state_dict``: float32 tensors keyed as the real file;
+    ``sha256``: of the file, or of the tensors for ``random:SEED``; ``calibrated``: True only
+    for the real TF-ported file; ``source``: the path or the ``random:SEED`` spec."""
+
+    state_dict: dict
+    sha256: str
+    calibrated: bool
+    source: str
+
+    def build_network(self, device: torch.device | str = "cpu") -> FIDInceptionV3:
+        """The network in eval mode on ``device``, gradients off."""
+        network = FIDInceptionV3()
+        network.load_state_dict(self.state_dict)
+        return network.eval().requires_grad_(False).to(device)
+
+
+def cache_dir() -> Path:
+    """The user cache folder (weights and, later, statistics)."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ganmetrics"
+
+
+def expected_shapes() -> dict[str, tuple[int, ...]]:
+    """Every key of the real file and its shape."""
+    return {
+        key: tuple(value.shape)
+        for key, value in FIDInceptionV3().state_dict().items()
+        if not key.endswith(_IGNORED_SUFFIX)
+    }
+
+
+def find_weights_file(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The first weights file of the resolution order that exists, without downloading."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise GanMetricsError(f"weights file {path} does not exist: pass an existing file to --weights")
+        return path
+    if os.environ.get(ENV_WEIGHTS):
+        path = Path(os.environ[ENV_WEIGHTS])
+        if not path.is_file():
+            raise GanMetricsError(
+                f"{ENV_WEIGHTS}={path} does not exist: point it at the weights file or unset it"
+            )
+        return path
+    for folder in (PROJECT_WEIGHTS_DIR, cache_dir()):
+        if (folder / WEIGHTS_FILENAME).is_file():
+            return folder / WEIGHTS_FILENAME
+    return None
+
+
+def fetch_weights(progress: bool = True) -> Path:
+    """Download the standard file into the user cache (sha256-checked, atomic) and return it."""
+    url = os.environ.get(ENV_WEIGHTS_URL, WEIGHTS_URL)
+    dest = cache_dir() / WEIGHTS_FILENAME
+    try:
+        return download_file(url, dest, sha256_prefix=WEIGHTS_SHA256_PREFIX, progress=progress)
+    except GanMetricsError as err:
+        raise GanMetricsError(
+            f"{err}; supply the weights file instead: --weights PATH, {ENV_WEIGHTS}=PATH, "
+            f"or `ganmetrics weights install FILE` (copies it to {dest.parent})"
+        ) from None
+
+
+def resolve_weights_file(explicit: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """The weights file by the resolution order, downloading it as the last resort."""
+    return find_weights_file(explicit) or fetch_weights(progress)
+
+
+def read_state_dict(path: Path) -> dict:
+    """Load and validate a checkpoint file: exactly the network's keys and shapes, float32."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad or foreign file
+        raise GanMetricsError(
+            f"cannot read weights file {path} ({type(err).__name__}): it must be a PyTorch "
+            f"state dict like {WEIGHTS_FILENAME}"
+        ) from None
+    if not isinstance(state, dict):
+        raise GanMetricsError(f"weights file {path} holds no state dict: use {WEIGHTS_FILENAME}")
+    state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIX)}
+    shapes = expected_shapes()
+    missing = sorted(set(shapes) - set(state))
+    extra = sorted(set(state) - set(shapes))
+    if missing or extra:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise GanMetricsError(
+            f"weights file {path} is not the FID Inception checkpoint ({detail}): use {WEIGHTS_FILENAME}"
+        )
+    for key, shape in shapes.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            raise GanMetricsError(
+                f"weights file {path}: {key} has shape {tuple(getattr(value, 'shape', ()))}, "
+                f"expected {shape}: use {WEIGHTS_FILENAME}"
+            )
+    return {k: v.float() for k, v in state.items()}
+
+
+def verify_weights_file(path: Path) -> tuple[str, bool]:
+    """Validate keys and shapes; return (sha256 hex, calibrated)."""
+    read_state_dict(path)
+    digest = sha256_of_file(path)
+    return digest, digest.startswith(WEIGHTS_SHA256_PREFIX)
+
+
+def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -> Weights:
+    """Weights from a spec: None (resolution order), a path, or ``random:SEED``."""
+    if spec is not None and str(spec).startswith(RANDOM_PREFIX):
+        seed_text = str(spec)[len(RANDOM_PREFIX):]
+        if not seed_text.isdigit():
+            raise GanMetricsError(f"bad weights spec {spec!r}: use random:SEED with an integer SEED, e.g. random:0")
+        return random_weights(int(seed_text))
+    path = resolve_weights_file(spec, progress)
+    state = read_state_dict(path)
+    digest = sha256_of_file(path)
+    calibrated = digest.startswith(WEIGHTS_SHA256_PREFIX)
+    if not calibrated:
+        warnings.warn(
+            f"weights file {path} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
+            "results are marked uncalibrated and are not comparable with published values",
+            stacklevel=2,
+        )
+    return Weights(state, digest, calibrated, str(path))
+
+
+def _tensor_digest(state: dict) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def random_state_dict(seed: int) -> dict:
+    """A deterministic random checkpoint with the real file's keys and shapes.
+
+    Convolutions get He-normal weights; every batch norm's running statistics are then set from
+    the activations of a fixed batch of smooth random images, computed in float64, so each layer
+    sees zero-mean unit-variance inputs: activations stay O(1) through all 94 layers and distinct
+    images keep distinct features (a purely random deep ReLU net collapses them together). The
+    fc layer is scaled so the 1008 softmax probabilities are far from uniform, and has a random
+    bias so code that wrongly keeps it is caught. Deterministic across machines up to float64
+    rounding of the calibration pass.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    network = FIDInceptionV3().double()
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            std = (2.0 / fan_in) ** 0.5
+            module.weight.data = torch.randn(module.weight.shape, generator=generator, dtype=torch.float64) * std
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.fill_(1.0)
+            module.bias.data.zero_()
+            module.momentum = None  # running stats = plain average of the calibration batch
+            module.reset_running_stats()
+    # Random images from smooth to white noise (noise drawn at 4..299 px and upsampled), so every
+    # kind of input, a blurry 32 px sample or a noisy photo, lands in the calibrated range.
+    probe = torch.cat([
+        torch.nn.functional.interpolate(
+            torch.rand((2, 3, size, size), generator=generator, dtype=torch.float64) * 2 - 1,
+            size=(299, 299), mode="bilinear", align_corners=False)
+        for size in (4, 16, 64, 299)
+    ])
+    network.train()
+    with torch.no_grad():
+        pool3 = network(probe, dims=2048, logits=False).features
+    scale = 3.0 / (pool3.std(dim=0).mean().item() * 2048 ** 0.5)
+    network.fc.weight.data = torch.randn(network.fc.weight.shape, generator=generator, dtype=torch.float64) * scale
+    network.fc.bias.data = torch.randn(network.fc.bias.shape, generator=generator, dtype=torch.float64)
+    return {
+        key: value.float()
+        for key, value in network.state_dict().items()
+        if not key.endswith(_IGNORED_SUFFIX)
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def random_weights(seed: int) -> Weights:
+    """``random:SEED`` as loaded Weights (uncalibrated); built once per process and seed."""
+    state = random_state_dict(seed)
+    return Weights(state, _tensor_digest(state), False, f"{RANDOM_PREFIX}{seed}")
