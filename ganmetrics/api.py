@@ -95,14 +95,14 @@ def _options(kwargs) -> Options:
         raise GanMetricsError(f"{err}: see help(ganmetrics.api.Options) for the accepted options") from None
 
 
-def _statistics(spec, extractor: FeatureExtractor, options: Options) -> Statistics:
+def resolve_statistics(spec, extractor: FeatureExtractor, options: Options) -> Statistics:
     """Statistics of a source, or read from a statistics file and checked against this run."""
     if isinstance(spec, Statistics):
         check_compatible(spec, "the given statistics", extractor.dims, extractor.resize,
                          extractor.weights.sha256, options.allow_mismatch)
         return spec
     if isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
-        stats = load_statistics(spec)
+        stats = loadresolve_statistics(spec)
         check_compatible(stats, spec, extractor.dims, extractor.resize, extractor.weights.sha256, options.allow_mismatch)
         return stats
     return extractor.statistics(options.open(spec, 2, "a covariance (FID)"))
@@ -110,10 +110,10 @@ def _statistics(spec, extractor: FeatureExtractor, options: Options) -> Statisti
 
 def fid_many(extractor: FeatureExtractor, reference, others: list, options: Options) -> list[FIDResult]:
     """FID of each of ``others`` against ``reference``, whose statistics are computed once."""
-    ref = _statistics(reference, extractor, options)
+    ref = resolve_statistics(reference, extractor, options)
     results = []
     for other in others:
-        stats = _statistics(other, extractor, options)
+        stats = resolve_statistics(other, extractor, options)
         for s in (ref, stats):
             if s.n is not None and s.n <= extractor.dims:
                 warnings.warn(
@@ -150,8 +150,6 @@ def inception_score(source, splits: int = 10, **options) -> ISResult:
     image_source = opts.open(source, max(2, splits), f"an Inception Score over {splits} splits")
     accumulator = InceptionScoreAccumulator(splits, total=len(image_source))
     extractor.reduce(image_source, inception_score=accumulator)
-    mean, std = inception_score_from_sums(
-        accumulator.counts.numpy(), accumulator.prob_sums.numpy(), accumulator.neg_entropy_sums.numpy()
-    )
+    mean, std = inception_score_from_sums(*accumulator.sums())
     return ISResult(mean, std, splits, len(image_source), extractor.resize, extractor.weights.sha256,
                     extractor.weights.calibrated)

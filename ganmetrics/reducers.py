@@ -111,6 +111,11 @@ class InceptionScoreAccumulator:
         self.neg_entropy_sums.index_add_(0, split, torch.special.xlogy(p, p).sum(dim=1))
         self.seen = max(self.seen, start + logits.shape[0])
 
+    def sums(self) -> tuple:
+        """(counts (S,), prob_sums (S, K), neg_entropy_sums (S,)) as float64 NumPy arrays, the
+        arguments of ``metrics.inception_score_from_sums``."""
+        return self.counts.numpy(), self.prob_sums.numpy(), self.neg_entropy_sums.numpy()
+
     def merge(self, other: "InceptionScoreAccumulator") -> "InceptionScoreAccumulator":
         """Fold ``other`` (which saw other positions of the same set) into this one."""
         if (other.splits, other.total) != (self.splits, self.total):
