@@ -102,7 +102,7 @@ def resolve_statistics(spec, extractor: FeatureExtractor, options: Options) -> S
                          extractor.weights.sha256, options.allow_mismatch)
         return spec
     if isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
-        stats = loadresolve_statistics(spec)
+        stats = load_statistics(spec)
         check_compatible(stats, spec, extractor.dims, extractor.resize, extractor.weights.sha256, options.allow_mismatch)
         return stats
     return extractor.statistics(options.open(spec, 2, "a covariance (FID)"))
