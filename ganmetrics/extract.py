@@ -139,8 +139,10 @@ class FeatureExtractor:
         features = torch.empty(len(images), self.dims)
         all_logits = torch.empty(len(images), 1008) if logits else None
         for positions in by_shape.values():
-            batch = torch.from_numpy(np.stack([images[p] for p in positions])).permute(0, 3, 1, 2)
-            x = to_network_input(batch.to(self.device, non_blocking=True), self.resize)
+            batch = torch.from_numpy(np.stack([images[p] for p in positions])).to(self.device, non_blocking=True)
+            # Contiguous NCHW as the reference tools feed it: a channels-last batch makes the
+            # convolutions pick other kernels, whose rounding moves features by ~1e-5.
+            x = to_network_input(batch.permute(0, 3, 1, 2).contiguous(), self.resize)
             out = self.network(x, dims=self.dims, logits=logits)
             index = torch.tensor(positions)
             features[index] = out.features.float().cpu()
