@@ -1,0 +1,80 @@
+"""The ``train``, ``sample`` and ``toy-data`` commands, registered on the ``ganmetrics`` group.
+
+Bad input raises ``GanMetricsError``; the group turns it into one line on stderr and exit code 2.
+"""
+
+from pathlib import Path
+
+import click
+
+from ..errors import GanMetricsError
+from ..extract import resolve_device
+from ..inception import FEATURE_DIMS
+from ..preprocess import RESIZE_MODES
+from .losses import LOSSES
+from .loop import TrainConfig, load_generator, train, write_samples
+from .toydata import write_toy_dataset
+
+
+@click.command("train")
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: metrics.jsonl, checkpoint.pt, samples/, curves.png. An existing run there is resumed.")
+@click.option("--loss", default="nonsaturating", show_default=True, type=click.Choice(list(LOSSES)))
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(min=1), help="Generator updates.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--image-size", default="32", show_default=True, type=click.Choice(["32", "64"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-every", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Steps between evaluations (also at step 0 and at the end).")
+@click.option("--eval-samples", default=5000, show_default=True, type=click.IntRange(min=2),
+              help="Generated images per evaluation.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--lr", default=None, type=float, help="Learning rate of both networks [default: the loss's own].")
+@click.option("--ngf", default=64, show_default=True, type=click.IntRange(min=1), help="Generator width.")
+@click.option("--ndf", default=64, show_default=True, type=click.IntRange(min=1), help="Discriminator width.")
+@click.option("--reference", default=None,
+              help="What FID compares with: images or a statistics .npz [default: the training images as resized].")
+@click.option("--weights", default=None, metavar="SPEC", help="Inception weights file, or random:SEED (uncalibrated).")
+@click.option("--dims", default="2048", show_default=True, type=click.Choice([str(d) for d in FEATURE_DIMS]),
+              help="FID feature layer.")
+@click.option("--resize", default="tf", show_default=True, type=click.Choice(RESIZE_MODES),
+              help="Resize to the Inception input as tf, pytorch or clean.")
+def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
+                  device, lr, ngf, ndf, reference, weights, dims, resize):
+    """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes."""
+    config = TrainConfig(
+        data_dir=str(data_dir), out_dir=str(out_dir), loss=loss, steps=steps, batch_size=batch_size,
+        image_size=int(image_size), seed=seed, eval_every=eval_every, eval_samples=eval_samples,
+        device=device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
+        metric_options={"weights": weights, "dims": int(dims), "resize": resize},
+    )
+    last = train(config)
+    click.echo(f"step {last['step']}: fid {last['fid']:.2f}; run in {out_dir}")
+
+
+@click.command("sample")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-n", "num", required=True, type=click.IntRange(min=1), help="Number of images.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the noise.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def sample_command(checkpoint, num, out_dir, seed, batch_size, device):
+    """Write NUM generated images of a training CHECKPOINT as OUT/00000.png, ..."""
+    if checkpoint.is_dir():
+        raise GanMetricsError(f"{checkpoint} is a folder; pass the checkpoint file, e.g. {checkpoint / 'checkpoint.pt'}")
+    generator = load_generator(checkpoint, resolve_device(device))
+    paths = write_samples(generator, num, out_dir, seed=seed, batch_size=batch_size)
+    click.echo(f"wrote {len(paths)} images to {out_dir}")
+
+
+@click.command("toy-data")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-n", "num", required=True, type=click.IntRange(min=1), help="Number of images.")
+@click.option("--image-size", default=32, show_default=True, type=click.IntRange(min=8))
+@click.option("--seed", default=0, show_default=True, type=int)
+def toy_data_command(out_dir, num, image_size, seed):
+    """Render NUM seeded toy images (shapes on textured backgrounds) as OUT_DIR/00000.png, ..."""
+    write_toy_dataset(out_dir, num, image_size=image_size, seed=seed)
+    click.echo(f"wrote {num} images to {out_dir}")

@@ -1,0 +1,392 @@
+"""Train a DCGAN with one of four objectives, scoring FID and IS as it goes.
+
+One step is ``n_critic`` discriminator updates, each on a fresh real batch (drawn with
+replacement) and a fresh fake batch, then one generator update on the last fake batch. At step 0,
+every ``eval_every`` steps and at the end, the generator (in eval mode) turns a fixed set of
+``eval_samples`` noise vectors into images that an evaluator scores; each evaluation appends a
+line to ``RUN_DIR/metrics.jsonl``, saves a sample grid and rewrites ``RUN_DIR/checkpoint.pt``.
+An interrupted run resumes from its checkpoint and repeats, bit for bit on the CPU, what an
+uninterrupted run would have done.
+
+RUN_DIR layout::
+
+    metrics.jsonl                 one JSON object per evaluation
+    checkpoint.pt                 loads with torch.load(..., weights_only=True)
+    samples/step_000500.png       8x8 grid of the first 64 evaluation samples
+    curves.png                    losses and FID against steps
+    events.out.tfevents.*         TensorBoard scalars, when tensorboard is installed
+"""
+
+import json
+import os
+import pickle
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image, ImageOps
+from torchvision.utils import save_image
+
+from ..errors import GanMetricsError
+from ..extract import resolve_device
+from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty
+from .models import IMAGE_SIZES, NZ, Discriminator, Generator
+from .toydata import save_png
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+GRAYSCALE_MODES = ("1", "L", "LA")
+GRID_SAMPLES = 64
+# Settings a resumed run must share with the checkpoint it continues.
+RESUME_KEYS = ("loss", "batch_size", "image_size", "seed", "lr", "ngf", "ndf", "nz")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. ``device``: auto, cpu, cuda or cuda:N. ``lr``: None uses the
+    loss's published rate (see ``losses.LOSSES``), a float overrides it for both networks.
+    ``reference``: what FID compares with; None is the training images as loaded (at
+    ``image_size``), a path is any source ``GenerativeMetrics`` takes (e.g. a statistics .npz).
+    ``metric_options``: keyword arguments for ``GenerativeMetrics`` (weights, dims, resize,
+    splits, batch_size)."""
+
+    data_dir: str
+    out_dir: str
+    loss: str = "nonsaturating"
+    steps: int = 2000
+    batch_size: int = 64
+    image_size: int = 32
+    seed: int = 0
+    eval_every: int = 500
+    eval_samples: int = 5000
+    device: str = "auto"
+    lr: float | None = None
+    ngf: int = 64
+    ndf: int = 64
+    nz: int = NZ
+    reference: str | None = None
+    metric_options: dict = field(default_factory=dict)
+
+
+class Evaluator(Protocol):
+    """What the loop needs from a metrics tracker (``ganmetrics.tracker.GenerativeMetrics``)."""
+
+    def update(self, images: torch.Tensor, value_range: str) -> None: ...
+    def compute(self) -> dict: ...
+    def reset(self) -> None: ...
+
+
+def default_evaluator(config: TrainConfig, images: torch.Tensor) -> Evaluator:
+    """FID and IS with ``config.metric_options``, against ``config.reference`` or else the
+    training images, uint8 (N, C, S, S), as the generator is trained to produce them."""
+    from ganmetrics.tracker import GenerativeMetrics
+
+    reference = config.reference or images.expand(-1, 3, -1, -1).cpu()
+    return GenerativeMetrics(reference, device=str(resolve_device(config.device)), **config.metric_options)
+
+
+def load_images(data_dir: str | os.PathLike, image_size: int) -> torch.Tensor:
+    """Every PNG/JPG under ``data_dir`` (sorted by path), centre-cropped to a square and resized
+    (PIL bicubic) to ``image_size``: uint8 (N, C, image_size, image_size), C = 1 when every
+    image is grayscale, else 3."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise GanMetricsError(f"data folder {data_dir} does not exist; pass a folder of PNG/JPG images")
+    paths = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise GanMetricsError(f"no PNG/JPG images in {data_dir}; put the training images there")
+    images, gray = [], True
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                gray &= image.mode in GRAYSCALE_MODES
+                image = ImageOps.fit(image.convert("RGB"), (image_size, image_size), Image.Resampling.BICUBIC)
+        except OSError as err:
+            raise GanMetricsError(f"cannot read image {path} ({err}); remove or replace it") from None
+        images.append(np.asarray(image))
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    return batch[:, :1].contiguous() if gray else batch.contiguous()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) and ask for deterministic kernels."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS is deterministic only with it
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def critic_update(critic: nn.Module, optimizer: torch.optim.Optimizer, spec: LossSpec,
+                  real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """One optimiser step of the discriminator/critic on a real batch and a detached fake batch,
+    both float32 (N, C, S, S) in [-1, 1], followed by weight clipping when the loss asks for it.
+    Returns the loss (penalty included), detached."""
+    loss = spec.d_loss(critic(real), critic(fake))
+    if spec.gp_weight:
+        loss = loss + gradient_penalty(critic, real, fake, spec.gp_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if spec.clip_value:
+        clip_weights(critic, spec.clip_value)
+    return loss.detach()
+
+
+@contextmanager
+def eval_mode(module: nn.Module):
+    """Run the block with ``module`` in eval mode, then give it back its previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(generator: Generator, evaluator: Evaluator, noise: torch.Tensor, batch_size: int) -> dict:
+    """Score ``generator(noise)`` with ``evaluator``; returns its ``compute()`` dict.
+
+    The generator runs in eval mode (BatchNorm running statistics, so each sample depends on its
+    own noise only). ``noise``: float32 (M, nz) on the generator's device.
+    """
+    with eval_mode(generator):
+        evaluator.reset()
+        for z in noise.split(batch_size):
+            images = generator(z)
+            evaluator.update(images.expand(-1, 3, -1, -1), value_range="-1,1")  # grayscale -> RGB
+        return evaluator.compute()
+
+
+def _rng_state() -> dict:
+    # Training draws only from torch's generators; python's and numpy's are seeded but unused.
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _keep_metrics_until(path: Path, step: int | None) -> None:
+    """Drop the lines of evaluations after ``step`` (None: all of them), written by a run that
+    was interrupted before its next checkpoint."""
+    rows = [row for row in _read_metrics(path) if step is not None and row["step"] <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.replace(tmp, path)
+
+
+def _check_resumable(checkpoint: dict, config: TrainConfig, channels: int, run_dir: Path) -> None:
+    saved = checkpoint["config"]
+    for key in RESUME_KEYS:
+        if saved[key] != getattr(config, key):
+            raise GanMetricsError(
+                f"{run_dir} holds a run with {key}={saved[key]!r}, not {getattr(config, key)!r}; "
+                "pass the same settings to resume it, or a new --out"
+            )
+    if checkpoint["channels"] != channels:
+        raise GanMetricsError(
+            f"{run_dir} holds a run on {checkpoint['channels']}-channel images but the data has "
+            f"{channels}; use the same data to resume it, or a new --out"
+        )
+
+
+def _describe(row: dict) -> str:
+    fields = [f"fid {row['fid']:.2f}"]
+    if row["is_mean"] is not None:
+        fields.append(f"IS {row['is_mean']:.3f} ± {row['is_std']:.3f}")
+    fields += [f"{key} {row[key]:.4f}" for key in ("loss_d", "loss_g") if row[key] is not None]
+    return f"step {row['step']}: " + "  ".join(fields) + f"  ({row['seconds']:.0f} s)"
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Losses and FID against steps, from metrics.jsonl rows, as a PNG at ``path``."""
+    try:
+        from matplotlib.figure import Figure  # renders with Agg; pyplot's global state is not touched
+    except ImportError:
+        print("matplotlib is not installed; skipping curves.png")
+        return
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_fid = fig.subplots(1, 2)
+    for key in ("loss_d", "loss_g"):
+        points = [(row["step"], row[key]) for row in rows if row[key] is not None]
+        if points:
+            ax_loss.plot(*zip(*points), marker=".", label=key)
+    ax_loss.set(xlabel="step", ylabel="mean loss since previous evaluation", title="losses")
+    ax_loss.legend()
+    ax_fid.plot([row["step"] for row in rows], [row["fid"] for row in rows], marker=".")
+    ax_fid.set(xlabel="step", ylabel="FID", title="FID")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig,
+          evaluator_factory: Callable[[TrainConfig, torch.Tensor], Evaluator] = default_evaluator) -> dict:
+    """Run (or resume) the training described by ``config``; returns the last metrics.jsonl row.
+
+    Sets torch's global determinism flags. ``evaluator_factory(config, images)`` (``images``: the
+    training set, uint8 (N, C, S, S)) is called once, at the first evaluation of this session.
+    """
+    if config.loss not in LOSSES:
+        raise GanMetricsError(f"unknown loss {config.loss!r}; use one of {', '.join(LOSSES)}")
+    if config.image_size not in IMAGE_SIZES:
+        raise GanMetricsError(f"image size {config.image_size} is not supported; use 32 or 64")
+    for key in ("steps", "batch_size", "eval_every", "eval_samples"):
+        if getattr(config, key) < 1:
+            raise GanMetricsError(f"{key} must be at least 1, got {getattr(config, key)}")
+    config = replace(config, data_dir=os.fspath(config.data_dir), out_dir=os.fspath(config.out_dir))
+    spec = LOSSES[config.loss]
+    device = resolve_device(config.device)
+    run_dir = Path(config.out_dir)
+    seed_everything(config.seed)
+
+    images = load_images(config.data_dir, config.image_size).to(device)
+    channels = images.size(1)
+    generator = Generator(config.image_size, channels, config.nz, config.ngf).to(device)
+    critic = Discriminator(config.image_size, channels, config.ndf, spec.critic_norm).to(device)
+    opt_g = spec.make_optimizer(generator.parameters(), config.lr)
+    opt_d = spec.make_optimizer(critic.parameters(), config.lr)
+    # Fixed evaluation noise from its own generator: evaluations never touch the training RNG.
+    eval_noise = torch.randn(config.eval_samples, config.nz, generator=torch.Generator().manual_seed(config.seed))
+    eval_noise = eval_noise.to(device)
+
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    metrics_path, checkpoint_path = run_dir / "metrics.jsonl", run_dir / "checkpoint.pt"
+    step, seconds_before = 0, 0.0
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        _check_resumable(checkpoint, config, channels, run_dir)
+        generator.load_state_dict(checkpoint["generator"])
+        critic.load_state_dict(checkpoint["discriminator"])
+        opt_g.load_state_dict(checkpoint["opt_g"])
+        opt_d.load_state_dict(checkpoint["opt_d"])
+        _set_rng_state(checkpoint["rng"])
+        step, seconds_before = checkpoint["step"], checkpoint["seconds"]
+        print(f"resuming {run_dir} from step {step}")
+    _keep_metrics_until(metrics_path, step if checkpoint_path.exists() else None)
+
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(run_dir, purge_step=step)  # purge: drop scalars logged after the checkpoint
+    except ImportError:
+        writer = None
+    evaluator = None
+    loss_sums = {"loss_d": torch.zeros((), device=device), "loss_g": torch.zeros((), device=device)}
+    loss_counts = {"loss_d": 0, "loss_g": 0}
+    started = time.time()
+
+    def evaluate_and_save() -> dict:
+        nonlocal evaluator
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if evaluator is None:
+                evaluator = evaluator_factory(config, images)
+            scores = evaluate(generator, evaluator, eval_noise, config.batch_size)
+        row = {"step": step, "fid": float(scores["fid"])}
+        for key in ("is_mean", "is_std"):  # absent when the evaluator skips the Inception Score
+            row[key] = float(scores[key]) if key in scores else None
+        for key in loss_sums:
+            row[key] = (loss_sums[key] / loss_counts[key]).item() if loss_counts[key] else None
+            loss_sums[key].zero_()
+            loss_counts[key] = 0
+        row["seconds"] = seconds_before + time.time() - started
+        with open(metrics_path, "a") as f:  # before the checkpoint: a kill in between re-runs this evaluation
+            f.write(json.dumps(row) + "\n")
+        with torch.no_grad(), eval_mode(generator):
+            grid = generator(eval_noise[:GRID_SAMPLES])
+        save_image(grid, run_dir / "samples" / f"step_{step:06d}.png", nrow=8, normalize=True, value_range=(-1, 1))
+        if writer is not None:
+            for key in ("fid", "is_mean", "loss_d", "loss_g"):
+                if row[key] is not None:
+                    writer.add_scalar(key, row[key], step)
+            writer.flush()
+        checkpoint = {
+            "generator": generator.state_dict(), "discriminator": critic.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "step": step, "seconds": row["seconds"], "channels": channels,
+            "config": asdict(config), "rng": _rng_state(),
+        }
+        tmp = checkpoint_path.with_name(checkpoint_path.name + ".tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, checkpoint_path)
+        print(_describe(row))
+        return row
+
+    try:
+        if not checkpoint_path.exists():
+            evaluate_and_save()
+        while step < config.steps:
+            for _ in range(spec.n_critic):
+                real = images[torch.randint(len(images), (config.batch_size,)).to(device)].float() / 127.5 - 1
+                # Kept with its graph: the generator update below reuses the last fake batch.
+                fake = generator(torch.randn(config.batch_size, config.nz, device=device))
+                loss_sums["loss_d"] += critic_update(critic, opt_d, spec, real, fake.detach())
+                loss_counts["loss_d"] += 1
+            loss_g = spec.g_loss(critic(fake))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            loss_sums["loss_g"] += loss_g.detach()
+            loss_counts["loss_g"] += 1
+            step += 1
+            if step % config.eval_every == 0 or step == config.steps:
+                evaluate_and_save()
+    finally:
+        if writer is not None:
+            writer.close()
+    rows = _read_metrics(metrics_path)
+    plot_curves(rows, run_dir / "curves.png")
+    return rows[-1]
+
+
+def load_generator(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
+    """The generator of a training checkpoint, in eval mode on ``device``."""
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        config = checkpoint["config"]
+        generator = Generator(config["image_size"], checkpoint["channels"], config["nz"], config["ngf"])
+        generator.load_state_dict(checkpoint["generator"])
+    except FileNotFoundError:
+        raise GanMetricsError(
+            f"checkpoint {checkpoint_path} not found; pass RUN_DIR/checkpoint.pt of a training run"
+        ) from None
+    except (RuntimeError, KeyError, TypeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise GanMetricsError(
+            f"{checkpoint_path} is not a ganmetrics training checkpoint ({type(err).__name__}); "
+            "pass RUN_DIR/checkpoint.pt of a training run"
+        ) from None
+    return generator.to(device).eval()
+
+
+@torch.no_grad()
+def write_samples(generator: Generator, n: int, out_dir: str | os.PathLike, seed: int = 0,
+                  batch_size: int = 64) -> list[Path]:
+    """``n`` samples of an eval-mode generator as ``out_dir/00000.png`` ... (RGB or grayscale,
+    uint8 = round((x + 1) * 127.5)); the noise is N(0, I) from a CPU generator seeded ``seed``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = next(generator.parameters()).device
+    noise = torch.randn(n, generator.nz, generator=torch.Generator().manual_seed(seed))
+    paths = []
+    for z in noise.split(batch_size):
+        images = ((generator(z.to(device)) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        for image in images.permute(0, 2, 3, 1).cpu().numpy():
+            path = out_dir / f"{len(paths):05d}.png"
+            save_png(image[..., 0] if image.shape[-1] == 1 else image, path)
+            paths.append(path)
+    return paths

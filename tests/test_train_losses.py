@@ -1,0 +1,166 @@
+"""The GAN objectives against their closed forms, the gradient penalty against its analytic value
+for a linear critic, and WGAN weight clipping."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from ganmetrics.train.loop import critic_update
+from ganmetrics.train.losses import (LOSSES, gradient_penalty, minimax_d_loss, minimax_g_loss,
+                                     nonsaturating_g_loss, wgan_d_loss, wgan_g_loss)
+from ganmetrics.train.models import Discriminator
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny convolutions run fastest on one thread, and OpenMP threads crawl on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+REAL = [2.0, -1.0, 0.0, 100.0, -100.0]
+FAKE = [-3.0, 0.5, 0.0, -100.0, 100.0]
+
+
+def log_sigmoid(x: float) -> float:
+    """log(1 / (1 + exp(-x))), by hand: the naive form where it is exact, the limit beyond."""
+    if x > 30:
+        return -math.exp(-x)  # log(1 - e^-x) to first order; e^-100 ~ 4e-44
+    if x < -30:
+        return x  # log(e^x / (1 + e^x)) = x - log(1 + e^x), and log(1 + e^-100) ~ 4e-44
+    return math.log(1 / (1 + math.exp(-x)))
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def logits(values, dtype=torch.float64):
+    return torch.tensor(values, dtype=dtype, requires_grad=True)
+
+
+def test_minimax_discriminator_loss_is_minus_the_log_likelihood():
+    real, fake = logits(REAL), logits(FAKE)
+    loss = minimax_d_loss(real, fake)
+    # D maximises log D(x) + log(1 - D(G(z))); 1 - sigmoid(l) = sigmoid(-l).
+    expected = -sum(log_sigmoid(r) for r in REAL) / 5 - sum(log_sigmoid(-f) for f in FAKE) / 5
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx((0.126928011 + 1.313261687 + 0.693147181 + 0 + 100) / 5
+                                     + (0.048587352 + 0.974076984 + 0.693147181 + 0 + 100) / 5, rel=1e-8)
+    loss.backward()
+    # d/dr of -log sigmoid(r) / N is -sigmoid(-r) / N; d/df of -log sigmoid(-f) / N is sigmoid(f) / N.
+    assert real.grad.tolist() == pytest.approx([-sigmoid(-r) / 5 for r in REAL], rel=1e-12, abs=1e-300)
+    assert fake.grad.tolist() == pytest.approx([sigmoid(f) / 5 for f in FAKE], rel=1e-12, abs=1e-300)
+
+
+def test_minimax_generator_loss_is_log_one_minus_d():
+    fake = logits(FAKE)
+    loss = minimax_g_loss(fake)
+    expected = sum(log_sigmoid(-f) for f in FAKE) / 5  # mean log(1 - D(G(z)))
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert loss.item() == pytest.approx(-(0.048587352 + 0.974076984 + 0.693147181 + 0 + 100) / 5, rel=1e-8)
+    loss.backward()
+    assert fake.grad.tolist() == pytest.approx([-sigmoid(f) / 5 for f in FAKE], rel=1e-12, abs=1e-300)
+    # The saturation that gives the loss its reputation: a rejected sample (logit -100) gets no gradient.
+    assert abs(fake.grad[3].item()) < 1e-40
+
+
+def test_nonsaturating_generator_loss_is_minus_log_d():
+    fake = logits(FAKE)
+    loss = nonsaturating_g_loss(fake)
+    expected = -sum(log_sigmoid(f) for f in FAKE) / 5
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert loss.item() == pytest.approx((3.048587352 + 0.474076984 + 0.693147181 + 100 + 0) / 5, rel=1e-8)
+    loss.backward()
+    assert fake.grad.tolist() == pytest.approx([-sigmoid(-f) / 5 for f in FAKE], rel=1e-12, abs=1e-300)
+    # Where minimax saturates, the -log D trick still pushes with the full unit slope.
+    assert fake.grad[3].item() == pytest.approx(-1 / 5)
+
+
+def test_wgan_losses_are_differences_of_means():
+    real, fake = logits(REAL), logits(FAKE)
+    assert wgan_d_loss(real, fake).item() == pytest.approx(sum(FAKE) / 5 - sum(REAL) / 5, abs=1e-12)
+    assert wgan_g_loss(fake).item() == pytest.approx(-sum(FAKE) / 5, abs=1e-12)
+    (wgan_d_loss(real, fake) + wgan_g_loss(fake)).backward()
+    assert real.grad.tolist() == [-0.2] * 5
+    assert fake.grad.tolist() == pytest.approx([0.0] * 5, abs=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_extreme_logits_give_finite_losses_and_gradients(dtype):
+    extremes = [100.0, -100.0, 100.0, -100.0]
+    for loss_fn, args in [(minimax_d_loss, 2), (minimax_g_loss, 1), (nonsaturating_g_loss, 1),
+                          (wgan_d_loss, 2), (wgan_g_loss, 1)]:
+        inputs = [logits(extremes, dtype) for _ in range(args)]
+        loss = loss_fn(*inputs)
+        loss.backward()
+        assert torch.isfinite(loss), loss_fn.__name__
+        assert all(torch.isfinite(x.grad).all() for x in inputs), loss_fn.__name__
+    # Half the real logits at -100 cost 100 each: mean 50, plus the same from the fake side.
+    assert minimax_d_loss(logits(extremes, dtype), logits(extremes, dtype)).item() == pytest.approx(100.0)
+
+
+class LinearCritic(nn.Module):
+    """f(x) = <w, x> + b over the flattened image: grad_x f = w everywhere."""
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+        self.b = nn.Parameter(torch.tensor(b, dtype=w.dtype))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w + self.b
+
+
+@pytest.mark.parametrize("w_value, expected", [(0.5, 10 * (math.sqrt(3) - 1) ** 2), (1 / math.sqrt(12), 0.0),
+                                               (0.0, 10.0)])
+def test_gradient_penalty_of_a_linear_critic_is_lambda_times_norm_minus_one_squared(w_value, expected):
+    torch.manual_seed(0)
+    w = torch.full((12,), w_value, dtype=torch.float64)  # ||w|| = sqrt(12) * w_value
+    critic = LinearCritic(w, b=0.7)
+    real = torch.randn(6, 3, 2, 2, dtype=torch.float64)
+    fake = torch.randn(6, 3, 2, 2, dtype=torch.float64)
+    penalty = gradient_penalty(critic, real, fake, weight=10.0)
+    assert penalty.item() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    if w_value:
+        # The penalty trains the critic: d/dw of 10 (||w|| - 1)^2 is 20 (||w|| - 1) w / ||w||.
+        penalty.backward()
+        norm = math.sqrt(12) * w_value
+        assert critic.w.grad.tolist() == pytest.approx([20 * (norm - 1) * w_value / norm] * 12, rel=1e-12, abs=1e-12)
+
+
+def test_clipping_holds_after_every_critic_step():
+    torch.manual_seed(0)
+    spec = LOSSES["wgan"]
+    critic = Discriminator(32, 3, ndf=8, norm=spec.critic_norm)
+    optimizer = spec.make_optimizer(critic.parameters())
+    assert max(p.abs().max().item() for p in critic.parameters()) > 0.01  # N(0, 0.02) init, BN weights ~1
+    for _ in range(5):
+        real = torch.rand(8, 3, 32, 32) * 2 - 1
+        fake = torch.rand(8, 3, 32, 32) * 2 - 1
+        critic_update(critic, optimizer, spec, real, fake)
+        params = torch.cat([p.flatten() for p in critic.parameters()])
+        assert params.abs().max().item() <= 0.01
+        assert (params.abs() == 0.01).any()  # clipping is what holds them there
+
+
+def test_loss_table_holds_the_published_settings():
+    gan = dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999), n_critic=1, clip_value=None, gp_weight=None)
+    wgan = dict(optimizer="rmsprop", lr=5e-5, betas=None, n_critic=5, clip_value=0.01, gp_weight=None)
+    wgan_gp = dict(optimizer="adam", lr=1e-4, betas=(0.0, 0.9), n_critic=5, clip_value=None, gp_weight=10.0)
+    for name, settings in [("minimax", gan), ("nonsaturating", gan), ("wgan", wgan), ("wgan-gp", wgan_gp)]:
+        spec = LOSSES[name]
+        assert {key: getattr(spec, key) for key in settings} == settings, name
+    assert LOSSES["wgan-gp"].critic_norm == "layer"
+    assert list(LOSSES) == ["minimax", "nonsaturating", "wgan", "wgan-gp"]
+
+    params = [nn.Parameter(torch.zeros(2))]
+    adam = LOSSES["wgan-gp"].make_optimizer(params)
+    assert isinstance(adam, torch.optim.Adam)
+    assert adam.param_groups[0]["lr"] == 1e-4 and adam.param_groups[0]["betas"] == (0.0, 0.9)
+    rmsprop = LOSSES["wgan"].make_optimizer(params, lr=1e-3)
+    assert isinstance(rmsprop, torch.optim.RMSprop) and rmsprop.param_groups[0]["lr"] == 1e-3
