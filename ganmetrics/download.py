@@ -1,7 +1,7 @@
 """Download a file over HTTP(S) atomically, checking its length and sha256 on the way.
 
-The body is streamed into a temporary file next to the destination and moved into place with
-``os.replace`` only after every check passed, so the destination is either the complete, verified
+The body is streamed into a temporary file next to the destination (``atomicfile``) and moved
+into place only after every check passed, so the destination is either the complete, verified
 file or left as it was. Standard library only (``urllib.request``), plus a tqdm progress bar.
 """
 
@@ -10,13 +10,13 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomicfile import atomic_write
 from .errors import GanMetricsError
 
 CHUNK_BYTES = 1 << 20  # 1 MiB
@@ -49,27 +49,17 @@ def download_file(
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = tempfile.NamedTemporaryFile(
-            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-        )
     except OSError as err:
         raise GanMetricsError(
             f"cannot write to {dest.parent}: {_describe(err, timeout)}; choose a writable folder"
         ) from None
-    try:
-        with part:
-            digest = _stream_to_file(url, part, progress, timeout, label=dest.name)
-            part.flush()
-            os.fsync(part.fileno())
+    with atomic_write(dest) as part:
+        digest = _stream_to_file(url, part, progress, timeout, label=dest.name)
         if sha256_prefix is not None and not digest.startswith(sha256_prefix.lower()):
             raise GanMetricsError(
                 f"file downloaded from {url} has sha256 {digest}, expected one starting with "
                 f"{sha256_prefix}; the server sent another file, check the URL"
             )
-        os.replace(part.name, dest)
-    except BaseException:
-        Path(part.name).unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -52,7 +52,8 @@ class GaussianStats:
     def merge_across_processes(self) -> "GaussianStats":
         """Under torch.distributed, replace this with the merge of every rank's statistics."""
         for count, mean, comoment in _all_gather((self.count, self.mean, self.comoment))[1:]:
-            self._combine(count, mean.to(self.mean.device), comoment.to(self.mean.device))
+            if count:  # a rank that saw no images
+                self._combine(count, mean.to(self.mean.device), comoment.to(self.mean.device))
         return self
 
     def mu(self) -> np.ndarray:

@@ -8,7 +8,6 @@ Written atomically: a temporary file in the same folder, then a rename.
 
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomicfile import atomic_write
 from .errors import GanMetricsError
 
 EXTRACTOR = "inception-v3-2015-12-05"
@@ -42,22 +42,14 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise GanMetricsError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                mu=np.asarray(stats.mu, np.float64),
-                sigma=np.asarray(stats.sigma, np.float64),
-                n=np.int64(stats.n if stats.n is not None else -1),
-                meta=np.array(json.dumps(stats.meta or {}, sort_keys=True)),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(
+            f,
+            mu=np.asarray(stats.mu, np.float64),
+            sigma=np.asarray(stats.sigma, np.float64),
+            n=np.int64(stats.n if stats.n is not None else -1),
+            meta=np.array(json.dumps(stats.meta or {}, sort_keys=True)),
+        )
 
 
 def is_statistics_file(path: str | os.PathLike) -> bool:
@@ -91,7 +83,8 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
             "create one with `ganmetrics stats`"
         )
     mu, sigma = arrays["mu"], arrays["sigma"]
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or not np.isfinite(sigma).all():
+    numeric = mu.dtype.kind in "fiu" and sigma.dtype.kind in "fiu"
+    if not numeric or mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or not np.isfinite(sigma).all():
         raise GanMetricsError(
             f"{path}: mu {mu.shape} and sigma {sigma.shape} are not a (D,) mean and (D, D) covariance: "
             "recreate it with `ganmetrics stats`"
@@ -101,14 +94,19 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
         try:
             meta = json.loads(str(arrays["meta"]))
         except json.JSONDecodeError:
-            raise GanMetricsError(f"{path}: its 'meta' is not JSON: recreate it with `ganmetrics stats`") from None
+            meta = None
+        if not isinstance(meta, dict):
+            raise GanMetricsError(f"{path}: its 'meta' is not a JSON object: recreate it with `ganmetrics stats`")
     else:
         warnings.warn(
             f"{path} has no metadata (written by pytorch-fid or TTUR?): cannot check that it was made "
             "with the same weights, resize and dims",
             stacklevel=2,
         )
-    n = int(arrays["n"]) if "n" in arrays and int(arrays["n"]) >= 0 else None
+    count = arrays.get("n")
+    if count is not None and (count.ndim != 0 or count.dtype.kind not in "iu"):
+        raise GanMetricsError(f"{path}: its 'n' is not an integer count: recreate it with `ganmetrics stats`")
+    n = int(count) if count is not None and int(count) >= 0 else None
     return Statistics(mu.astype(np.float64), sigma.astype(np.float64), n, meta)
 
 

@@ -122,7 +122,7 @@ def read_state_dict(path: Path) -> dict:
             f"cannot read weights file {path} ({type(err).__name__}): it must be a PyTorch "
             f"state dict like {WEIGHTS_FILENAME}"
         ) from None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         raise GanMetricsError(f"weights file {path} holds no state dict: use {WEIGHTS_FILENAME}")
     state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIX)}
     shapes = expected_shapes()

@@ -33,6 +33,7 @@ import torch.nn as nn
 from PIL import Image, ImageOps
 from torchvision.utils import save_image
 
+from ..atomicfile import atomic_write
 from ..errors import GanMetricsError
 from ..extract import resolve_device
 from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty
@@ -186,9 +187,8 @@ def _keep_metrics_until(path: Path, step: int | None) -> None:
     """Drop the lines of evaluations after ``step`` (None: all of them), written by a run that
     was interrupted before its next checkpoint."""
     rows = [row for row in _read_metrics(path) if step is not None and row["step"] <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as file:
+        file.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _check_resumable(checkpoint: dict, config: TrainConfig, channels: int, run_dir: Path) -> None:
@@ -231,9 +231,8 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     ax_loss.legend()
     ax_fid.plot([row["step"] for row in rows], [row["fid"] for row in rows], marker=".")
     ax_fid.set(xlabel="step", ylabel="FID", title="FID")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
+    with atomic_write(path) as file:
+        fig.savefig(file, format="png", dpi=100)
 
 
 def train(config: TrainConfig,
@@ -321,9 +320,8 @@ def train(config: TrainConfig,
             "step": step, "seconds": row["seconds"], "channels": channels,
             "config": asdict(config), "rng": _rng_state(),
         }
-        tmp = checkpoint_path.with_name(checkpoint_path.name + ".tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, checkpoint_path)
+        with atomic_write(checkpoint_path) as file:
+            torch.save(checkpoint, file)
         print(_describe(row))
         return row
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomicfile import atomic_write
+
 SHAPES = ("circle", "square", "triangle")
 SUPERSAMPLE = 4
 
@@ -73,11 +75,9 @@ def toy_images(n: int, image_size: int = 32, seed: int = 0) -> np.ndarray:
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 (H, W) or (H, W, 3) array as a PNG, through a temporary file in the same
-    folder and ``os.replace``, so an interrupted write leaves no partial ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    folder renamed into place, so an interrupted write leaves no partial ``path``."""
+    with atomic_write(path) as file:
+        Image.fromarray(image).save(file, format="PNG")
 
 
 def write_toy_dataset(out_dir: str | os.PathLike, n: int, image_size: int = 32, seed: int = 0) -> list[Path]:

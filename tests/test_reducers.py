@@ -1,0 +1,273 @@
+"""GaussianStats and InceptionScoreAccumulator: values against NumPy, merges against one pass,
+and a real two-process torch.distributed merge on the CPU (gloo)."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+import torch
+
+from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
+
+DIST_SEED = 11
+DIST_N, DIST_DIMS, DIST_SPLITS, DIST_CUT = 37, 8, 4, 20  # rank 0 sees [0, 20), rank 1 [20, 37)
+
+
+def features(n: int, dims: int, seed: int) -> np.ndarray:
+    """Correlated, off-centre float64 features (N, D)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dims)) @ rng.normal(size=(dims, dims)) + rng.normal(0, 50, dims)
+
+
+def gaussian_of(chunks, dims: int) -> GaussianStats:
+    stats = GaussianStats(dims)
+    for chunk in chunks:
+        stats.update(torch.from_numpy(chunk))
+    return stats
+
+
+def assert_same_gaussian(actual: GaussianStats, expected: GaussianStats, rel: float):
+    assert actual.count == expected.count
+    np.testing.assert_allclose(actual.mu(), expected.mu(), rtol=rel, atol=rel * np.abs(expected.mu()).max())
+    scale = np.abs(expected.sigma()).max()
+    np.testing.assert_allclose(actual.sigma(), expected.sigma(), rtol=rel, atol=rel * scale)
+
+
+def logits(n: int, seed: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(0, 3, (n, 1008)))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+# --- GaussianStats ----------------------------------------------------------------------------
+
+
+def test_mean_and_covariance_equal_numpy():
+    x = features(57, 6, seed=0)
+    stats = gaussian_of([x], 6)
+    assert stats.count == 57
+    assert stats.mu().dtype == stats.sigma().dtype == np.float64
+    np.testing.assert_allclose(stats.mu(), np.mean(x, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.sigma(), np.cov(x, rowvar=False), rtol=1e-12, atol=1e-12 * np.abs(np.cov(x, rowvar=False)).max())
+
+
+def test_float32_features_are_accumulated_in_float64():
+    x = features(20, 4, seed=1).astype(np.float32)
+    stats = gaussian_of([x], 4)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(stats.mu(), x64.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.sigma(), np.cov(x64, rowvar=False), rtol=1e-10)
+
+
+def test_batched_updates_equal_one_pass():
+    x = features(50, 5, seed=2)
+    one_pass = gaussian_of([x], 5)
+    bounds = [0, 1, 2, 9, 10, 33, 49, 50]  # uneven chunks, several of size 1
+    assert_same_gaussian(gaussian_of([x[a:b] for a, b in zip(bounds, bounds[1:])], 5), one_pass, 1e-10)
+
+
+def test_merge_of_two_halves_equals_one_pass():
+    x = features(41, 7, seed=3)
+    one_pass = gaussian_of([x], 7)
+    merged = gaussian_of([x[:20]], 7).merge(gaussian_of([x[20:]], 7))
+    assert_same_gaussian(merged, one_pass, 1e-10)
+
+
+def test_merge_of_uneven_chunks_including_single_samples_equals_one_pass():
+    x = features(30, 3, seed=4)
+    bounds = [0, 1, 2, 3, 17, 29, 30]
+    merged = GaussianStats(3)
+    for a, b in zip(bounds, bounds[1:]):
+        merged.merge(gaussian_of([x[a:b]], 3))
+    assert_same_gaussian(merged, gaussian_of([x], 3), 1e-10)
+
+
+def test_merge_with_empty_statistics_changes_nothing():
+    x = features(12, 4, seed=5)
+    stats = gaussian_of([x], 4)
+    stats.merge(GaussianStats(4))
+    assert_same_gaussian(stats, gaussian_of([x], 4), 1e-15)
+    empty = GaussianStats(4).merge(gaussian_of([x], 4))
+    assert_same_gaussian(empty, gaussian_of([x], 4), 1e-15)
+    stats.update(torch.zeros(0, 4, dtype=torch.float64))
+    assert stats.count == 12
+
+
+def test_mismatched_dimensions_are_refused():
+    with pytest.raises(ValueError):
+        GaussianStats(4).merge(GaussianStats(5))
+    with pytest.raises(ValueError):
+        GaussianStats(4).update(torch.zeros(3, 5))
+    with pytest.raises(ValueError):
+        GaussianStats(4).update(torch.zeros(4))
+
+
+def test_covariance_needs_two_samples():
+    stats = gaussian_of([features(1, 3, seed=6)], 3)
+    with pytest.raises(ValueError):
+        stats.sigma()
+
+
+def test_merge_across_processes_outside_torch_distributed_changes_nothing():
+    x = features(9, 3, seed=7)
+    stats = gaussian_of([x], 3).merge_across_processes()
+    assert_same_gaussian(stats, gaussian_of([x], 3), 1e-15)
+    accumulator = InceptionScoreAccumulator(2, total=9)
+    accumulator.update(logits(9, seed=7))
+    before = [a.copy() for a in accumulator.sums()]
+    for a, b in zip(accumulator.merge_across_processes().sums(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- InceptionScoreAccumulator ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, splits", [(23, 5), (10, 10), (7, 3), (100, 7)])
+def test_contiguous_splits_follow_the_tf_slice_bounds(n, splits):
+    x = logits(n, seed=n)
+    accumulator = InceptionScoreAccumulator(splits, total=n)
+    accumulator.update(x[:4])  # in several batches, positions continuing
+    accumulator.update(x[4:])
+    counts, prob_sums, neg_entropy_sums = accumulator.sums()
+    p = softmax(x.numpy())
+    for s in range(splits):
+        lo, hi = s * n // splits, (s + 1) * n // splits
+        assert counts[s] == hi - lo
+        np.testing.assert_allclose(prob_sums[s], p[lo:hi].sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(neg_entropy_sums[s], (p[lo:hi] * np.log(p[lo:hi])).sum(), rtol=1e-12)
+
+
+def test_split_counts_for_23_images_in_5_splits():
+    accumulator = InceptionScoreAccumulator(5, total=23)
+    accumulator.update(logits(23, seed=0))
+    np.testing.assert_array_equal(accumulator.sums()[0], [4, 5, 4, 5, 5])
+
+
+def test_merge_of_two_halves_with_start_positions_equals_one_pass():
+    x = logits(31, seed=1)
+    one_pass = InceptionScoreAccumulator(4, total=31)
+    one_pass.update(x)
+    first, second = InceptionScoreAccumulator(4, total=31), InceptionScoreAccumulator(4, total=31)
+    second.update(x[13:], start=13)  # order of arrival does not matter
+    first.update(x[:13], start=0)
+    merged = first.merge(second)
+    for a, b in zip(merged.sums(), one_pass.sums()):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert merged.seen == 31
+
+
+def test_merge_refuses_other_splits_or_totals():
+    with pytest.raises(ValueError):
+        InceptionScoreAccumulator(4, total=31).merge(InceptionScoreAccumulator(5, total=31))
+    with pytest.raises(ValueError):
+        InceptionScoreAccumulator(4, total=31).merge(InceptionScoreAccumulator(4, total=30))
+
+
+def test_round_robin_routing_without_a_total():
+    x = logits(23, seed=2)
+    accumulator = InceptionScoreAccumulator(5, total=None)
+    accumulator.update(x[:6])
+    accumulator.update(x[6:])
+    counts, prob_sums, _ = accumulator.sums()
+    np.testing.assert_array_equal(counts, [5, 5, 5, 4, 4])
+    p = softmax(x.numpy())
+    for s in range(5):
+        np.testing.assert_allclose(prob_sums[s], p[s::5].sum(axis=0), rtol=1e-12)
+
+
+def test_update_beyond_the_declared_total_is_refused_and_changes_nothing():
+    accumulator = InceptionScoreAccumulator(2, total=10)
+    accumulator.update(logits(8, seed=3))
+    before = [a.copy() for a in accumulator.sums()]
+    with pytest.raises(ValueError, match="beyond"):
+        accumulator.update(logits(3, seed=4))
+    with pytest.raises(ValueError):
+        accumulator.update(logits(1, seed=4), start=10)
+    for a, b in zip(accumulator.sums(), before):
+        np.testing.assert_array_equal(a, b)
+    assert accumulator.seen == 8
+
+
+def test_at_least_one_split():
+    with pytest.raises(ValueError):
+        InceptionScoreAccumulator(0, total=10)
+
+
+# --- torch.distributed --------------------------------------------------------------------------
+
+
+def dist_data():
+    x = features(DIST_N, DIST_DIMS, seed=DIST_SEED)
+    return x, logits(DIST_N, seed=DIST_SEED)
+
+
+def _distributed_worker(rank: int, world_size: int, init_method: str, out_path: str) -> None:
+    """One rank: reduce its part of the data set, merge across processes, rank 0 saves."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
+    try:
+        x, y = dist_data()
+        part = slice(0, DIST_CUT) if rank == 0 else slice(DIST_CUT, DIST_N)
+        gaussian = GaussianStats(DIST_DIMS)
+        gaussian.update(torch.from_numpy(x[part][:5]))  # two batches on each rank
+        gaussian.update(torch.from_numpy(x[part][5:]))
+        accumulator = InceptionScoreAccumulator(DIST_SPLITS, total=DIST_N)
+        accumulator.update(y[part], start=part.start)
+        gaussian.merge_across_processes()
+        accumulator.merge_across_processes()
+        if rank == 0:
+            counts, prob_sums, neg_entropy_sums = accumulator.sums()
+            np.savez(out_path, count=gaussian.count, mu=gaussian.mu(), sigma=gaussian.sigma(),
+                     counts=counts, prob_sums=prob_sums, neg_entropy_sums=neg_entropy_sums, seen=accumulator.seen)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_merge_across_two_processes_equals_one_process(tmp_path):
+    out_path = str(tmp_path / "rank0.npz")
+    init_method = (tmp_path / "store").as_uri()  # a FileStore: no port to pick
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_distributed_worker, args=(rank, 2, init_method, out_path)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join(timeout=90)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    assert [process.exitcode for process in processes] == [0, 0]
+
+    x, y = dist_data()
+    expected_gaussian = gaussian_of([x], DIST_DIMS)
+    expected_is = InceptionScoreAccumulator(DIST_SPLITS, total=DIST_N)
+    expected_is.update(y)
+    with np.load(out_path) as result:
+        assert int(result["count"]) == DIST_N
+        np.testing.assert_allclose(result["mu"], expected_gaussian.mu(), rtol=1e-10)
+        np.testing.assert_allclose(result["sigma"], expected_gaussian.sigma(), rtol=1e-10,
+                                   atol=1e-10 * np.abs(expected_gaussian.sigma()).max())
+        for key, value in zip(("counts", "prob_sums", "neg_entropy_sums"), expected_is.sums()):
+            np.testing.assert_allclose(result[key], value, rtol=1e-12)
+        assert int(result["seen"]) == DIST_N
+
+
+def test_merge_across_processes_skips_ranks_without_images(monkeypatch):
+    # torchrun with more ranks than images leaves some ranks empty; the gathered states are
+    # faked here (this rank's first, as _all_gather returns them).
+    x = features(6, 3, seed=8)
+    full = gaussian_of([x], 3)
+    empty = GaussianStats(3)
+    states = [(0, empty.mean.clone(), empty.comoment.clone()), (0, empty.mean.clone(), empty.comoment.clone()),
+              (full.count, full.mean.clone(), full.comoment.clone())]
+    monkeypatch.setattr("ganmetrics.reducers._all_gather", lambda state: states)
+    merged = GaussianStats(3).merge_across_processes()
+    assert_same_gaussian(merged, full, 1e-15)
