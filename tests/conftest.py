@@ -13,6 +13,16 @@ from ganmetrics.weights import random_state_dict
 RANDOM_SEED = 0
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module: tiny convolutions run fastest so, and OpenMP
+    threads crawl on a busy 2-core machine. Restores the previous count afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory) -> Path:
     """``random:0`` written as a .pth file (~95 MB), as the reference tools need a file."""

@@ -21,13 +21,7 @@ from ganmetrics.train.toydata import write_toy_dataset
 ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "seconds"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions run fastest on one thread, and OpenMP threads crawl on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

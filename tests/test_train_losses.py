@@ -13,13 +13,7 @@ from ganmetrics.train.losses import (LOSSES, gradient_penalty, minimax_d_loss, m
 from ganmetrics.train.models import Discriminator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions run fastest on one thread, and OpenMP threads crawl on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 REAL = [2.0, -1.0, 0.0, 100.0, -100.0]

@@ -8,13 +8,7 @@ from ganmetrics.errors import GanMetricsError
 from ganmetrics.train.models import Discriminator, Generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions run fastest on one thread, and OpenMP threads crawl on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("image_size", [32, 64])
