@@ -21,8 +21,19 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Toy data -> a short DCGAN run on the CPU (FID printed at every evaluation) -> samples -> FID
+# and IS of the samples. --weights random:0: the standard Inception weights cannot be downloaded
+# on this project's machines, so every number here is from an UNCALIBRATED random network.
+GM := $(VENV)/bin/ganmetrics
+DEMO_METRICS := --weights random:0 --dims 64
 demo: $(STAMP)
-	$(PY) -m ganmetrics.demo
+	rm -rf demo
+	$(GM) toy-data demo/data -n 1000
+	$(GM) train demo/data --out demo/run --loss nonsaturating --steps 400 --batch-size 64 \
+		--ngf 32 --ndf 32 --eval-every 100 --eval-samples 256 --device cpu $(DEMO_METRICS)
+	$(GM) sample demo/run/checkpoint.pt -n 500 -o demo/samples --device cpu
+	$(GM) fid demo/data demo/samples --device cpu --quiet $(DEMO_METRICS)
+	$(GM) is demo/samples --device cpu --quiet --weights random:0
 
 bench: $(STAMP)
 	$(PY) bench/bench.py
