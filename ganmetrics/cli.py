@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, cache
 from .api import FIDResult, ISResult, Options, fid_many, inception_score
-from .download import sha256_of_file
+from .atomicfile import atomic_write
 from .errors import GanMetricsError
 from .inception import FEATURE_DIMS
 from .preprocess import RESIZE_MODES
@@ -76,6 +76,7 @@ def shared_options(command):
                      help="Do not search subfolders."),
         click.option("--key", default=None, help="Array to read from an .npz source [default: the first]."),
         click.option("--allow-mismatch", is_flag=True, help="Accept statistics files made with other resize or weights."),
+        click.option("--strict", is_flag=True, help="Refuse non-image files in folders and archives instead of skipping them."),
         click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, nothing else."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -84,10 +85,10 @@ def shared_options(command):
 
     @functools.wraps(command)
     def wrapper(weights, device, batch_size, workers, resize, dims, limit, recursive, key,
-                allow_mismatch, as_json, quiet, **kwargs):
+                allow_mismatch, strict, as_json, quiet, **kwargs):
         options = Options(weights=weights, device=device, batch_size=batch_size, workers=workers,
                           resize=resize, dims=int(dims), limit=limit, recursive=recursive, key=key,
-                          progress=not quiet, allow_mismatch=allow_mismatch)
+                          progress=not quiet, allow_mismatch=allow_mismatch, strict=strict)
         return command(options=options, as_json=as_json, **kwargs)
 
     return wrapper
@@ -113,29 +114,45 @@ def cli():
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--fail-above", type=float, default=None, help="Exit 1 when an FID is above this value.")
+@click.option("--cache/--no-cache", "use_cache", default=None,
+              help="Cache statistics of every source / of none [default: of SOURCE_A when a folder or archive].")
 @shared_options
-def fid_command(reference, others, fail_above, options: Options, as_json: bool):
+def fid_command(reference, others, fail_above, use_cache, options: Options, as_json: bool):
     """Fréchet Inception Distance between SOURCE_A and each SOURCE_B.
 
     A source is a folder of images, a .zip/.tar/.tar.gz archive, a .npy/.npz uint8 array, or a
     statistics .npz. With several SOURCE_B, SOURCE_A's statistics are computed once and one row
-    is printed per SOURCE_B.
+    is printed per SOURCE_B (a JSON list with --json).
     """
+    options.cache = use_cache
     results = fid_many(options.extractor(), reference, list(others), options)
     rows = [{"metric": "fid", "value": r.value, "n_a": r.n_a, "n_b": r.n_b, "dims": r.dims, "resize": r.resize,
              "rank_a": r.rank_a, "rank_b": r.rank_b, "source_b": str(other), **_tail(r)}
             for r, other in zip(results, others)]
     if as_json:
         click.echo(json.dumps(rows[0] if len(rows) == 1 else rows))
+    elif len(rows) == 1:
+        r = results[0]
+        click.echo(f"FID {r.value:.6f}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
+                   f"resize={r.resize}){_calibration_note(r)}")
     else:
-        for row, r in zip(rows, results):
-            prefix = f"{row['source_b']}: " if len(rows) > 1 else ""
-            click.echo(f"{prefix}FID {r.value:.6f}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
-                       f"resize={r.resize}){_calibration_note(r)}")
+        _echo_table([[row["source_b"], f"{row['value']:.6f}", "?" if row["n_b"] is None else str(row["n_b"])]
+                     for row in rows], ["SOURCE_B", "FID", "n_b"])
+        r = results[0]
+        click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}){_calibration_note(r)}")
     crossed = [row for row in rows if fail_above is not None and row["value"] > fail_above]
     if crossed:
         names = ", ".join(f"{row['source_b']} ({row['value']:.4f})" for row in crossed)
         raise ThresholdCrossed(f"FID above --fail-above {fail_above}: {names}")
+
+
+def _echo_table(rows: list[list[str]], header: list[str] | None = None) -> None:
+    """Aligned columns: the first left-aligned, the others right-aligned."""
+    rows = [header, *rows] if header else rows
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        click.echo("  ".join(cells).rstrip())
 
 
 @cli.command("is")
@@ -157,12 +174,22 @@ def is_command(source, splits, fail_below, options: Options, as_json: bool):
 
 
 @cli.command("stats")
-@click.argument("source")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("source", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
+@click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @shared_options
-def stats_command(source, output: Path, options: Options, as_json: bool):
-    """Reference statistics of SOURCE for later `ganmetrics fid`, written atomically."""
+def stats_command(source, output: Path | None, info_file: Path | None, options: Options, as_json: bool):
+    """Reference statistics of SOURCE for later `ganmetrics fid`, written atomically to -o;
+    or, with --info FILE, what a statistics file holds."""
+    if info_file is not None:
+        if source is not None or output is not None:
+            raise click.UsageError("--info FILE takes no SOURCE and no -o", ctx=click.get_current_context())
+        _echo_info(info_file, as_json)
+        return
+    if source is None or output is None:
+        raise click.UsageError("give SOURCE and -o OUT.npz (or --info FILE)", ctx=click.get_current_context())
     if output.suffix.lower() != ".npz":
         raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
     from .api import compute_stats
@@ -174,6 +201,55 @@ def stats_command(source, output: Path, options: Options, as_json: bool):
     else:
         note = "" if stats.meta["calibrated"] else " [UNCALIBRATED weights]"
         click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{note}")
+
+
+def _echo_info(path: Path, as_json: bool) -> None:
+    stats = load_statistics(path)  # warns when the file has no metadata (pytorch-fid, TTUR)
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "n": stats.n, "dims": stats.dims, **(stats.meta or {})}))
+        return
+    click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}")
+    if stats.meta is None:
+        click.echo("  no metadata (written by pytorch-fid or TTUR?)")
+    for key, value in sorted((stats.meta or {}).items()):
+        if key != "dims":
+            click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
+
+
+@cli.group("cache")
+def cache_group():
+    """List or clear the statistics cache (in $GANMETRICS_CACHE_DIR/stats or ~/.cache/ganmetrics/stats)."""
+
+
+@cache_group.command("list")
+def cache_list():
+    """One line per cached statistics file: source, n, dims, resize, size."""
+    entries = cache.list_entries()
+    if not entries:
+        click.echo(f"no cached statistics in {cache.stats_cache_dir()}", err=True)
+        return
+    _echo_table([
+        [e.source or f"{e.path} (unreadable)",
+         *(f"{name}={'?' if value is None else value}" for name, value in (("n", e.n), ("dims", e.dims), ("resize", e.resize))),
+         _human_size(e.size)]
+        for e in entries
+    ])
+
+
+@cache_group.command("clear")
+def cache_clear():
+    """Remove every cached statistics file."""
+    removed, freed = cache.clear()
+    click.echo(f"removed {removed} cached statistics file{'s' if removed != 1 else ''} ({_human_size(freed)}) "
+               f"from {cache.stats_cache_dir()}")
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 @cli.group("weights")
@@ -222,15 +298,16 @@ def weights_install(file):
         warnings.warn(f"{path} is not the standard file (sha256 {digest[:12]}…): results will be marked uncalibrated")
     dest = cache_dir() / WEIGHTS_FILENAME
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial")
-    try:
-        shutil.copyfile(path, partial)
-        if sha256_of_file(partial) != digest:
-            raise GanMetricsError(f"copy of {path} to {dest} is corrupt: check the disk and retry")
-        partial.replace(dest)
-    finally:
-        partial.unlink(missing_ok=True)
+    with open(path, "rb") as original, atomic_write(dest) as copy:
+        shutil.copyfileobj(original, copy)
     click.echo(f"installed {dest}")
+
+
+from .train.commands import sample_command, toy_data_command, train_command  # noqa: E402
+
+cli.add_command(train_command)
+cli.add_command(sample_command)
+cli.add_command(toy_data_command)
 
 
 def main():

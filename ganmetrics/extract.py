@@ -158,7 +158,10 @@ class FeatureExtractor:
     ) -> None:
         """Stream every image of ``source`` through the network into the given reducers."""
         dataset_type = _IndexedImages if source.random_access else _SequentialImages
-        workers = self.workers if source.random_access else min(self.workers, 1)
+        if source.in_process:  # e.g. a generator module on the GPU: runs here, not in a worker
+            workers = 0
+        else:
+            workers = self.workers if source.random_access else min(self.workers, 1)
         loader = DataLoader(
             dataset_type(source, self.resize),
             batch_size=self.batch_size,
@@ -167,6 +170,7 @@ class FeatureExtractor:
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
             persistent_workers=False,
+            generator=torch.Generator(),  # workers' seeds come from here, not the global RNG
         )
         with tqdm(total=len(source), desc=source.describe(), unit="img", disable=not self.progress,
                   leave=False, dynamic_ncols=True) as bar:

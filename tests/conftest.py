@@ -6,11 +6,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 
+from ganmetrics.cli import cli
 from ganmetrics.weights import random_state_dict
 
 RANDOM_SEED = 0
+FAST_OPTIONS = ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Every test's weights and statistics cache is a fresh folder, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def run_cli(*args, options=FAST_OPTIONS):
+    """``ganmetrics ARGS`` in-process, by default with the fast options (random weights, 64 dims,
+    no progress bar, no worker processes)."""
+    return CliRunner().invoke(cli, [*map(str, args), *options])
+
+
+def one_line_error(result, code: int = 2) -> str:
+    """The single stderr line of a failed run: exit 2 allows nothing else on stderr; exit 1
+    (a threshold) allows the run's warnings before its one-line reason."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    if code == 1:
+        lines = [line for line in lines if not line.startswith("ganmetrics: warning:")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganmetrics: error:" if code == 2 else "ganmetrics: ")
+    return lines[0]
 
 
 @pytest.fixture(scope="module")

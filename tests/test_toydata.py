@@ -1,7 +1,6 @@
 """The toy image set: deterministic for a seed, and diverse."""
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw
 
 from ganmetrics.train.toydata import toy_images, write_toy_dataset

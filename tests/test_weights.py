@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import smooth_images
+from conftest import one_line_error, smooth_images
 from ganmetrics import weights as weights_module
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
@@ -45,14 +45,6 @@ def real_state(weights_file) -> dict:
 
 def sha256_bytes(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def one_line_error(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ganmetrics: error:")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # --- resolution order -------------------------------------------------------------------------
