@@ -24,6 +24,15 @@ def private_cache_dir(tmp_path_factory):
         yield
 
 
+@pytest.fixture
+def restore_determinism_flags():
+    """train() switches on deterministic algorithms for the whole process: restore the setting."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def run_cli(*args, options=FAST_OPTIONS):
     """``ganmetrics ARGS`` in-process, by default with the fast options (random weights, 64 dims,
     no progress bar, no worker processes)."""

@@ -21,16 +21,7 @@ from ganmetrics.train.toydata import write_toy_dataset
 ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "seconds"}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(autouse=True)
-def restore_determinism_flags():
-    # train() switches on deterministic algorithms for the whole process; keep other tests' setting.
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+pytestmark = pytest.mark.usefixtures("one_thread", "restore_determinism_flags")
 
 
 @pytest.fixture(scope="module")

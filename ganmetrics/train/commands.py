@@ -11,8 +11,9 @@ from ..errors import GanMetricsError
 from ..extract import resolve_device
 from ..inception import FEATURE_DIMS
 from ..preprocess import RESIZE_MODES
+from ..weights import RANDOM_PREFIX
 from .losses import LOSSES
-from .loop import TrainConfig, load_generator, train, write_samples
+from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
 from .toydata import write_toy_dataset
 
 
@@ -40,17 +41,33 @@ from .toydata import write_toy_dataset
               help="FID feature layer.")
 @click.option("--resize", default="tf", show_default=True, type=click.Choice(RESIZE_MODES),
               help="Resize to the Inception input as tf, pytorch or clean.")
+@click.option("--inception-score/--no-inception-score", default=True, show_default=True,
+              help="Also score IS at each evaluation; without it the network runs only as deep as --dims needs.")
 def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
-                  device, lr, ngf, ndf, reference, weights, dims, resize):
+                  device, lr, ngf, ndf, reference, weights, dims, resize, inception_score):
     """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes."""
     config = TrainConfig(
         data_dir=str(data_dir), out_dir=str(out_dir), loss=loss, steps=steps, batch_size=batch_size,
         image_size=int(image_size), seed=seed, eval_every=eval_every, eval_samples=eval_samples,
         device=device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
-        metric_options={"weights": weights, "dims": int(dims), "resize": resize},
+        metric_options={"weights": weights, "dims": int(dims), "resize": resize, "inception_score": inception_score},
     )
-    last = train(config)
-    click.echo(f"step {last['step']}: fid {last['fid']:.2f}; run in {out_dir}")
+    note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
+    calibrated = not str(weights or "").startswith(RANDOM_PREFIX)  # when no evaluation runs (a finished run)
+
+    def evaluator_factory(config, images):
+        nonlocal calibrated
+        evaluator = default_evaluator(config, images)
+        calibrated = evaluator.extractor.weights.calibrated
+        if not calibrated:
+            click.echo(f"scoring with weights {evaluator.extractor.weights.source}{note}")
+        return evaluator
+
+    last = train(config, evaluator_factory)
+    first = read_metrics(out_dir / "metrics.jsonl")[0]
+    trend = "fell" if last["fid"] < first["fid"] else "did not fall"
+    click.echo(f"FID {trend} from {first['fid']:.2f} (step {first['step']}) to {last['fid']:.2f} "
+               f"(step {last['step']}){'' if calibrated else note}; run in {out_dir}")
 
 
 @click.command("sample")

@@ -179,14 +179,14 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def _keep_metrics_until(path: Path, step: int | None) -> None:
     """Drop the lines of evaluations after ``step`` (None: all of them), written by a run that
     was interrupted before its next checkpoint."""
-    rows = [row for row in _read_metrics(path) if step is not None and row["step"] <= step]
+    rows = [row for row in read_metrics(path) if step is not None and row["step"] <= step]
     with atomic_write(path, "w") as file:
         file.write("".join(json.dumps(row) + "\n" for row in rows))
 
@@ -347,7 +347,7 @@ def train(config: TrainConfig,
     finally:
         if writer is not None:
             writer.close()
-    rows = _read_metrics(metrics_path)
+    rows = read_metrics(metrics_path)
     plot_curves(rows, run_dir / "curves.png")
     return rows[-1]
 
