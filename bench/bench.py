@@ -1,0 +1,845 @@
+"""End-to-end FID benchmark: ganmetrics against pytorch-fid, torch-fidelity, clean-fid and
+torchmetrics on the same generated images, the same random-weight checkpoint, the same batch size.
+
+    python bench/bench.py                                  # full size: 2,000 32px PNGs + 500 256px JPEGs
+    python bench/bench.py --n-small 400 --n-large 100      # scaled down
+    python bench/bench.py --sweep-threads                  # ganmetrics only: torch threads x decode workers
+
+What it does (everything goes under --out, default bench/out, which git ignores):
+
+1. Writes a seeded image set: ``small/{A,B}`` hold 32x32 PNGs, ``large/{A,B}`` 256x256 JPEGs,
+   half of each count per folder. A and B differ in colour balance and content mix, so the FID
+   is far from zero. Each folder is single-sized, because torch-fidelity and pytorch-fid batch
+   images without resizing them first; every tool therefore gets one row per size set.
+2. Writes the random checkpoint ``ganmetrics.weights.random_state_dict(0)`` as a .pth file that
+   every tool loads (none downloads anything). It has the real file's keys and shapes but is
+   uncalibrated: the FIDs are only comparable between the tools here, never with published ones.
+3. Runs each tool on each size set in its own subprocess, one after the other, and records the
+   wall time of the FID call (weights loading, decoding, network, statistics, FID; not the
+   Python imports), the peak RSS (``ru_maxrss`` from ``wait4``: the largest single process of
+   the tool's process tree) and the peak PSS summed over the process tree (sampled every
+   0.25 s, so DataLoader workers count once each without double counting shared pages).
+4. Measures the bare network (random uint8 batches already on the device, resize + normalise
+   + forward only), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
+   pytorch-fid's scipy ``sqrtm``), and the peak RSS of ``ganmetrics stats`` on 1x vs 4x images.
+5. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
+   markers (text outside the markers is kept), plus ``results.json`` under --out.
+
+Like with like: ganmetrics ``--resize pytorch`` is compared with pytorch-fid and clean-fid
+(``legacy_pytorch``); ganmetrics ``--resize tf`` with torch-fidelity and torchmetrics (with
+``antialias=False``, i.e. torch-fidelity's TF1 resize; torchmetrics 1.9's default
+``antialias=True`` is a plain bilinear resize with TF normalisation, which none of the others do).
+
+Decoding workers: ganmetrics, pytorch-fid, clean-fid and the torchmetrics loop (which has no
+folder reader of its own, so this script decodes with PIL in a DataLoader, as user code would)
+all get ``--workers`` (default: ganmetrics' own default, CPUs - 1). torch-fidelity has no such
+knob; it uses its default (min(4, 2 x CPUs) workers).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TOOLS = ("ganmetrics-tf", "ganmetrics-pytorch", "pytorch-fid", "clean-fid", "torch-fidelity", "torchmetrics")
+# Which ganmetrics row each tool is compared with (same resize and normalisation).
+REFERENCE_ROW = {
+    "ganmetrics-tf": "ganmetrics-tf",
+    "ganmetrics-pytorch": "ganmetrics-pytorch",
+    "pytorch-fid": "ganmetrics-pytorch",
+    "clean-fid": "ganmetrics-pytorch",
+    "torch-fidelity": "ganmetrics-tf",
+    "torchmetrics": "ganmetrics-tf",
+}
+TOOL_NOTE = {
+    "ganmetrics-tf": "`ganmetrics.fid(resize='tf', cache=False)`",
+    "ganmetrics-pytorch": "`ganmetrics.fid(resize='pytorch', cache=False)`",
+    "pytorch-fid": "`calculate_fid_given_paths`, weights loader patched",
+    "clean-fid": "`compute_fid(mode='legacy_pytorch')`, weights loader patched",
+    "torch-fidelity": "`calculate_metrics(fid=True, feature_extractor_weights_path=...)`",
+    "torchmetrics": "`FrechetInceptionDistance(feature_extractor_weights_path=..., antialias=False)` + PIL DataLoader",
+}
+SETS = {"small": "32px PNG", "large": "256px JPEG"}
+EQUAL_RTOL = 1e-3  # "equal values" for the speed-up target
+DATA_VERSION = 1
+MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SWEEP_BEGIN, SWEEP_END = "<!-- bench-sweep:begin -->", "<!-- bench-sweep:end -->"
+
+
+# --------------------------------------------------------------------------------------------
+# Data and weights
+
+
+def _image(rng, size: int, colour: "np.ndarray", shape_share: float):
+    """One uint8 (size, size, 3) image: a smooth colour field, maybe shapes, then noise."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    grid = int(rng.integers(2, 9))
+    coarse = (rng.random((grid, grid, 3)) * 255).astype(np.uint8)
+    field = Image.fromarray(coarse).resize((size, size), Image.BICUBIC)
+    if rng.random() < shape_share:
+        draw = ImageDraw.Draw(field)
+        for _ in range(int(rng.integers(1, 6))):
+            x0, y0 = rng.integers(0, size, 2)
+            w, h = rng.integers(size // 8, size // 2 + 1, 2)
+            fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+            box = [int(x0), int(y0), int(x0 + w), int(y0 + h)]
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+    pixels = np.asarray(field, np.float32) * colour[0] + colour[1]
+    pixels += rng.normal(0, float(rng.uniform(2, 20)), pixels.shape)
+    return pixels.clip(0, 255).astype(np.uint8)
+
+
+# Per folder: (channel gains, channel offsets) and the share of images with shapes drawn on.
+FOLDER_STYLE = {
+    "A": (((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), 0.3),
+    "B": (((1.1, 0.9, 0.7), (20.0, 0.0, 10.0)), 0.7),
+}
+
+
+def make_dataset(root: Path, n_small: int, n_large: int, seed: int) -> dict:
+    """The seeded image folders (reused when their manifest matches). Returns {set: (A, B)}."""
+    import numpy as np
+    from PIL import Image
+
+    manifest = {"version": DATA_VERSION, "n_small": n_small, "n_large": n_large, "seed": seed}
+    manifest_path = root / "manifest.json"
+    folders = {s: (root / s / "A", root / s / "B") for s in SETS}
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()) == manifest:
+        return folders
+    if manifest_path.exists():
+        manifest_path.unlink()
+    for set_name, count, size, ext in (("small", n_small, 32, "png"), ("large", n_large, 256, "jpg")):
+        for folder_index, folder in enumerate(folders[set_name]):
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.iterdir():
+                old.unlink()
+            (gains, offsets), shape_share = FOLDER_STYLE[folder.name]
+            colour = (np.array(gains, np.float32), np.array(offsets, np.float32))
+            rng = np.random.default_rng([seed, size, folder_index])
+            for i in range(count // 2 + (count % 2 if folder.name == "A" else 0)):
+                image = Image.fromarray(_image(rng, size, colour, shape_share))
+                if ext == "png":
+                    image.save(folder / f"{i:05d}.png")
+                else:
+                    image.save(folder / f"{i:05d}.jpg", quality=90)
+    manifest_path.write_text(json.dumps(manifest))
+    return folders
+
+
+def make_rss_folders(root: Path, n: int, seed: int) -> tuple[Path, Path]:
+    """Folders of n and 4n 32px PNGs for the `ganmetrics stats` memory check."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for factor in (1, 4):
+        folder = root / f"rss_{factor}x_{n}"
+        count = factor * n
+        if not (folder.is_dir() and len(list(folder.glob("*.png"))) == count):
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.iterdir():
+                old.unlink()
+            rng = np.random.default_rng([seed, 99, factor])
+            colour = (np.ones(3, np.float32), np.zeros(3, np.float32))
+            for i in range(count):
+                Image.fromarray(_image(rng, 32, colour, 0.5)).save(folder / f"{i:05d}.png")
+        out.append(folder)
+    return out[0], out[1]
+
+
+def work_weights(job) -> dict:
+    """random_state_dict(0) as a .pth file, built once (deterministic, so reused)."""
+    import torch
+
+    from ganmetrics.weights import random_state_dict
+
+    path = Path(job["path"])
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(random_state_dict(0), tmp)
+        os.replace(tmp, path)
+    return {"path": str(path)}
+
+
+def work_info(job) -> dict:
+    """The machine and the library defaults, read in a worker so this process never loads torch."""
+    import torch
+
+    from ganmetrics.extract import default_workers
+
+    return {
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "default_workers": default_workers(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Workers: each job runs in its own process (`bench.py --worker JSON`)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (DataLoader workers)."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _torch_setup(job):
+    import torch
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    return torch
+
+
+def work_tool(job) -> dict:
+    """One tool's FID between folders A and B; times the call only (after the imports)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    torch = _torch_setup(job)
+    tool, a, b, weights = job["tool"], job["a"], job["b"], job["weights"]
+    dims, batch, device, workers = job["dims"], job["batch_size"], job["device"], job["workers"]
+    load = lambda *args, **kwargs: torch.load(weights, map_location="cpu", weights_only=True)  # noqa: E731
+
+    if tool.startswith("ganmetrics"):
+        import ganmetrics
+
+        resize = tool.split("-", 1)[1]
+
+        def call():
+            return ganmetrics.fid(a, b, weights=weights, device=device, batch_size=batch, workers=workers,
+                                  resize=resize, dims=dims, cache=False, progress=False).value
+    elif tool == "pytorch-fid":
+        import pytorch_fid.inception
+        from pytorch_fid.fid_score import calculate_fid_given_paths
+
+        pytorch_fid.inception.load_state_dict_from_url = load
+
+        def call():
+            return calculate_fid_given_paths([a, b], batch, device, dims, num_workers=workers)
+    elif tool == "clean-fid":
+        if dims != 2048:
+            return {"skipped": "clean-fid's legacy_pytorch extractor only exposes the 2048-d pool3 features"}
+        import cleanfid.inception_pytorch
+        from cleanfid import fid as cleanfid_fid
+
+        cleanfid.inception_pytorch.load_state_dict_from_url = load
+
+        def call():
+            return cleanfid_fid.compute_fid(a, b, mode="legacy_pytorch", num_workers=workers, batch_size=batch,
+                                            device=torch.device(device), verbose=False)
+    elif tool == "torch-fidelity":
+        import torch_fidelity
+
+        def call():
+            return torch_fidelity.calculate_metrics(
+                input1=a, input2=b, fid=True, feature_extractor="inception-v3-compat",
+                feature_layer_fid=str(dims), feature_extractor_weights_path=weights, batch_size=batch,
+                cuda=device.startswith("cuda"), cache=False, verbose=False,
+            )["frechet_inception_distance"]
+    elif tool == "torchmetrics":
+        import numpy as np
+        from PIL import Image
+        from torch.utils.data import DataLoader
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        class Folder(torch.utils.data.Dataset):
+            def __init__(self, folder):
+                self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg"))
+
+            def __len__(self):
+                return len(self.files)
+
+            def __getitem__(self, i):
+                with Image.open(self.files[i]) as image:
+                    return torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+        def call():
+            metric = FrechetInceptionDistance(feature=dims, feature_extractor_weights_path=weights,
+                                              antialias=False).to(device)
+            for folder, real in ((a, True), (b, False)):
+                for batch_images in DataLoader(Folder(folder), batch_size=batch, num_workers=workers):
+                    metric.update(batch_images.to(device), real=real)
+            return metric.compute().item()
+    else:
+        raise ValueError(f"unknown tool {tool}")
+
+    cpu_start, start = _cpu_seconds(), time.perf_counter()
+    value = float(call())
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"value": value, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_start,
+            "torch_threads": torch.get_num_threads()}
+
+
+def work_bare(job) -> dict:
+    """ganmetrics' network alone: random uint8 batches already on the device, resize + forward."""
+    torch = _torch_setup(job)
+    from ganmetrics.preprocess import to_network_input
+    from ganmetrics.weights import load_weights
+
+    device = torch.device(job["device"])
+    network = load_weights(job["weights"], progress=False).build_network(device)
+    generator = torch.Generator().manual_seed(0)
+    out = {}
+    for set_name, size in (("small", 32), ("large", 256)):
+        batch = torch.randint(0, 256, (job["batch_size"], 3, size, size), dtype=torch.uint8,
+                              generator=generator).to(device)
+        times = []
+        with torch.inference_mode():
+            for i in range(1 + job["bare_batches"]):  # the first is a warm-up
+                start = time.perf_counter()
+                network(to_network_input(batch, job["resize"]), dims=job["dims"], logits=False)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:
+                    times.append(time.perf_counter() - start)
+        out[set_name] = {"images_per_s": job["batch_size"] / statistics.median(times), "batch_seconds": times}
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def work_decode(job) -> dict:
+    """Decoding alone, in this one process, with ganmetrics' own reader."""
+    from ganmetrics.sources import open_source
+
+    out = {}
+    for set_name, folders in job["folders"].items():
+        count, start = 0, time.perf_counter()
+        for folder in folders:
+            source = open_source(folder)
+            for i in range(len(source)):
+                source.read(i)
+                count += 1
+        out[set_name] = {"images_per_s": count / (time.perf_counter() - start), "images": count}
+    return out
+
+
+def work_reduction(job) -> dict:
+    """FID from two 2048-d statistics files: ganmetrics vs pytorch-fid (scipy sqrtm)."""
+    import warnings
+
+    import numpy as np
+
+    warnings.simplefilter("ignore")
+    from ganmetrics.metrics import frechet_distance
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    files = job["stats_files"]
+
+    def load():
+        (f1, f2) = (np.load(f) for f in files)
+        return f1["mu"], f1["sigma"], f2["mu"], f2["sigma"]
+
+    out = {}
+    for name, function in (("ganmetrics", frechet_distance), ("pytorch-fid", calculate_frechet_distance)):
+        times, value = [], None
+        for _ in range(job["repeats"]):
+            start = time.perf_counter()
+            mu1, s1, mu2, s2 = load()
+            value = float(function(mu1, s1, mu2, s2))
+            times.append(time.perf_counter() - start)
+        out[name] = {"seconds": statistics.median(times), "all_seconds": times, "value": value}
+    return out
+
+
+WORKERS = {"tool": work_tool, "bare": work_bare, "decode": work_decode, "reduction": work_reduction,
+           "weights": work_weights, "info": work_info}
+
+
+def make_stats_files(folder: Path, dims: int = 2048) -> list[str]:
+    """Two full-rank synthetic statistics files (mu, sigma), as pytorch-fid and ganmetrics read them."""
+    import numpy as np
+
+    files = [folder / f"synthetic_{dims}_{k}.npz" for k in (1, 2)]
+    if all(f.is_file() for f in files):
+        return [str(f) for f in files]
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, path in enumerate(files, 1):
+        rng = np.random.default_rng([7, k])
+        samples = dims + dims // 2
+        g = rng.standard_normal((dims, samples)) * np.linspace(1.0, 0.05, dims)[:, None]
+        sigma = g @ g.T / samples
+        mu = rng.standard_normal(dims) * 0.1 + (0.05 if k == 2 else 0.0)
+        np.savez(path, mu=mu, sigma=sigma)
+    return [str(f) for f in files]
+
+
+# --------------------------------------------------------------------------------------------
+# Running a job in a subprocess and measuring its memory
+
+
+def _tree(pid: int) -> list[int]:
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            for tid in os.listdir(f"/proc/{pids[i]}/task"):
+                with open(f"/proc/{pids[i]}/task/{tid}/children") as f:
+                    pids.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(cmd: list[str], log: Path, env: dict) -> dict:
+    """Run cmd; wall seconds, ru_maxrss of its tree's largest process (MiB), peak tree PSS (MiB)."""
+    start = time.perf_counter()
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        peak_pss = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_pss = max(peak_pss, sum(_pss_kib(p) for p in _tree(proc.pid)))
+            time.sleep(0.25)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "returncode": proc.returncode,
+        "process_seconds": time.perf_counter() - start,
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+        "peak_pss_mib": peak_pss / 1024,
+    }
+
+
+class Runner:
+    def __init__(self, out: Path, env: dict):
+        self.out, self.env, self.count = out, env, 0
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def job(self, name: str, job: dict) -> dict:
+        """Run a worker job in a subprocess; its result merged with the process measurements."""
+        self.count += 1
+        stem = f"{self.count:02d}_{name}"
+        result_path = self.out / "logs" / f"{stem}.json"
+        result_path.unlink(missing_ok=True)
+        job = dict(job, result=str(result_path))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
+        return self._finish(name, run_measured(cmd, self.out / "logs" / f"{stem}.log", self.env), result_path)
+
+    def command(self, name: str, cmd: list[str]) -> dict:
+        self.count += 1
+        stem = f"{self.count:02d}_{name}"
+        return self._finish(name, run_measured(cmd, self.out / "logs" / f"{stem}.log", self.env), None)
+
+    def _finish(self, name, measured, result_path):
+        print(f"  {name}: {measured['process_seconds']:.1f} s, exit {measured['returncode']}", file=sys.stderr, flush=True)
+        if measured["returncode"] != 0:
+            log = self.out / "logs" / f"{self.count:02d}_{name}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            return dict(measured, error=f"exit {measured['returncode']}: {tail[0][:200]} (see {log})")
+        if result_path is not None:
+            measured.update(json.loads(result_path.read_text()))
+        return measured
+
+
+def combine_rounds(results: list[dict]) -> dict:
+    """One row from a tool's rounds: the best (lowest) FID-call time, the highest memory."""
+    good = [r for r in results if "value" in r]
+    if not good:
+        return results[0]
+    best = min(good, key=lambda r: r["seconds"])
+    return dict(best, all_seconds=[r["seconds"] for r in good],
+                peak_rss_mib=max(r["peak_rss_mib"] for r in good), peak_pss_mib=max(r["peak_pss_mib"] for r in good))
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _fmt(x, digits=1):
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def _rel(x, ref):
+    if x is None or ref is None or ref == 0:
+        return None
+    return (x - ref) / abs(ref)
+
+
+def _all(r):
+    seconds = r.get("all_seconds") or []
+    return f" ({', '.join(f'{x:.1f}' for x in seconds)})" if len(seconds) > 1 else ""
+
+
+def _pct(x):
+    return "–" if x is None else f"{x:.0%}"
+
+
+def _fmt_rel(r):
+    return "–" if r is None else ("0" if r == 0 else f"{r:+.1e}")
+
+
+def machine_info(info: dict) -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return dict(info, cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), load_before=load)
+
+
+def summarize(res: dict) -> dict:
+    """Derived figures: per-set and combined speeds, like-for-like differences, targets."""
+    rows, sets = res["rows"], res["sets"]
+    derived = {"per_set": {}, "targets": []}
+    ok = lambda r: r and "value" in r  # noqa: E731
+
+    def speed(tool, set_names):
+        parts = [rows.get(f"{tool}/{s}") for s in set_names]
+        if not all(ok(p) for p in parts):
+            return None
+        return sum(sets[s]["images"] for s in set_names) / sum(p["seconds"] for p in parts)
+
+    groups = {**{s: [s] for s in sets}, "both": list(sets)}
+    for group, set_names in groups.items():
+        speeds = {t: speed(t, set_names) for t in res["tools"]}
+        others = {t: v for t, v in speeds.items() if not t.startswith("ganmetrics") and v}
+        entry = {"speeds": speeds}
+        if others:
+            fastest = max(others, key=others.get)
+            ours = REFERENCE_ROW[fastest]
+            equal = all(
+                ok(rows.get(f"{fastest}/{s}")) and ok(rows.get(f"{ours}/{s}"))
+                and abs(_rel(rows[f"{fastest}/{s}"]["value"], rows[f"{ours}/{s}"]["value"])) <= EQUAL_RTOL
+                for s in set_names
+            )
+            entry.update(fastest=fastest, ours=ours, speedup=(speeds[ours] / others[fastest]) if speeds[ours] else None,
+                         equal=equal)
+        bare = res.get("bare", {})
+        if speeds.get("ganmetrics-tf") and all(s in bare for s in set_names):
+            bare_speed = sum(sets[s]["images"] for s in set_names) / sum(
+                sets[s]["images"] / bare[s]["images_per_s"] for s in set_names)
+            entry.update(bare=bare_speed, fraction=speeds["ganmetrics-tf"] / bare_speed)
+        derived["per_set"][group] = entry
+
+    both = derived["per_set"]["both"]
+    if "speedup" in both and both["speedup"]:
+        met = both["speedup"] >= 1.5 and both["equal"]
+        derived["targets"].append((
+            "end to end ≥ 1.5x the fastest other tool, equal values",
+            f"{both['speedup']:.2f}x vs {both['fastest']} (both sets; "
+            + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('speedup') or 0:.2f}x vs {derived['per_set'][s].get('fastest')}"
+                        for s in sets)
+            + f"); values {'equal' if both['equal'] else 'NOT equal'} within {EQUAL_RTOL:g}",
+            met))
+    if "fraction" in both:
+        derived["targets"].append((
+            "ganmetrics ≥ 80% of the bare-model forward throughput",
+            f"{both['fraction']:.0%} (both sets; "
+            + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('fraction', 0):.0%}" for s in sets) + ")",
+            both["fraction"] >= 0.8))
+    red = res.get("reduction", {}).get("default")
+    if red and "ganmetrics" in red:
+        speedup = red["pytorch-fid"]["seconds"] / red["ganmetrics"]["seconds"]
+        derived["reduction_speedup"] = speedup
+        derived["targets"].append(("FID from statistics ≥ 10x faster than scipy sqrtm",
+                                   f"{speedup:.2f}x (default BLAS threads)", speedup >= 10))
+    rss = res.get("rss")
+    if rss and all("peak_rss_mib" in r and "error" not in r for r in rss.values()):
+        ratio = rss["4x"]["peak_rss_mib"] / rss["1x"]["peak_rss_mib"]
+        derived["rss_ratio"] = ratio
+        derived["targets"].append(("peak RSS of `ganmetrics stats` on 4x images within 10% of 1x",
+                                   f"{ratio:.3f}x ({_fmt(rss['1x']['peak_rss_mib'])} → {_fmt(rss['4x']['peak_rss_mib'])} MiB)",
+                                   ratio <= 1.10))
+    return derived
+
+
+def render(res: dict, derived: dict) -> str:
+    m, a = res["machine"], res["args"]
+    lines = [
+        f"Run {res['date']} on {m['cpu']}, {m['cores']} cores"
+        + (f", GPU {m['cuda']}" if m["cuda"] else "")
+        + f"; torch {m['torch']} ({m['torch_threads']} intra-op threads by default), Python {m['python']}; "
+        f"load average before the run {m['load_before']}.",
+        "",
+        f"Command: `{res['command']}`",
+        "",
+        f"Sizes: {res['sets']['small']['images']} 32px PNGs and {res['sets']['large']['images']} 256px JPEGs "
+        f"(half in A, half in B); dims {a['dims']}, batch size {a['batch_size']}, device {a['device']}, "
+        f"decoding workers {a['workers']}"
+        + (f", torch threads {a['threads']}" if a["threads"] else "")
+        + ". Weights: `random_state_dict(0)` (uncalibrated).",
+        "",
+        "| tool | images | FID call s" + (f" (best of {a['rounds']}; all)" if a["rounds"] > 1 else "")
+        + " | images/s | CPU s | peak RSS MiB | peak tree PSS MiB | FID | vs ganmetrics (same resize) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for set_name, info in res["sets"].items():
+        for tool in res["tools"]:
+            r = res["rows"].get(f"{tool}/{set_name}")
+            if r is None:
+                continue
+            label = f"{tool} · {SETS[set_name]}"
+            if "skipped" in r or "error" in r:
+                lines.append(f"| {label} | {info['images']} | – | – | – | – | – | – | {r.get('skipped') or r.get('error')} |")
+                continue
+            ref = res["rows"].get(f"{REFERENCE_ROW[tool]}/{set_name}") or {}
+            rel = None if tool.startswith("ganmetrics") else _rel(r["value"], ref.get("value"))
+            compare = f"{_fmt_rel(rel)} vs {REFERENCE_ROW[tool]}" if rel is not None else ("(reference)" if tool.startswith("ganmetrics") else "–")
+            lines.append(
+                f"| {label} | {info['images']} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(info['images'] / r['seconds'], 2)} | {_fmt(r.get('cpu_seconds'))} | "
+                f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | {r['value']:.6g} | {compare} |")
+    lines += ["", "Speed (images/s, FID call only; both sets = all images / summed seconds):", "",
+              "| | " + " | ".join(res["tools"]) + " | fastest other | ganmetrics speed-up (like for like) |",
+              "| --- |" + " ---: |" * (len(res["tools"]) + 2)]
+    for group, entry in derived["per_set"].items():
+        name = SETS.get(group, "both sets")
+        cells = [_fmt(entry["speeds"].get(t), 2) for t in res["tools"]]
+        speedup = (f"{entry['speedup']:.2f}x ({entry['ours']} vs {entry['fastest']}"
+                   f"{'' if entry['equal'] else '; values differ'})") if entry.get("speedup") else "–"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry.get('fastest', '–')} | {speedup} |")
+    cpu_cells = []
+    for tool in res["tools"]:
+        parts = [res["rows"].get(f"{tool}/{s}") or {} for s in res["sets"]]
+        cpu = [p.get("cpu_seconds") for p in parts]
+        cpu_cells.append("–" if None in cpu else f"{sum(cpu) / sum(i['images'] for i in res['sets'].values()):.3f}")
+    lines.append("| CPU s per image, both sets (less sensitive to other jobs) | " + " | ".join(cpu_cells) + " | | |")
+
+    bare, decode = res.get("bare", {}), res.get("decode", {})
+    if bare or decode:
+        lines += ["", "Where the time goes (ganmetrics, resize tf):", "",
+                  "| | bare network images/s | ganmetrics end to end images/s | fraction of bare | decode only images/s (1 process) |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for group, entry in derived["per_set"].items():
+            dec = decode.get(group, {}).get("images_per_s") if group in res["sets"] else None
+            lines.append(f"| {SETS.get(group, 'both sets')} | {_fmt(entry.get('bare'), 2)} | "
+                         f"{_fmt(entry['speeds'].get('ganmetrics-tf'), 2)} | "
+                         f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
+        if bare:
+            lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
+                         f"`to_network_input(tf)` + forward at dims {a['dims']}, median of {a['bare_batches']} "
+                         f"batches after one warm-up, {bare.get('torch_threads')} torch threads.")
+
+    red = res.get("reduction", {})
+    if red:
+        lines += ["", "FID from two 2048-d statistics files (synthetic full-rank covariances; load + reduce, "
+                  f"median of {a['fid_repeats']}):", "",
+                  "| BLAS threads | ganmetrics `frechet_distance` s | pytorch-fid `calculate_frechet_distance` (scipy sqrtm) s | speed-up | FID ganmetrics | FID pytorch-fid | rel. diff |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for label, r in red.items():
+            if "error" in r:
+                lines.append(f"| {label} | {r['error']} | | | | | |")
+                continue
+            g, p = r["ganmetrics"], r["pytorch-fid"]
+            lines.append(f"| {label} | {g['seconds']:.2f} | {p['seconds']:.2f} | {p['seconds'] / g['seconds']:.2f}x | "
+                         f"{g['value']:.6f} | {p['value']:.6f} | {_fmt_rel(_rel(p['value'], g['value']))} |")
+    rss = res.get("rss")
+    if rss:
+        lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
+                  "| images | seconds | peak RSS MiB | peak tree PSS MiB |", "| ---: | ---: | ---: | ---: |"]
+        for label, r in rss.items():
+            if "error" in r:
+                lines.append(f"| {r['images']} | {r['error']} | | |")
+            else:
+                lines.append(f"| {r['images']} ({label}) | {_fmt(r['process_seconds'])} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} |")
+        if "rss_ratio" in derived:
+            lines.append(f"\nRatio 4x / 1x peak RSS: {derived['rss_ratio']:.3f}.")
+    if derived["targets"]:
+        lines += ["", "Targets (issue 5):", "", "| target | measured | met? |", "| --- | --- | --- |"]
+        for target, measured, met in derived["targets"]:
+            lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+    lines += ["", "Tools: " + "; ".join(f"{t}: {TOOL_NOTE[t]}" for t in res["tools"]) + "."]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
+    block = f"{begin}\n{body}\n{end}"
+    text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{title}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-small", type=int, default=2000, help="32x32 PNGs in all, half in A and half in B (default 2000)")
+    p.add_argument("--n-large", type=int, default=500, help="256x256 JPEGs in all, half in A and half in B (default 500)")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="work folder (default bench/out, git-ignored)")
+    p.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048))
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding workers for every tool that takes the number (default: ganmetrics' default, CPUs - 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every tool process (default: torch's)")
+    p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every tool this many times, in rotated order, and keep the fastest (default 1)")
+    p.add_argument("--bare-batches", type=int, default=3, help="timed batches per size for the bare network (default 3)")
+    p.add_argument("--fid-repeats", type=int, default=3, help="repeats of each FID-from-statistics timing (default 3)")
+    p.add_argument("--rss-n", type=int, default=250, help="images for the 1x `ganmetrics stats` memory run (4x: 4 times as many)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
+    p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    p.add_argument("--sweep-threads", action="store_true",
+                   help="instead: ganmetrics (tf) on the small set for torch threads x decoding workers")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def run_sweep(args, runner, folders, weights, base_job, command) -> None:
+    configs = [(t, w) for t in (1, 2) for w in (0, 1, 2)]
+    rows = []
+    for threads, workers in configs:
+        job = dict(base_job, tool="ganmetrics-tf", a=str(folders["small"][0]), b=str(folders["small"][1]),
+                   threads=threads, workers=workers)
+        r = runner.job(f"sweep_t{threads}_w{workers}", job)
+        rows.append((threads, workers, r))
+    n = args.n_small
+    lines = [f"Threads sweep {datetime.datetime.now().isoformat(timespec='seconds')}: ganmetrics `--resize tf` "
+             f"on {n} 32px PNGs, dims {args.dims}, batch {args.batch_size}, device {args.device}. Command: `{command}`",
+             "", "| torch threads | decoding workers | FID call s | images/s | CPU s | FID |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for threads, workers, r in rows:
+        if "error" in r:
+            lines.append(f"| {threads} | {workers} | {r['error']} | | | |")
+        else:
+            lines.append(f"| {threads} | {workers} | {r['seconds']:.1f} | {n / r['seconds']:.2f} | "
+                         f"{_fmt(r.get('cpu_seconds'))} | {r['value']:.6g} |")
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_markdown:
+        write_markdown(args.markdown, body, SWEEP_BEGIN, SWEEP_END, "")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        job = json.loads(args.worker)
+        result = WORKERS[job["kind"]](job)
+        Path(job["result"]).write_text(json.dumps(result))
+        return 0
+
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = sorted(set(tools) - set(TOOLS))
+    if unknown:
+        print(f"unknown tool(s) {unknown}: choose from {', '.join(TOOLS)}", file=sys.stderr)
+        return 2
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python bench/bench.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    env = dict(os.environ, GANMETRICS_CACHE_DIR=str(out / "cache"), TORCH_HOME=str(out / "torch_home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    # This process stays small (no torch): a forked child's ru_maxrss starts from its parent's.
+    runner = Runner(out, env)
+    info = runner.job("info", {"kind": "info"})
+    if "error" in info:
+        print(f"cannot start a worker: {info['error']}", file=sys.stderr)
+        return 1
+    machine = machine_info({k: info[k] for k in ("torch", "torch_threads", "cuda")})
+    if args.workers is None:
+        args.workers = info["default_workers"]
+    print(f"data and weights in {out}", file=sys.stderr, flush=True)
+    folders = make_dataset(out / "data", args.n_small, args.n_large, args.seed)
+    built = runner.job("weights", {"kind": "weights", "path": str(out / "random-0.pth")})
+    if "error" in built:
+        print(f"cannot build the weights file: {built['error']}", file=sys.stderr)
+        return 1
+    weights = built["path"]
+    base = {"kind": "tool", "weights": weights, "dims": args.dims, "batch_size": args.batch_size,
+            "device": args.device, "workers": args.workers, "threads": args.threads}
+    if args.sweep_threads:
+        run_sweep(args, runner, folders, weights, base, command)
+        return 0
+
+    res = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command, "machine": machine,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "worker"},
+        "tools": tools, "rows": {},
+        "sets": {s: {"images": sum(len(list(f.iterdir())) for f in folders[s])} for s in SETS},
+    }
+    if "tools" not in skip:
+        runs: dict[str, list] = {}
+        for round_index in range(args.rounds):
+            # Rotate the order each round, so no tool always runs first (cold caches) or last.
+            order = tools[round_index % len(tools):] + tools[:round_index % len(tools)]
+            for set_name in SETS:
+                a, b = folders[set_name]
+                for tool in order:
+                    runs.setdefault(f"{tool}/{set_name}", []).append(
+                        runner.job(f"{tool}_{set_name}_r{round_index}", dict(base, tool=tool, a=str(a), b=str(b))))
+        res["rows"] = {key: combine_rounds(results) for key, results in runs.items()}
+    if "bare" not in skip:
+        r = runner.job("bare", dict(base, kind="bare", resize="tf", bare_batches=args.bare_batches))
+        res["bare"] = r if "error" in r else {k: r[k] for k in ("small", "large", "torch_threads")}
+    if "decode" not in skip:
+        r = runner.job("decode", dict(base, kind="decode", folders={s: [str(f) for f in folders[s]] for s in SETS}))
+        res["decode"] = {} if "error" in r else {s: r[s] for s in SETS}
+    if "reduction" not in skip:
+        files = make_stats_files(out / "stats")
+        res["reduction"] = {}
+        for label, extra in (("default", {}), ("1 (OPENBLAS_NUM_THREADS=1)", {"OPENBLAS_NUM_THREADS": "1"})):
+            runner.env = dict(env, **extra)
+            res["reduction"][label] = runner.job("reduction", dict(base, kind="reduction", stats_files=files,
+                                                                   repeats=args.fid_repeats))
+        runner.env = env
+    if "rss" not in skip:
+        one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
+        (out / "stats").mkdir(parents=True, exist_ok=True)
+        res["rss"] = {}
+        for label, folder, n in (("1x", one, args.rss_n), ("4x", four, 4 * args.rss_n)):
+            cmd = [sys.executable, "-c", "from ganmetrics.cli import main; main()", "stats", str(folder),
+                   "-o", str(out / "stats" / f"rss_{label}.npz"), "--weights", weights, "--dims", str(args.dims),
+                   "--batch-size", str(args.batch_size), "--device", args.device, "--workers", str(args.workers),
+                   "--quiet"]
+            res["rss"][label] = dict(runner.command(f"stats_{label}", cmd), images=n)
+
+    derived = summarize(res)
+    body = render(res, derived)
+    (out / "results.json").write_text(json.dumps({"results": res, "derived": derived}, indent=1, default=str))
+    print(body)
+    if not args.no_markdown:
+        write_markdown(args.markdown, body, MARK_BEGIN, MARK_END, "")
+        print(f"\nwritten to {args.markdown}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
