@@ -1,0 +1,61 @@
+"""The blocked-layout CPU network: bit for bit the plain network's outputs, or left plain."""
+
+import pytest
+import torch
+
+import ganmetrics.onednn as onednn
+from ganmetrics.extract import FeatureExtractor
+from ganmetrics.inception import BasicConv2d
+from ganmetrics.weights import random_weights
+
+
+@pytest.fixture(scope="module")
+def networks():
+    weights = random_weights(0)
+    plain, blocked = weights.build_network(), weights.build_network()
+    assert onednn.use_blocked_layout(blocked)
+    return plain, blocked
+
+
+def test_every_layer_is_replaced_and_every_block_switched(networks):
+    _, blocked = networks
+    assert not any(isinstance(m, BasicConv2d) for m in blocked.modules())
+    assert sum(isinstance(m, onednn.BlockedConv2d) for m in blocked.modules()) == 94
+    assert blocked.blocked_layout and blocked.Mixed_7c.blocked_layout
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_outputs_equal_the_plain_network_bit_for_bit(networks, batch):
+    plain, blocked = networks
+    x = torch.rand(batch, 3, 299, 299, generator=torch.Generator().manual_seed(batch)) * 2 - 1
+    with torch.inference_mode():
+        for dims in (64, 192, 768, 2048):
+            expected, got = plain(x, dims=dims, logits=True), blocked(x, dims=dims, logits=True)
+            assert torch.equal(got.features, expected.features), dims
+            assert torch.equal(got.logits, expected.logits), dims
+            assert not got.features.is_mkldnn and got.features.shape == (batch, dims)
+        expected = plain(x, dims=2048, logits=False).features
+        assert expected.std(dim=1).min() > 1e-3  # real, varied features, not zeros
+        assert torch.equal(blocked(x, dims=2048, logits=False).features, expected)
+
+
+def test_batch_norm_terms_reproduce_aten_batch_norm_exactly():
+    layer = random_weights(0).build_network().Mixed_6b.branch7x7_2
+    alpha, beta = onednn._batch_norm_terms(layer.bn)
+    x = torch.randn(2, layer.bn.num_features, 5, 7, generator=torch.Generator().manual_seed(1)) * 3
+    fused = (x.double() * alpha.double().view(1, -1, 1, 1) + beta.double().view(1, -1, 1, 1)).float()
+    assert torch.equal(fused, layer.bn(x))  # ATen's batch norm is one fused multiply-add
+    assert onednn._batch_norm_matches(layer)
+
+
+def test_network_stays_plain_where_the_batch_norm_equivalence_fails(monkeypatch):
+    monkeypatch.setattr(onednn, "_batch_norm_matches", lambda layer: False)
+    network = random_weights(0).build_network()
+    assert not onednn.use_blocked_layout(network)
+    assert not network.blocked_layout
+    assert isinstance(network.Conv2d_1a_3x3, BasicConv2d)
+
+
+def test_the_cpu_extractor_runs_the_blocked_network():
+    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
+    assert extractor.network.blocked_layout
