@@ -2,6 +2,8 @@
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.blas
+import scipy.linalg.lapack
 import scipy.special
 
 from .errors import GanMetricsError
@@ -14,16 +16,31 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
 
 
+def _symmetric_similar_to_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
+    """A symmetric PSD matrix similar to S1 S2 (float64 (D, D); only its lower triangle is
+    meaningful): L^T S2 L with S1 = L L^T where S1 has a Cholesky factor (positive definite:
+    one factorisation and two triangular products, a fraction of an eigendecomposition), else
+    S1^1/2 S2 S1^1/2 (singular S1, e.g. fewer images than dimensions)."""
+    factor, info = scipy.linalg.lapack.dpotrf(sigma1, lower=1, clean=1)
+    if info != 0:
+        root = sqrtm_psd(sigma1)
+        return root @ sigma2 @ root
+    trmm = scipy.linalg.blas.dtrmm
+    right = trmm(1.0, factor, sigma2, side=1, lower=1)  # S2 L
+    return trmm(1.0, factor, right, side=0, lower=1, trans_a=1)  # L^T S2 L
+
+
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr sqrt(S1 S2) for covariances S1, S2 (float64 (D, D)).
 
-    S1 S2 is similar to S1^1/2 S2 S1^1/2, which is symmetric PSD, so the trace of its square
-    root is the sum of the square roots of that matrix's eigenvalues: real, and exact also for
-    singular covariances (N < D), where ``scipy.linalg.sqrtm`` returns complex noise.
+    S1 S2 is similar to a symmetric PSD matrix (``_symmetric_similar_to_product``), so the
+    trace of its square root is the sum of the square roots of that matrix's eigenvalues: real,
+    and exact also for singular covariances (N < D), where ``scipy.linalg.sqrtm`` returns
+    complex noise. Eigenvalues only: no eigenvectors are computed.
     """
-    root1 = sqrtm_psd(sigma1)
-    middle = root1 @ sigma2 @ root1
-    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    middle = _symmetric_similar_to_product(np.ascontiguousarray(sigma1), np.ascontiguousarray(sigma2))
+    eigenvalues = scipy.linalg.eigh(middle, lower=True, eigvals_only=True, overwrite_a=True, check_finite=False,
+                                    driver="evd")
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
 
 
@@ -51,9 +68,17 @@ def frechet_distance_scipy(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def covariance_rank(sigma: np.ndarray, rtol: float = 1e-10) -> int:
-    """Numerical rank of a covariance: eigenvalues above ``rtol`` times the largest."""
-    eigenvalues = np.linalg.eigvalsh(sigma)
-    return int((eigenvalues > rtol * max(eigenvalues.max(), 0.0)).sum()) if eigenvalues.size else 0
+    """Numerical rank of a covariance (float (D, D)) by Cholesky factorisation with complete
+    pivoting (LAPACK ``dpstrf``): the pivots taken before the largest remaining diagonal
+    falls to ``rtol`` times the largest variance. A fraction of an eigendecomposition's cost."""
+    sigma = np.asarray(sigma, np.float64)
+    largest = float(np.max(np.diag(sigma), initial=0.0))
+    if largest <= 0:
+        return 0
+    _, _, rank, info = scipy.linalg.lapack.dpstrf(sigma, tol=rtol * largest, lower=1)
+    if info < 0:
+        raise ValueError(f"dpstrf: illegal argument {-info}")
+    return int(rank)
 
 
 def inception_score_from_sums(

@@ -219,3 +219,20 @@ def test_inception_score_with_an_empty_split_is_an_error():
         inception_score_from_sums(*accumulator.sums())
     with pytest.raises(GanMetricsError):
         inception_score_from_sums(np.array([2.0, 0.0]), np.ones((2, 4)), np.zeros(2))
+
+
+def test_cholesky_and_eigendecomposition_routes_give_the_same_trace(monkeypatch):
+    # A positive definite S1 takes the Cholesky route; forcing its factorisation to "fail"
+    # sends the same pair down the eigendecomposition route used for singular covariances.
+    sigma1, sigma2 = random_spd(96, seed=11, condition=1e4), random_spd(96, seed=12, condition=30.0)
+    cholesky = trace_sqrt_product(sigma1, sigma2)
+    monkeypatch.setattr(scipy.linalg.lapack, "dpotrf", lambda a, lower, clean: (a, 1))
+    assert trace_sqrt_product(sigma1, sigma2) == pytest.approx(cholesky, rel=1e-11)
+    assert cholesky == pytest.approx(scipy_trace_sqrt_product(sigma1, sigma2), rel=1e-9)
+
+
+def test_covariance_rank_of_a_rank_deficient_full_size_covariance():
+    # 40 samples in 256 dims, then scaled: the rank depends on neither dimension nor scale.
+    sigma = singular_covariance(40, 256, seed=4)
+    assert covariance_rank(sigma) == 39
+    assert covariance_rank(sigma * 1e-6) == 39
