@@ -20,7 +20,7 @@ INPUT_SIZE = 299
 
 
 def tf1_bilinear_resize(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
-    """TF 1.x bilinear resize of a float32 batch (N, C, H, W) to (N, C, size, size).
+    """TF 1.x bilinear resize of a batch (N, C, H, W), uint8 or float, to float32 (N, C, size, size).
 
     Source coordinate ``dst * in / out`` (float32), lower neighbour its floor, upper one clamped
     to the edge; the arithmetic order is torch-fidelity's, so results are bit-identical on the CPU.
@@ -36,11 +36,12 @@ def tf1_bilinear_resize(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor
     x_lo, x_hi, dx = axis(w, x.device)
     y_lo, y_hi, dy = axis(h, x.device)
     # Interpolate along x on every input row, then along y: the same per-element arithmetic as
-    # gathering the four corners first, with fewer gathers.
-    left, right = x[..., x_lo], x[..., x_hi]
-    rows = left + (right - left) * dx
-    top, bottom = rows[..., y_lo, :], rows[..., y_hi, :]
-    return top + (bottom - top) * dy.view(size, 1)
+    # gathering the four corners first (left + (right - left) * dx, then top + (bottom - top) *
+    # dy), with fewer gathers, in place, and in float32 only from the first gather on.
+    left = x.index_select(-1, x_lo).float()
+    rows = x.index_select(-1, x_hi).float().sub_(left).mul_(dx).add_(left)
+    top = rows.index_select(-2, y_lo)
+    return rows.index_select(-2, y_hi).sub_(top).mul_(dy.view(size, 1)).add_(top)
 
 
 def clean_resize(image: np.ndarray) -> np.ndarray:
@@ -61,11 +62,11 @@ def to_network_input(batch: torch.Tensor, mode: str) -> torch.Tensor:
     float32 (N, 3, 299, 299) in [0, 255], already resized by ``clean_resize``.
     """
     if mode == "tf":
-        return (tf1_bilinear_resize(batch.float()) - 128) / 128
+        return tf1_bilinear_resize(batch).sub_(128).div_(128)
     if mode == "pytorch":
         x = batch.float() / 255
         x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        return 2 * x - 1
+        return x.mul_(2).sub_(1)
     if mode == "clean":
         return (batch - 128) / 128
     raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
