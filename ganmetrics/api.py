@@ -36,11 +36,13 @@ class FIDResult:
     calibrated: bool
     rank_a: int
     rank_b: int
+    tf32: bool = False
 
 
 @dataclass(frozen=True)
 class ISResult:
-    """Inception Score: mean and population std over ``splits`` contiguous splits of ``n`` images."""
+    """Inception Score: mean and population std over ``splits`` contiguous splits of ``n`` images.
+    ``tf32``: the network ran with TF32 on a GPU (``allow_tf32``)."""
 
     mean: float
     std: float
@@ -49,6 +51,7 @@ class ISResult:
     resize: str
     weights_sha256: str
     calibrated: bool
+    tf32: bool = False
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Options:
     ``cache``: True caches the statistics of every source that can be fingerprinted (not
     generators), False none; None (default) only those of a folder or archive on the reference
     side. ``strict``: refuse non-image files in folders and archives instead of skipping them.
+    ``allow_tf32``: let a CUDA GPU use TF32 (faster, moves FID; recorded as ``tf32``).
     """
 
     weights: str | os.PathLike | None = None
@@ -73,6 +77,7 @@ class Options:
     allow_mismatch: bool = False
     cache: bool | None = None
     strict: bool = False
+    allow_tf32: bool = False
 
     @classmethod
     def from_keywords(cls, keywords: dict) -> "Options":
@@ -92,6 +97,7 @@ class Options:
             batch_size=self.batch_size,
             workers=default_workers() if self.workers is None else self.workers,
             progress=self.progress,
+            allow_tf32=self.allow_tf32,
         )
 
     def open(self, spec, minimum: int, purpose: str):
@@ -144,9 +150,9 @@ def fid_many(extractor: FeatureExtractor, reference, others: list, options: Opti
                     stacklevel=2,
                 )
         results.append(FIDResult(
-            frechet_distance(ref.mu, ref.sigma, stats.mu, stats.sigma), ref.n, stats.n, extractor.dims,
+            frechet_distance(ref.mu, ref.sigma, stats.mu, stats.sigma, extractor.device), ref.n, stats.n, extractor.dims,
             extractor.resize, extractor.weights.sha256, extractor.weights.calibrated,
-            covariance_rank(ref.sigma), covariance_rank(stats.sigma),
+            covariance_rank(ref.sigma), covariance_rank(stats.sigma), extractor.tf32,
         ))
     return results
 
@@ -171,8 +177,8 @@ def inception_score(source, splits: int = 10, **options) -> ISResult:
         raise GanMetricsError(f"--splits must be at least 1, got {splits}")
     image_source = opts.open(source, max(2, splits), f"an Inception Score over {splits} splits")
     extractor = opts.extractor()
-    accumulator = InceptionScoreAccumulator(splits, total=len(image_source))
+    accumulator = InceptionScoreAccumulator(splits, total=len(image_source), device=extractor.device)
     extractor.reduce(image_source, inception_score=accumulator)
     mean, std = inception_score_from_sums(*accumulator.sums())
     return ISResult(mean, std, splits, len(image_source), extractor.resize, extractor.weights.sha256,
-                    extractor.weights.calibrated)
+                    extractor.weights.calibrated, extractor.tf32)

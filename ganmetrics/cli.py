@@ -77,6 +77,8 @@ def shared_options(command):
         click.option("--key", default=None, help="Array to read from an .npz source [default: the first]."),
         click.option("--allow-mismatch", is_flag=True, help="Accept statistics files made with other resize or weights."),
         click.option("--strict", is_flag=True, help="Refuse non-image files in folders and archives instead of skipping them."),
+        click.option("--allow-tf32", is_flag=True,
+                     help="Let a CUDA GPU compute in TF32: faster on Ampere and later, but moves FID [default: exact fp32]."),
         click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, nothing else."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
@@ -85,17 +87,18 @@ def shared_options(command):
 
     @functools.wraps(command)
     def wrapper(weights, device, batch_size, workers, resize, dims, limit, recursive, key,
-                allow_mismatch, strict, as_json, quiet, **kwargs):
+                allow_mismatch, strict, allow_tf32, as_json, quiet, **kwargs):
         options = Options(weights=weights, device=device, batch_size=batch_size, workers=workers,
                           resize=resize, dims=int(dims), limit=limit, recursive=recursive, key=key,
-                          progress=not quiet, allow_mismatch=allow_mismatch, strict=strict)
+                          progress=not quiet, allow_mismatch=allow_mismatch, strict=strict, allow_tf32=allow_tf32)
         return command(options=options, as_json=as_json, **kwargs)
 
     return wrapper
 
 
 def _tail(result: FIDResult | ISResult) -> dict:
-    return {"weights": {"sha256": result.weights_sha256, "calibrated": result.calibrated}, "version": __version__}
+    return {"weights": {"sha256": result.weights_sha256, "calibrated": result.calibrated}, "tf32": result.tf32,
+            "version": __version__}
 
 
 def _calibration_note(result: FIDResult | ISResult) -> str:

@@ -1,14 +1,18 @@
 """Images through the network on a device, reduced as they come.
 
-Decoding (and, for ``--resize clean``, PIL resizing) runs in DataLoader worker processes;
-batches travel as uint8 to the compute device, where they are resized, normalised and passed
+Decoding (and, for ``--resize clean``, PIL resizing) runs in DataLoader worker processes,
+which also stack each batch's images by shape; batches travel as uint8 (from page-locked memory,
+asynchronously, to a GPU) to the compute device, where they are resized, normalised and passed
 through the network once for both the FID features and the IS logits. Reducers receive each
-batch's outputs, so memory does not grow with the number of images.
+batch's outputs on that device, so nothing waits for the GPU until the end, and memory does not
+grow with the number of images. On the CPU the network runs in oneDNN's blocked layout
+(``onednn.py``); on a GPU with cuDNN autotuning and, unless allowed, no TF32.
 """
 
+import contextlib
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -17,7 +21,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import GanMetricsError
-from .inception import FEATURE_DIMS, FIDInceptionV3, InceptionOutput
+from .inception import FEATURE_DIMS, NUM_CLASSES, FIDInceptionV3, InceptionOutput
 from .onednn import use_blocked_layout
 from .preprocess import RESIZE_MODES, clean_resize, to_network_input
 from .reducers import GaussianStats, InceptionScoreAccumulator
@@ -86,8 +90,63 @@ class _SequentialImages(IterableDataset):
             yield -1, err
 
 
-def _as_list(items):
-    return items
+@dataclass
+class ImageBatch:
+    """One batch of decoded images, grouped by shape where it was decoded (a worker process).
+
+    ``start``: the source position of its first image; ``size``: its number of images;
+    ``groups``: (positions in the batch, int64 (n,); images, uint8 (n, H, W, 3), or float32
+    (n, 299, 299, 3) after ``clean_resize``) per shape; ``error``: a bad image's error, which the
+    main process raises (a worker's own exception would arrive wrapped in a traceback).
+    """
+
+    start: int
+    size: int
+    groups: list[tuple[torch.Tensor, torch.Tensor]]
+    error: GanMetricsError | None = None
+
+    @classmethod
+    def of_images(cls, images: list[np.ndarray], start: int = 0) -> "ImageBatch":
+        by_shape: dict[tuple, list[int]] = {}
+        for position, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(position)
+        groups = [(torch.tensor(positions), torch.from_numpy(np.stack([images[p] for p in positions])))
+                  for positions in by_shape.values()]
+        return cls(start, len(images), groups)
+
+    @classmethod
+    def collate(cls, items: list[tuple[int, "np.ndarray | GanMetricsError"]]) -> "ImageBatch":
+        """The DataLoader's ``collate_fn``: (position, image or error) pairs -> a batch."""
+        for _, item in items:
+            if isinstance(item, GanMetricsError):
+                return cls(items[0][0], len(items), [], item)
+        return cls.of_images([image for _, image in items], start=items[0][0])
+
+    def pin_memory(self) -> "ImageBatch":
+        """Page-locked copies, so the copies to the GPU run asynchronously (DataLoader calls this)."""
+        return replace(self, groups=[(p.pin_memory(), x.pin_memory()) for p, x in self.groups])
+
+
+@contextlib.contextmanager
+def cuda_numerics(allow_tf32: bool):
+    """cuDNN autotuning on, and TF32 off for convolutions and matrix products unless
+    ``allow_tf32`` (TF32 rounds inputs to 10 mantissa bits and moves FID); the process's
+    previous settings come back afterwards."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
+        precision = "tf32" if allow_tf32 else "ieee"
+        settings = [(cudnn.conv, "fp32_precision", precision), (matmul, "fp32_precision", precision)]
+    else:
+        settings = [(cudnn, "allow_tf32", allow_tf32), (matmul, "allow_tf32", allow_tf32)]
+    settings.append((cudnn, "benchmark", True))
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in settings]
+    try:
+        for owner, name, value in settings:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 @dataclass
@@ -96,7 +155,8 @@ class FeatureExtractor:
 
     ``dims``: FID feature tap (64, 192, 768, 2048); ``resize``: tf, pytorch or clean;
     ``batch_size``: images per forward pass; ``workers``: decoding processes (0: decode in this
-    process); ``progress``: a tqdm bar on stderr.
+    process); ``progress``: a tqdm bar on stderr; ``allow_tf32``: let a CUDA device compute
+    convolutions and matrix products in TF32 (faster on Ampere and later; moves FID).
     """
 
     weights: Weights
@@ -106,6 +166,7 @@ class FeatureExtractor:
     batch_size: int = 50
     workers: int = 1
     progress: bool = False
+    allow_tf32: bool = False
 
     def __post_init__(self):
         if self.dims not in FEATURE_DIMS:
@@ -133,30 +194,38 @@ class FeatureExtractor:
             "resize": self.resize,
             "weights_sha256": self.weights.sha256,
             "calibrated": self.weights.calibrated,
+            "tf32": self.tf32,
             "version": __version__,
             "source": source_description,
         }
 
-    @torch.inference_mode()
-    def forward_images(self, images: list, logits: bool) -> InceptionOutput:
+    @property
+    def tf32(self) -> bool:
+        """Whether TF32 is in use: allowed, and on a CUDA device."""
+        return self.allow_tf32 and self.device.type == "cuda"
+
+    def forward_images(self, images: list[np.ndarray], logits: bool) -> InceptionOutput:
         """Images decoded by a source (uint8 (H, W, 3) arrays, or float32 (299, 299, 3) after
-        ``clean_resize``) -> features float32 (N, dims) and, if asked, logits (N, 1008), in
-        input order. Same-sized images are resized together on the device."""
-        by_shape: dict[tuple, list[int]] = {}
-        for position, image in enumerate(images):
-            by_shape.setdefault(image.shape, []).append(position)
-        features = torch.empty(len(images), self.dims)
-        all_logits = torch.empty(len(images), 1008) if logits else None
-        for positions in by_shape.values():
-            batch = torch.from_numpy(np.stack([images[p] for p in positions])).to(self.device, non_blocking=True)
-            # Contiguous NCHW as the reference tools feed it: a channels-last batch makes the
-            # convolutions pick other kernels, whose rounding moves features by ~1e-5.
-            x = to_network_input(batch.permute(0, 3, 1, 2).contiguous(), self.resize)
-            out = self.network(x, dims=self.dims, logits=logits)
-            index = torch.tensor(positions)
-            features[index] = out.features.float().cpu()
-            if logits:
-                all_logits[index] = out.logits.float().cpu()
+        ``clean_resize``) -> ``forward_batch`` of them."""
+        return self.forward_batch(ImageBatch.of_images(images), logits)
+
+    @torch.inference_mode()
+    def forward_batch(self, batch: ImageBatch, logits: bool) -> InceptionOutput:
+        """Features float32 (N, dims) and, if asked, logits (N, 1008) of a batch, in input
+        order, on the compute device (no synchronisation with a GPU). Each shape group travels
+        as uint8 and is resized there."""
+        features = torch.empty(batch.size, self.dims, device=self.device)
+        all_logits = torch.empty(batch.size, NUM_CLASSES, device=self.device) if logits else None
+        with cuda_numerics(self.allow_tf32) if self.device.type == "cuda" else contextlib.nullcontext():
+            for positions, images in batch.groups:
+                # Contiguous NCHW as the reference tools feed it: a channels-last batch makes the
+                # convolutions pick other kernels, whose rounding moves features by ~1e-5.
+                x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+                out = self.network(to_network_input(x, self.resize), dims=self.dims, logits=logits)
+                index = positions.to(self.device, non_blocking=True)
+                features[index] = out.features
+                if logits:
+                    all_logits[index] = out.logits
         return InceptionOutput(features, all_logits)
 
     def reduce(
@@ -175,7 +244,7 @@ class FeatureExtractor:
             dataset_type(source, self.resize),
             batch_size=self.batch_size,
             num_workers=workers,
-            collate_fn=_as_list,
+            collate_fn=ImageBatch.collate,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
             persistent_workers=False,
@@ -183,19 +252,18 @@ class FeatureExtractor:
         )
         with tqdm(total=len(source), desc=source.describe(), unit="img", disable=not self.progress,
                   leave=False, dynamic_ncols=True) as bar:
-            for items in loader:
-                for _, item in items:
-                    if isinstance(item, GanMetricsError):
-                        raise item
-                out = self.forward_images([item for _, item in items], logits=inception_score is not None)
+            for batch in loader:
+                if batch.error is not None:
+                    raise batch.error
+                out = self.forward_batch(batch, logits=inception_score is not None)
                 if gaussian is not None:
                     gaussian.update(out.features)
                 if inception_score is not None:
-                    inception_score.update(out.logits, start=items[0][0])
-                bar.update(len(items))
+                    inception_score.update(out.logits, start=batch.start)
+                bar.update(batch.size)
 
     def statistics(self, source: ImageSource) -> Statistics:
         """FID statistics of ``source``."""
-        gaussian = GaussianStats(self.dims)
+        gaussian = GaussianStats(self.dims, device=self.device)  # float64 sums on the device
         self.reduce(source, gaussian=gaussian)
         return Statistics(gaussian.mu(), gaussian.sigma(), gaussian.count, self.metadata(source.describe()))

@@ -1,10 +1,11 @@
-"""FID and IS from reduced statistics. Pure NumPy/SciPy: no files, no devices, no networks."""
+"""FID and IS from reduced statistics: NumPy/SciPy, and torch.linalg for a GPU. No files, no networks."""
 
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
 import scipy.linalg.lapack
 import scipy.special
+import torch
 
 from .errors import GanMetricsError
 
@@ -30,24 +31,40 @@ def _symmetric_similar_to_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.
     return trmm(1.0, factor, right, side=0, lower=1, trans_a=1)  # L^T S2 L
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr sqrt(S1 S2) for covariances S1, S2 (float64 (D, D)).
+def _trace_sqrt_product_torch(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.device) -> float:
+    """``trace_sqrt_product`` with torch.linalg on ``device`` (a GPU), the same route in float64."""
+    s1, s2 = (torch.as_tensor(s, dtype=torch.float64).to(device) for s in (sigma1, sigma2))
+    factor, info = torch.linalg.cholesky_ex(s1)
+    if info.item() != 0:
+        eigenvalues, eigenvectors = torch.linalg.eigh(s1)
+        factor = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # S1 = F F^T; F^T S2 F has the same spectrum
+    middle = factor.T @ s2 @ factor
+    return float(torch.linalg.eigvalsh(middle).clamp_min(0).sqrt().sum())
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.device | str | None = None) -> float:
+    """tr sqrt(S1 S2) for covariances S1, S2 (float64 (D, D)), on the CPU with LAPACK, or with
+    torch.linalg on ``device`` when that is not the CPU.
 
     S1 S2 is similar to a symmetric PSD matrix (``_symmetric_similar_to_product``), so the
     trace of its square root is the sum of the square roots of that matrix's eigenvalues: real,
     and exact also for singular covariances (N < D), where ``scipy.linalg.sqrtm`` returns
     complex noise. Eigenvalues only: no eigenvectors are computed.
     """
+    if device is not None and torch.device(device).type != "cpu":
+        return _trace_sqrt_product_torch(sigma1, sigma2, torch.device(device))
     middle = _symmetric_similar_to_product(np.ascontiguousarray(sigma1), np.ascontiguousarray(sigma2))
     eigenvalues = scipy.linalg.eigh(middle, lower=True, eigvals_only=True, overwrite_a=True, check_finite=False,
                                     driver="evd")
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     device: torch.device | str | None = None) -> float:
     """FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2), in squared feature units.
 
-    mu: float (D,); sigma: float (D, D). Computed in float64.
+    mu: float (D,); sigma: float (D, D). Computed in float64; the trace square root on
+    ``device`` (default: the CPU), see ``trace_sqrt_product``.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
@@ -57,7 +74,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             "compute both with the same --dims"
         )
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2, device))
 
 
 def frechet_distance_scipy(mu1, sigma1, mu2, sigma2) -> float:

@@ -79,63 +79,68 @@ class InceptionScoreAccumulator:
     (an open-ended stream), image i goes to split ``i % splits``.
     """
 
-    def __init__(self, splits: int, total: int | None, num_classes: int = 1008):
+    def __init__(self, splits: int, total: int | None, num_classes: int = 1008, device: torch.device | str = "cpu"):
         if splits < 1:
             raise ValueError("splits must be at least 1")
         self.splits = splits
         self.total = total
         self.seen = 0
-        self.counts = torch.zeros(splits, dtype=torch.float64)
-        self.prob_sums = torch.zeros(splits, num_classes, dtype=torch.float64)
-        self.neg_entropy_sums = torch.zeros(splits, dtype=torch.float64)
+        self.counts = torch.zeros(splits, dtype=torch.float64, device=device)
+        self.prob_sums = torch.zeros(splits, num_classes, dtype=torch.float64, device=device)
+        self.neg_entropy_sums = torch.zeros(splits, dtype=torch.float64, device=device)
 
     def _split_of(self, index: torch.Tensor) -> torch.Tensor:
         if self.total is None:
             return index % self.splits
         # Largest s with s*N//splits <= i; the bounds are the TF code's slice bounds.
-        bounds = torch.tensor([s * self.total // self.splits for s in range(1, self.splits)])
+        bounds = torch.tensor([s * self.total // self.splits for s in range(1, self.splits)], device=index.device)
         return torch.bucketize(index, bounds, right=True)
 
     def update(self, logits: torch.Tensor, start: int | None = None) -> None:
-        """Add a batch of unbiased logits, float (N, 1008), whose first image has position
-        ``start`` in the whole set (default: right after the images seen so far)."""
+        """Add a batch of unbiased logits, float (N, 1008) on any device (summed on this
+        accumulator's), whose first image has position ``start`` in the whole set (default:
+        right after the images seen so far)."""
         start = self.seen if start is None else start
-        logits = logits.detach().to("cpu", torch.float64)
-        log_p = torch.log_softmax(logits, dim=1)
+        stop = start + logits.shape[0]
+        if self.total is not None and stop > self.total:
+            raise ValueError(f"image position {stop - 1} beyond the declared total {self.total}")
+        device = self.counts.device
+        log_p = torch.log_softmax(logits.detach().to(device, torch.float64), dim=1)
         p = log_p.exp()
-        index = torch.arange(start, start + logits.shape[0])
-        if self.total is not None and index.numel() and index[-1] >= self.total:
-            raise ValueError(f"image position {int(index[-1])} beyond the declared total {self.total}")
-        split = self._split_of(index)
-        self.counts.index_add_(0, split, torch.ones(len(split), dtype=torch.float64))
-        self.prob_sums.index_add_(0, split, p)
-        self.neg_entropy_sums.index_add_(0, split, torch.special.xlogy(p, p).sum(dim=1))
-        self.seen = max(self.seen, start + logits.shape[0])
+        split = self._split_of(torch.arange(start, stop, device=device))
+        # A (splits, N) one-hot matrix sums images into their splits: deterministic on a GPU,
+        # where index_add_ adds in arbitrary order, and with no synchronisation.
+        one_hot = (split == torch.arange(self.splits, device=device)[:, None]).to(torch.float64)
+        self.counts += one_hot.sum(dim=1)
+        self.prob_sums += one_hot @ p
+        self.neg_entropy_sums += one_hot @ torch.special.xlogy(p, p).sum(dim=1)
+        self.seen = max(self.seen, stop)
 
     def sums(self) -> tuple:
         """(counts (S,), prob_sums (S, K), neg_entropy_sums (S,)) as float64 NumPy arrays, the
         arguments of ``metrics.inception_score_from_sums``."""
-        return self.counts.numpy(), self.prob_sums.numpy(), self.neg_entropy_sums.numpy()
+        return self.counts.cpu().numpy(), self.prob_sums.cpu().numpy(), self.neg_entropy_sums.cpu().numpy()
 
     def merge(self, other: "InceptionScoreAccumulator") -> "InceptionScoreAccumulator":
         """Fold ``other`` (which saw other positions of the same set) into this one."""
         if (other.splits, other.total) != (self.splits, self.total):
             raise ValueError("cannot merge Inception Score accumulators with different splits or totals")
-        self.counts += other.counts
-        self.prob_sums += other.prob_sums
-        self.neg_entropy_sums += other.neg_entropy_sums
-        self.seen = max(self.seen, other.seen)
+        self._add(other.counts, other.prob_sums, other.neg_entropy_sums, other.seen)
         return self
+
+    def _add(self, counts: torch.Tensor, prob_sums: torch.Tensor, neg_entropy_sums: torch.Tensor, seen: int) -> None:
+        device = self.counts.device
+        self.counts += counts.to(device)
+        self.prob_sums += prob_sums.to(device)
+        self.neg_entropy_sums += neg_entropy_sums.to(device)
+        self.seen = max(self.seen, seen)
 
     def merge_across_processes(self) -> "InceptionScoreAccumulator":
         """Under torch.distributed, replace this with the merge of every rank's sums."""
         for counts, prob_sums, neg_entropy_sums, seen in _all_gather(
             (self.counts, self.prob_sums, self.neg_entropy_sums, self.seen)
         )[1:]:
-            self.counts += counts
-            self.prob_sums += prob_sums
-            self.neg_entropy_sums += neg_entropy_sums
-            self.seen = max(self.seen, seen)
+            self._add(counts, prob_sums, neg_entropy_sums, seen)
         return self
 
 

@@ -25,7 +25,7 @@ EXTRACTOR = "inception-v3-2015-12-05"
 class Statistics:
     """Gaussian statistics of a set's features. ``n`` and ``meta`` are None for files written by
     pytorch-fid or TTUR. ``meta`` keys: extractor, dims, resize, weights_sha256, calibrated,
-    version, source."""
+    tf32 (GPU convolutions in TF32: ``--allow-tf32``), version, source."""
 
     mu: np.ndarray
     sigma: np.ndarray

@@ -42,8 +42,9 @@ class GenerativeMetrics:
 
     def reset(self) -> None:
         """Forget the generated images; the reference statistics stay."""
-        self.generated = GaussianStats(self.extractor.dims)
-        self.scores = InceptionScoreAccumulator(self.splits, total=None) if self.inception_score else None
+        device = self.extractor.device
+        self.generated = GaussianStats(self.extractor.dims, device=device)
+        self.scores = InceptionScoreAccumulator(self.splits, total=None, device=device) if self.inception_score else None
 
     def update(self, images: torch.Tensor, value_range: str | None = None) -> None:
         """Add generated images, a tensor on any device (or an array): (N, 3, H, W), (N, 1, H, W)
@@ -64,7 +65,8 @@ class GenerativeMetrics:
         given since the last reset."""
         if self.generated.count < 2:
             raise GanMetricsError(f"FID needs at least 2 generated images, got {self.generated.count}")
-        fid = frechet_distance(self.reference.mu, self.reference.sigma, self.generated.mu(), self.generated.sigma())
+        fid = frechet_distance(self.reference.mu, self.reference.sigma, self.generated.mu(), self.generated.sigma(),
+                               self.extractor.device)
         result = {"fid": fid, "n": self.generated.count}
         if self.scores is not None:
             result["is_mean"], result["is_std"] = inception_score_from_sums(*self.scores.sums())

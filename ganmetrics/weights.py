@@ -52,8 +52,11 @@ class Weights:
     source: str
 
     def build_network(self, device: torch.device | str = "cpu") -> FIDInceptionV3:
-        """The network in eval mode on ``device``, gradients off."""
-        network = FIDInceptionV3()
+        """The network in eval mode on ``device``, gradients off. Draws nothing from the global
+        RNG (the throwaway initialisation runs on a forked one), so building it in a training
+        loop leaves that loop's random stream alone."""
+        with torch.random.fork_rng(devices=[]):
+            network = FIDInceptionV3()
         network.load_state_dict(self.state_dict)
         return network.eval().requires_grad_(False).to(device)
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import one_line_error, run_cli, smooth_images, write_images
-from ganmetrics import __version__, api
+from ganmetrics import __version__, api, load_statistics
 from ganmetrics.cli import cli
 from ganmetrics.weights import random_weights
 
@@ -148,11 +148,23 @@ def test_fid_json_has_the_contract_keys_and_the_api_value(data, fid_ab):
     assert fid_ab["dims"] == 64
     assert fid_ab["resize"] == "tf"
     assert fid_ab["weights"] == {"sha256": random_weights(0).sha256, "calibrated": False}
+    assert fid_ab["tf32"] is False
     assert fid_ab["version"] == __version__
     with pytest.warns(UserWarning, match="singular"):  # 10 images for 64 dims
         expected = api.fid(data["a"], data["b"], weights=WEIGHTS, dims=64, workers=0)
     assert isinstance(fid_ab["value"], float) and fid_ab["value"] > 0
     assert fid_ab["value"] == pytest.approx(expected.value, rel=1e-12)
+
+
+def test_allow_tf32_changes_nothing_off_a_gpu_and_is_recorded(data, fid_ab, tmp_path):
+    # TF32 exists only on CUDA GPUs: on the CPU the flag is accepted, the run stays exact fp32,
+    # and the JSON and the statistics metadata say tf32: false.
+    result = invoke("fid", data["a"], data["b"], "--json", "--allow-tf32", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tf32"] is False
+    assert json.loads(result.stdout)["value"] == fid_ab["value"]
+    assert invoke("stats", data["a"], "-o", tmp_path / "s.npz", "--allow-tf32").exit_code == 0
+    assert load_statistics(tmp_path / "s.npz").meta["tf32"] is False
 
 
 def test_fid_plain_output_names_the_value_and_the_calibration(data, fid_ab):

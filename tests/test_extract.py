@@ -1,9 +1,16 @@
-"""The streaming extractor: memory independent of the number of images."""
+"""The streaming extractor: batches grouped by shape, GPU numerics settings, memory independent
+of the number of images."""
 
 import subprocess
 import sys
 
+import numpy as np
+import torch
+
 from conftest import smooth_images, write_images
+from ganmetrics.errors import GanMetricsError
+from ganmetrics.extract import FeatureExtractor, ImageBatch, cuda_numerics
+from ganmetrics.weights import random_weights
 
 MEASURE = """
 import resource, sys
@@ -33,3 +40,40 @@ def test_peak_memory_of_stats_does_not_grow_with_the_image_count(tmp_path):
     # The 120 extra images are ~130 MB as 299x299 float network inputs (and their features,
     # logits and decoded pixels add more): a pipeline that kept them would exceed 10%.
     assert large < 1.10 * small, (small, large)
+
+
+def test_batches_group_images_by_shape_where_they_are_decoded_and_keep_their_order():
+    images = [np.full((h, 5, 3), i, np.uint8) for i, h in enumerate([4, 6, 4, 4, 6])]
+    batch = ImageBatch.collate(list(zip(range(20, 25), images)))
+    assert (batch.start, batch.size, batch.error) == (20, 5, None)
+    assert [p.tolist() for p, _ in batch.groups] == [[0, 2, 3], [1, 4]]
+    assert [x.shape for _, x in batch.groups] == [(3, 4, 5, 3), (2, 6, 5, 3)]
+    assert batch.groups[1][1][:, 0, 0, 0].tolist() == [1, 4]
+
+    bad = GanMetricsError("cannot decode image x.png")
+    failed = ImageBatch.collate([(7, images[0]), (8, bad)])
+    assert failed.error is bad and failed.start == 7 and failed.groups == []
+
+
+def test_mixed_sizes_in_one_batch_give_each_image_its_own_features():
+    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
+    images = list(smooth_images(2, (40, 40), seed=1)) + list(smooth_images(2, (64, 48), seed=2))
+    order = [0, 2, 1, 3]
+    together = extractor.forward_images([images[i] for i in order], logits=True)
+    for row, i in enumerate(order):
+        alone = extractor.forward_images([images[i]], logits=True)
+        assert torch.equal(together.features[row], alone.features[0])
+        # logits = pool3 @ fc: the matrix product's blocking, hence rounding, depends on the batch
+        difference = (together.logits[row] - alone.logits[0]).abs().max()
+        assert difference <= 1e-6 * alone.logits.abs().max()
+
+
+def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settings():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark)
+    with cuda_numerics(allow_tf32=False):
+        assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == ("ieee", "ieee", True)
+    assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == before
+    with cuda_numerics(allow_tf32=True):
+        assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == before

@@ -7,8 +7,8 @@ import torch
 from torch_fidelity.metric_isc import isc_features_to_metric
 
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.metrics import (covariance_rank, frechet_distance, inception_score_from_sums,
-                                trace_sqrt_product)
+from ganmetrics.metrics import (_trace_sqrt_product_torch, covariance_rank, frechet_distance,
+                                inception_score_from_sums, trace_sqrt_product)
 from ganmetrics.reducers import InceptionScoreAccumulator
 
 
@@ -236,3 +236,17 @@ def test_covariance_rank_of_a_rank_deficient_full_size_covariance():
     sigma = singular_covariance(40, 256, seed=4)
     assert covariance_rank(sigma) == 39
     assert covariance_rank(sigma * 1e-6) == 39
+
+
+@pytest.mark.parametrize("singular", [False, True])
+def test_the_torch_route_for_gpus_equals_the_lapack_route(singular):
+    # The GPU route (torch.linalg) runs here on the CPU: same algorithm, same float64 answer, up
+    # to the square roots of rounding-level eigenvalues that singular covariances add (~1e-8).
+    if singular:
+        sigma1, sigma2 = singular_covariance(20, 64, seed=7), singular_covariance(30, 64, seed=8)
+    else:
+        sigma1, sigma2 = random_spd(64, seed=7, condition=1e3), random_spd(64, seed=8)
+    lapack = trace_sqrt_product(sigma1, sigma2)
+    rel = 1e-6 if singular else 1e-10
+    assert _trace_sqrt_product_torch(sigma1, sigma2, torch.device("cpu")) == pytest.approx(lapack, rel=rel)
+    assert trace_sqrt_product(sigma1, sigma2, "cpu") == lapack
