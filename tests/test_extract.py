@@ -32,12 +32,15 @@ def peak_rss_kib_of_stats(folder, out) -> int:
 
 
 def test_peak_memory_of_stats_does_not_grow_with_the_image_count(tmp_path):
-    images = smooth_images(160, (64, 64), seed=7)
-    one = write_images(tmp_path / "x1", images[:40])
+    # 1x is 80 images, so that even the 1x run has as many full batches of 25 in flight as the
+    # CPU runs at once (one per core, see FeatureExtractor.concurrent_batches): from there on
+    # nothing may grow with the count.
+    images = smooth_images(320, (64, 64), seed=7)
+    one = write_images(tmp_path / "x1", images[:80])
     four = write_images(tmp_path / "x4", images)
     small = peak_rss_kib_of_stats(one, tmp_path / "x1.npz")
     large = peak_rss_kib_of_stats(four, tmp_path / "x4.npz")
-    # The 120 extra images are ~130 MB as 299x299 float network inputs (and their features,
+    # The 240 extra images are ~260 MB as 299x299 float network inputs (and their features,
     # logits and decoded pixels add more): a pipeline that kept them would exceed 10%.
     assert large < 1.10 * small, (small, large)
 
@@ -77,3 +80,23 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
     with cuda_numerics(allow_tf32=True):
         assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == before
+
+
+def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path):
+    from ganmetrics.extract import _intra_op_threads
+    from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
+    from ganmetrics.sources import open_source
+
+    source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
+    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=3, workers=0)
+    results = {}
+    for threads in (1, 2):
+        with _intra_op_threads(threads):
+            assert extractor.concurrent_batches() == threads
+            gaussian, scores = GaussianStats(64), InceptionScoreAccumulator(4, total=len(source))
+            extractor.reduce(source, gaussian=gaussian, inception_score=scores)
+            results[threads] = (gaussian.mean, gaussian.comoment, *scores.sums())
+            assert torch.get_num_threads() == threads  # the forward threads' setting was undone
+    assert gaussian.count == 11 and scores.counts.tolist() == [2, 3, 3, 3]
+    for one, two in zip(results[1], results[2]):
+        assert np.array_equal(np.asarray(one), np.asarray(two))  # bit for bit
