@@ -299,38 +299,46 @@ def work_tool(job) -> dict:
 
 def work_bare(job) -> dict:
     """The network alone: random uint8 batches already on the device, resize + forward. Both
-    ganmetrics' network (oneDNN blocked layout on the CPU) and the plain PyTorch network that
-    the other tools run, under the same numerics settings (on a GPU: TF32 off)."""
+    ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout, one batch per
+    core at once on one thread each) and the plain PyTorch network as the other tools run it
+    (one batch at a time on all threads), under the same numerics settings (GPU: TF32 off)."""
     import contextlib
+    from concurrent.futures import ThreadPoolExecutor
 
     torch = _torch_setup(job)
-    from ganmetrics.extract import FeatureExtractor, cuda_numerics
+    from ganmetrics.extract import FeatureExtractor, cuda_numerics, intra_op_threads
     from ganmetrics.preprocess import to_network_input
     from ganmetrics.weights import load_weights
 
     device = torch.device(job["device"])
     weights = load_weights(job["weights"], progress=False)
-    networks = {"ganmetrics": FeatureExtractor(weights, device, dims=job["dims"]).network,
-                "plain": weights.build_network(device)}
+    extractor = FeatureExtractor(weights, device, dims=job["dims"])
+    networks = {"ganmetrics": (extractor.network, extractor.concurrent_batches()),
+                "plain": (weights.build_network(device), 1)}
     generator = torch.Generator().manual_seed(0)
     out = {}
     for set_name, size in (("small", 32), ("large", 256)):
         batch = torch.randint(0, 256, (job["batch_size"], 3, size, size), dtype=torch.uint8,
                               generator=generator).to(device)
         out[set_name] = {}
-        for name, network in networks.items():
+        for name, (network, concurrent) in networks.items():
+            @torch.inference_mode()
+            def forward(_):
+                with cuda_numerics(False) if device.type == "cuda" else contextlib.nullcontext():
+                    network(to_network_input(batch, job["resize"]), dims=job["dims"], logits=False)
+
             times = []
-            numerics = cuda_numerics(False) if device.type == "cuda" else contextlib.nullcontext()
-            with torch.inference_mode(), numerics:
+            with intra_op_threads(torch.get_num_threads() // concurrent), ThreadPoolExecutor(concurrent) as pool:
                 for i in range(1 + job["bare_batches"]):  # the first is a warm-up
                     start = time.perf_counter()
-                    network(to_network_input(batch, job["resize"]), dims=job["dims"], logits=False)
+                    list(pool.map(forward, range(concurrent)))
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     if i:
                         times.append(time.perf_counter() - start)
-            # The fastest batch: on a shared machine the others only add other jobs' time.
-            out[set_name][name] = {"images_per_s": job["batch_size"] / min(times), "batch_seconds": times}
+            # The fastest round: on a shared machine the others only add other jobs' time.
+            out[set_name][name] = {"images_per_s": concurrent * job["batch_size"] / min(times),
+                                   "round_seconds": times, "concurrent_batches": concurrent}
     out["torch_threads"] = torch.get_num_threads()
     return out
 
@@ -679,10 +687,11 @@ def render(res: dict, derived: dict) -> str:
         if bare:
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
                          f"`to_network_input(tf)` + forward at dims {a['dims']}, fastest of {a['bare_batches']} "
-                         f"batches after one warm-up, {bare.get('torch_threads')} torch threads. ganmetrics' "
-                         "network runs in oneDNN's blocked layout on the CPU (bit-identical outputs); the plain "
-                         "one is PyTorch's NCHW path, which pytorch-fid, clean-fid, torch-fidelity and "
-                         "torchmetrics run.")
+                         f"rounds after one warm-up, {bare.get('torch_threads')} torch threads. ganmetrics' "
+                         "network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU (bit-identical "
+                         "outputs), one batch per core at once on one thread each (a round is that many batches); "
+                         "the plain one is PyTorch's NCHW path, one batch at a time on all threads, as "
+                         "pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
 
     red = res.get("reduction", {})
     if red:

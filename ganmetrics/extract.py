@@ -160,7 +160,7 @@ def _checked(loader: DataLoader):
 
 
 @contextlib.contextmanager
-def _intra_op_threads(count: int):
+def intra_op_threads(count: int):
     """torch's intra-op thread count set to ``count`` (at least 1), the previous one restored."""
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, count))
@@ -295,7 +295,7 @@ class FeatureExtractor:
             # (the network is shared; its outputs do not depend on the thread count). Outputs
             # are reduced in batch order, so the statistics equal a one-batch-at-a-time run.
             in_flight: collections.deque = collections.deque()
-            with _intra_op_threads(torch.get_num_threads() // concurrent), \
+            with intra_op_threads(torch.get_num_threads() // concurrent), \
                     ThreadPoolExecutor(concurrent, thread_name_prefix="ganmetrics-forward") as pool:
                 for batch in _checked(loader):
                     if len(in_flight) == concurrent:

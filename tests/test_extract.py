@@ -83,7 +83,7 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
 
 
 def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path):
-    from ganmetrics.extract import _intra_op_threads
+    from ganmetrics.extract import intra_op_threads
     from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
     from ganmetrics.sources import open_source
 
@@ -91,7 +91,7 @@ def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_p
     extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=3, workers=0)
     results = {}
     for threads in (1, 2):
-        with _intra_op_threads(threads):
+        with intra_op_threads(threads):
             assert extractor.concurrent_batches() == threads
             gaussian, scores = GaussianStats(64), InceptionScoreAccumulator(4, total=len(source))
             extractor.reduce(source, gaussian=gaussian, inception_score=scores)
