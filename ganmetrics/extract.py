@@ -159,9 +159,16 @@ def _checked(loader: DataLoader):
         yield batch
 
 
+def _result(submitted: tuple) -> tuple:
+    """(batch, its output) from a (batch, future) pair, waiting for the future."""
+    batch, future = submitted
+    return batch, future.result()
+
+
 @contextlib.contextmanager
 def intra_op_threads(count: int):
-    """torch's intra-op thread count set to ``count`` (at least 1), the previous one restored."""
+    """torch's intra-op thread count of the calling thread (OpenMP keeps one per thread) set to
+    ``count`` (at least 1), the previous one restored."""
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, count))
     try:
@@ -292,19 +299,26 @@ class FeatureExtractor:
                     reduce_output(batch, self.forward_batch(batch, logits))
                 return
             # CPU: `concurrent` batches at once, each on threads // concurrent intra-op threads
-            # (the network is shared; its outputs do not depend on the thread count). Outputs
-            # are reduced in batch order, so the statistics equal a one-batch-at-a-time run.
+            # (the network is shared; its outputs do not depend on the thread count). The last
+            # batches, too few to fill a round, run one at a time on every thread. Outputs are
+            # reduced in batch order, so the statistics equal a one-batch-at-a-time run.
+            threads = torch.get_num_threads()
+            tail = len(loader) - len(loader) % concurrent if source.random_access else None
             in_flight: collections.deque = collections.deque()
-            with intra_op_threads(torch.get_num_threads() // concurrent), \
-                    ThreadPoolExecutor(concurrent, thread_name_prefix="ganmetrics-forward") as pool:
-                for batch in _checked(loader):
-                    if len(in_flight) == concurrent:
-                        done, future = in_flight.popleft()
-                        reduce_output(done, future.result())
-                    in_flight.append((batch, pool.submit(self.forward_batch, batch, logits)))
+            with ThreadPoolExecutor(concurrent, thread_name_prefix="ganmetrics-forward") as pool:
+                for index, batch in enumerate(_checked(loader)):
+                    alone = tail is not None and index >= tail
+                    while len(in_flight) > (0 if alone else concurrent - 1):
+                        reduce_output(*_result(in_flight.popleft()))
+                    share = threads if alone else max(1, threads // concurrent)
+                    in_flight.append((batch, pool.submit(self._forward_on_threads, share, batch, logits)))
                 while in_flight:
-                    done, future = in_flight.popleft()
-                    reduce_output(done, future.result())
+                    reduce_output(*_result(in_flight.popleft()))
+
+    def _forward_on_threads(self, threads: int, batch: ImageBatch, logits: bool) -> InceptionOutput:
+        """``forward_batch`` with this thread's intra-op thread count set to ``threads``."""
+        with intra_op_threads(threads):
+            return self.forward_batch(batch, logits)
 
     def concurrent_batches(self) -> int:
         """Batches run through the network at once: on a GPU one (it runs them in sequence

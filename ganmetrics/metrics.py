@@ -19,26 +19,31 @@ def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
 
 def _symmetric_similar_to_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
     """A symmetric PSD matrix similar to S1 S2 (float64 (D, D); only its lower triangle is
-    meaningful): L^T S2 L with S1 = L L^T where S1 has a Cholesky factor (positive definite:
-    one factorisation and two triangular products, a fraction of an eigendecomposition), else
-    S1^1/2 S2 S1^1/2 (singular S1, e.g. fewer images than dimensions)."""
-    factor, info = scipy.linalg.lapack.dpotrf(sigma1, lower=1, clean=1)
-    if info != 0:
-        root = sqrtm_psd(sigma1)
-        return root @ sigma2 @ root
+    meaningful). S1 S2 and S2 S1 have the same eigenvalues, so where either covariance has a
+    Cholesky factor L (positive definite), L^T S_other L: one factorisation and two triangular
+    products, a fraction of an eigendecomposition. Where both are singular (fewer images than
+    dimensions on both sides), S1^1/2 S2 S1^1/2 by eigendecomposition."""
     trmm = scipy.linalg.blas.dtrmm
-    right = trmm(1.0, factor, sigma2, side=1, lower=1)  # S2 L
-    return trmm(1.0, factor, right, side=0, lower=1, trans_a=1)  # L^T S2 L
+    for factored, other in ((sigma1, sigma2), (sigma2, sigma1)):
+        factor, info = scipy.linalg.lapack.dpotrf(factored, lower=1, clean=1)
+        if info == 0:
+            right = trmm(1.0, factor, other, side=1, lower=1)  # S L
+            return trmm(1.0, factor, right, side=0, lower=1, trans_a=1)  # L^T S L
+    root = sqrtm_psd(sigma1)
+    return root @ sigma2 @ root
 
 
 def _trace_sqrt_product_torch(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.device) -> float:
     """``trace_sqrt_product`` with torch.linalg on ``device`` (a GPU), the same route in float64."""
     s1, s2 = (torch.as_tensor(s, dtype=torch.float64).to(device) for s in (sigma1, sigma2))
-    factor, info = torch.linalg.cholesky_ex(s1)
-    if info.item() != 0:
+    for factored, other in ((s1, s2), (s2, s1)):
+        factor, info = torch.linalg.cholesky_ex(factored)
+        if info.item() == 0:
+            break
+    else:
         eigenvalues, eigenvectors = torch.linalg.eigh(s1)
-        factor = eigenvectors * eigenvalues.clamp_min(0).sqrt()  # S1 = F F^T; F^T S2 F has the same spectrum
-    middle = factor.T @ s2 @ factor
+        factor, other = eigenvectors * eigenvalues.clamp_min(0).sqrt(), s2  # S1 = F F^T
+    middle = factor.T @ other @ factor
     return float(torch.linalg.eigvalsh(middle).clamp_min(0).sqrt().sum())
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import smooth_images, write_images
@@ -82,13 +83,14 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == before
 
 
-def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path):
+@pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone
+def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path, batch_size):
     from ganmetrics.extract import intra_op_threads
     from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
     from ganmetrics.sources import open_source
 
     source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
-    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=3, workers=0)
+    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=batch_size, workers=0)
     results = {}
     for threads in (1, 2):
         with intra_op_threads(threads):

@@ -231,6 +231,16 @@ def test_cholesky_and_eigendecomposition_routes_give_the_same_trace(monkeypatch)
     assert cholesky == pytest.approx(scipy_trace_sqrt_product(sigma1, sigma2), rel=1e-9)
 
 
+def test_a_singular_first_covariance_factors_the_second_one():
+    # 30 samples in 64 dims against a positive definite covariance, in both orders. The zero
+    # eigenvalues of the product come out as rounding noise whose square roots add ~1e-8.
+    singular, definite = singular_covariance(30, 64, seed=9), random_spd(64, seed=10)
+    assert scipy.linalg.lapack.dpotrf(singular, lower=1)[1] != 0
+    expected = np.sqrt(scipy.linalg.eigvals(singular @ definite).real.clip(0)).sum()
+    assert trace_sqrt_product(singular, definite) == pytest.approx(expected, rel=1e-6)
+    assert trace_sqrt_product(definite, singular) == pytest.approx(expected, rel=1e-6)
+
+
 def test_covariance_rank_of_a_rank_deficient_full_size_covariance():
     # 40 samples in 256 dims, then scaled: the rank depends on neither dimension nor scale.
     sigma = singular_covariance(40, 256, seed=4)
@@ -238,15 +248,17 @@ def test_covariance_rank_of_a_rank_deficient_full_size_covariance():
     assert covariance_rank(sigma * 1e-6) == 39
 
 
-@pytest.mark.parametrize("singular", [False, True])
+@pytest.mark.parametrize("singular", ["none", "first", "both"])
 def test_the_torch_route_for_gpus_equals_the_lapack_route(singular):
     # The GPU route (torch.linalg) runs here on the CPU: same algorithm, same float64 answer, up
     # to the square roots of rounding-level eigenvalues that singular covariances add (~1e-8).
-    if singular:
+    if singular == "both":
         sigma1, sigma2 = singular_covariance(20, 64, seed=7), singular_covariance(30, 64, seed=8)
+    elif singular == "first":
+        sigma1, sigma2 = singular_covariance(20, 64, seed=7), random_spd(64, seed=8)
     else:
         sigma1, sigma2 = random_spd(64, seed=7, condition=1e3), random_spd(64, seed=8)
     lapack = trace_sqrt_product(sigma1, sigma2)
-    rel = 1e-6 if singular else 1e-10
+    rel = 1e-10 if singular == "none" else 1e-6
     assert _trace_sqrt_product_torch(sigma1, sigma2, torch.device("cpu")) == pytest.approx(lapack, rel=rel)
     assert trace_sqrt_product(sigma1, sigma2, "cpu") == lapack
