@@ -298,10 +298,11 @@ class FeatureExtractor:
                 for batch in _checked(loader):
                     reduce_output(batch, self.forward_batch(batch, logits))
                 return
-            # CPU: `concurrent` batches at once, each on threads // concurrent intra-op threads
-            # (the network is shared; its outputs do not depend on the thread count). The last
-            # batches, too few to fill a round, run one at a time on every thread. Outputs are
-            # reduced in batch order, so the statistics equal a one-batch-at-a-time run.
+            # CPU: `concurrent` batches at once, each on threads // concurrent intra-op threads,
+            # sharing the network. The last batches, too few to fill a round, run one at a time
+            # on every thread. Outputs are reduced in batch order, and the features do not
+            # depend on the thread count, so the FID statistics are those of a one-batch-at-a-
+            # time run bit for bit (the IS logits, one matrix product, to float32 rounding).
             threads = torch.get_num_threads()
             tail = len(loader) - len(loader) % concurrent if source.random_access else None
             in_flight: collections.deque = collections.deque()

@@ -86,19 +86,24 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone
 def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path, batch_size):
     from ganmetrics.extract import intra_op_threads
+    from ganmetrics.metrics import inception_score_from_sums
     from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
     from ganmetrics.sources import open_source
 
     source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
     extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=batch_size, workers=0)
-    results = {}
+    gaussians, scores = {}, {}
     for threads in (1, 2):
         with intra_op_threads(threads):
             assert extractor.concurrent_batches() == threads
-            gaussian, scores = GaussianStats(64), InceptionScoreAccumulator(4, total=len(source))
-            extractor.reduce(source, gaussian=gaussian, inception_score=scores)
-            results[threads] = (gaussian.mean, gaussian.comoment, *scores.sums())
+            gaussians[threads], scores[threads] = GaussianStats(64), InceptionScoreAccumulator(4, total=len(source))
+            extractor.reduce(source, gaussian=gaussians[threads], inception_score=scores[threads])
             assert torch.get_num_threads() == threads  # the forward threads' setting was undone
-    assert gaussian.count == 11 and scores.counts.tolist() == [2, 3, 3, 3]
-    for one, two in zip(results[1], results[2]):
-        assert np.array_equal(np.asarray(one), np.asarray(two))  # bit for bit
+    assert gaussians[2].count == 11 and scores[2].counts.tolist() == [2, 3, 3, 3]
+    # The features, hence the FID statistics, are the same bits whatever the threads.
+    assert torch.equal(gaussians[1].mean, gaussians[2].mean)
+    assert torch.equal(gaussians[1].comoment, gaussians[2].comoment)
+    # The logits come from one matrix product (pool3 @ fc), whose blocking, hence last bits,
+    # depends on the thread count, as in every PyTorch matmul: the IS agrees to float32 rounding.
+    one, two = (inception_score_from_sums(*scores[t].sums()) for t in (1, 2))
+    assert one[0] > 1.0 and one == pytest.approx(two, rel=1e-6)
