@@ -322,13 +322,17 @@ def work_bare(job) -> dict:
                               generator=generator).to(device)
         out[set_name] = {}
         for name, (network, concurrent) in networks.items():
+            threads = max(1, torch.get_num_threads() // concurrent)
+
             @torch.inference_mode()
             def forward(_):
-                with cuda_numerics(False) if device.type == "cuda" else contextlib.nullcontext():
+                # Each forward thread sets its own intra-op threads, as FeatureExtractor.reduce does.
+                with intra_op_threads(threads), (cuda_numerics(False) if device.type == "cuda"
+                                                 else contextlib.nullcontext()):
                     network(to_network_input(batch, job["resize"]), dims=job["dims"], logits=False)
 
             times = []
-            with intra_op_threads(torch.get_num_threads() // concurrent), ThreadPoolExecutor(concurrent) as pool:
+            with ThreadPoolExecutor(concurrent) as pool:
                 for i in range(1 + job["bare_batches"]):  # the first is a warm-up
                     start = time.perf_counter()
                     list(pool.map(forward, range(concurrent)))
