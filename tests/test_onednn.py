@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ganmetrics.onednn as onednn
-from ganmetrics.extract import FeatureExtractor
+from ganmetrics.extract import CPU_STEM_BATCH, FeatureExtractor
 from ganmetrics.inception import BasicConv2d
 from ganmetrics.weights import random_weights
 
@@ -75,4 +75,4 @@ def test_network_stays_plain_where_the_blocked_outputs_differ_by_one_bit(monkeyp
 
 def test_the_cpu_extractor_runs_the_blocked_network():
     extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
-    assert extractor.network.blocked_layout
+    assert extractor.network.blocked_layout and extractor.network.stem_batch == CPU_STEM_BATCH
