@@ -117,6 +117,12 @@ class ImageBatch:
         return cls(start, len(images), groups)
 
     @classmethod
+    def of_pixels(cls, pixels: torch.Tensor) -> "ImageBatch":
+        """Same-sized images already stacked, uint8 (n, H, W, 3) (or float32 (n, 299, 299, 3)
+        after ``clean_resize``), on any device: one group, left where it is."""
+        return cls(0, len(pixels), [(torch.arange(len(pixels)), pixels)])
+
+    @classmethod
     def collate(cls, items: list[tuple[int, "np.ndarray | GanMetricsError"]]) -> "ImageBatch":
         """The DataLoader's ``collate_fn``: (position, image or error) pairs -> a batch."""
         for _, item in items:
@@ -250,13 +256,16 @@ class FeatureExtractor:
         as uint8 and is resized there."""
         features = torch.empty(batch.size, self.dims, device=self.device)
         all_logits = torch.empty(batch.size, NUM_CLASSES, device=self.device) if logits else None
-        with cuda_numerics(self.allow_tf32) if self.device.type == "cuda" else contextlib.nullcontext():
+        # Asynchronous copies only *to* a GPU: one from a GPU into CPU memory could be read
+        # before it has landed (images from a generator on a GPU, a CPU extractor).
+        to_gpu = self.device.type == "cuda"
+        with cuda_numerics(self.allow_tf32) if to_gpu else contextlib.nullcontext():
             for positions, images in batch.groups:
                 # Contiguous NCHW as the reference tools feed it: a channels-last batch makes the
                 # convolutions pick other kernels, whose rounding moves features by ~1e-5.
-                x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+                x = images.to(self.device, non_blocking=to_gpu).permute(0, 3, 1, 2).contiguous()
                 out = self.network(to_network_input(x, self.resize), dims=self.dims, logits=logits)
-                index = positions.to(self.device, non_blocking=True)
+                index = positions.to(self.device, non_blocking=to_gpu)
                 features[index] = out.features
                 if logits:
                     all_logits[index] = out.logits

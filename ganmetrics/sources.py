@@ -81,8 +81,8 @@ def to_uint8(images: torch.Tensor, value_range: str) -> torch.Tensor:
     return scaled.round().clamp(0, 255).to(torch.uint8)
 
 
-def as_rgb_images(images, value_range: str | None = None) -> np.ndarray:
-    """A batch of generated images -> uint8 (N, H, W, 3) NumPy on the CPU.
+def rgb_pixels(images, value_range: str | None = None) -> torch.Tensor:
+    """A batch of generated images -> uint8 (N, H, W, 3), contiguous, on their own device.
 
     ``images``: a tensor (any device) or array, (N, C, H, W) or (N, H, W, C) with C = 1
     (replicated, as grayscale files are) or 3; uint8, or float in ``value_range``. With
@@ -97,8 +97,7 @@ def as_rgb_images(images, value_range: str | None = None) -> np.ndarray:
         )
     if value_range is None:
         value_range = "uint8" if images.dtype == torch.uint8 else "-1,1"
-    pixels = to_uint8(images, value_range).expand(-1, 3, -1, -1).permute(0, 2, 3, 1)
-    return pixels.contiguous().cpu().numpy()
+    return to_uint8(images, value_range).expand(-1, 3, -1, -1).permute(0, 2, 3, 1).contiguous()
 
 
 def _report_skipped(skipped: list[str], where: str, strict: bool) -> None:
@@ -444,7 +443,7 @@ class GeneratorSource(ImageSource):
                 if anchor is not None:
                     z = z.to(anchor.device, anchor.dtype if anchor.is_floating_point() else None)
                 images = self.generate(z)
-        pixels = as_rgb_images(images, self.value_range)
+        pixels = rgb_pixels(images, self.value_range).cpu().numpy()
         if len(pixels) != count:
             raise GanMetricsError(f"{self.describe()} made {len(pixels)} images when asked for {count}: check the generator")
         return pixels

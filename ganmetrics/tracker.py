@@ -5,14 +5,16 @@ In the style of torchmetrics: ``update(batch)`` on the training device, ``comput
 or taken from the statistics cache) once at construction.
 """
 
+import numpy as np
 import torch
 
 from .api import Options, resolve_statistics
 from .errors import GanMetricsError
+from .extract import ImageBatch
 from .metrics import frechet_distance, inception_score_from_sums
 from .preprocess import clean_resize
 from .reducers import GaussianStats, InceptionScoreAccumulator
-from .sources import as_rgb_images
+from .sources import rgb_pixels
 
 
 class GenerativeMetrics:
@@ -50,12 +52,13 @@ class GenerativeMetrics:
         """Add generated images, a tensor on any device (or an array): (N, 3, H, W), (N, 1, H, W)
         or channels last; uint8, or float in ``value_range`` "0,1" or "-1,1" (floats default to
         "-1,1"). Converted to uint8 as saving them to PNG would (round, clip)."""
-        pixels = as_rgb_images(images, value_range)
-        if self.extractor.resize == "clean":
-            pixels = [clean_resize(image) for image in pixels]
+        pixels = rgb_pixels(images, value_range)  # on the caller's device: no round trip through the host
+        if self.extractor.resize == "clean":  # PIL's resize, on the CPU
+            pixels = torch.from_numpy(np.stack([clean_resize(image) for image in pixels.cpu().numpy()]))
         step = self.extractor.batch_size
         for start in range(0, len(pixels), step):
-            out = self.extractor.forward_images(list(pixels[start:start + step]), logits=self.scores is not None)
+            out = self.extractor.forward_batch(ImageBatch.of_pixels(pixels[start:start + step]),
+                                               logits=self.scores is not None)
             self.generated.update(out.features)
             if self.scores is not None:
                 self.scores.update(out.logits)

@@ -72,6 +72,22 @@ def test_every_value_range_and_layout_gives_the_same_fid(tracker, generated):
     assert values == [values[0]] * len(values)
 
 
+def test_update_keeps_a_tensor_batch_in_torch_from_the_caller_to_the_reducers(tracker, generated, monkeypatch):
+    # No NumPy round trip: a batch on a GPU goes through the network and into the sums there.
+    tracker.reset()
+    tracker.update(generated)
+    expected = tracker.compute()["fid"]
+    tracker.reset()
+
+    def no_numpy(self, *args, **kwargs):
+        raise AssertionError("update went through NumPy")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", no_numpy)
+    tracker.update(generated)
+    monkeypatch.undo()
+    assert tracker.compute()["fid"] == expected
+
+
 def test_update_under_no_grad_leaves_model_mode_and_rng_alone(reference, generated):
     rng_before = torch.get_rng_state()
     metrics = GenerativeMetrics(reference, inception_score=False, **FAST)
