@@ -221,7 +221,8 @@ class FIDInceptionV3(LayoutAware):
     float32 rounding, well inside the parity tolerances). On the CPU two images at a time keep
     the stem's large maps (64 x 147 x 147 floats, 5.5 MB an image) in the caches: it runs ~1.5x
     faster (1.0 s -> 0.66 s for 25 images on one core of the 2-core AMD EPYC of BENCHMARKS.md),
-    and its memory no longer grows with the batch size. ``FeatureExtractor`` sets it on the CPU (``CPU_STEM_BATCH``)."""
+    and its memory no longer grows with the batch size. ``FeatureExtractor`` sets it on the CPU
+    (``CPU_STEM_BATCH``)."""
 
     def forward(self, x: torch.Tensor, dims: int = 2048, logits: bool = True) -> InceptionOutput:
         """x: float32 (N, 3, 299, 299) in [-1, 1]. Runs only as deep as ``dims`` and ``logits``
