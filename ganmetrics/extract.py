@@ -109,6 +109,8 @@ class ImageBatch:
 
     @classmethod
     def of_images(cls, images: list[np.ndarray], start: int = 0) -> "ImageBatch":
+        """Images decoded by a source (uint8 (H, W, 3) arrays, or float32 (299, 299, 3) after
+        ``clean_resize``), the first at source position ``start``, stacked by shape."""
         by_shape: dict[tuple, list[int]] = {}
         for position, image in enumerate(images):
             by_shape.setdefault(image.shape, []).append(position)
@@ -243,11 +245,6 @@ class FeatureExtractor:
     def tf32(self) -> bool:
         """Whether TF32 is in use: allowed, and on a CUDA device."""
         return self.allow_tf32 and self.device.type == "cuda"
-
-    def forward_images(self, images: list[np.ndarray], logits: bool) -> InceptionOutput:
-        """Images decoded by a source (uint8 (H, W, 3) arrays, or float32 (299, 299, 3) after
-        ``clean_resize``) -> ``forward_batch`` of them."""
-        return self.forward_batch(ImageBatch.of_images(images), logits)
 
     @torch.inference_mode()
     def forward_batch(self, batch: ImageBatch, logits: bool) -> InceptionOutput:

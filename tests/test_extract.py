@@ -65,9 +65,9 @@ def test_mixed_sizes_in_one_batch_give_each_image_its_own_features():
     extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
     images = list(smooth_images(2, (40, 40), seed=1)) + list(smooth_images(2, (64, 48), seed=2))
     order = [0, 2, 1, 3]
-    together = extractor.forward_images([images[i] for i in order], logits=True)
+    together = extractor.forward_batch(ImageBatch.of_images([images[i] for i in order]), logits=True)
     for row, i in enumerate(order):
-        alone = extractor.forward_images([images[i]], logits=True)
+        alone = extractor.forward_batch(ImageBatch.of_images([images[i]]), logits=True)
         assert torch.equal(together.features[row], alone.features[0])
         # logits = pool3 @ fc: the matrix product's blocking, hence rounding, depends on the batch
         difference = (together.logits[row] - alone.logits[0]).abs().max()

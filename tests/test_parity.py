@@ -9,7 +9,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import ganmetrics
-from ganmetrics.extract import FeatureExtractor
+from ganmetrics.extract import FeatureExtractor, ImageBatch
 from ganmetrics.preprocess import clean_resize, to_network_input
 from ganmetrics.sources import open_source
 from ganmetrics.statsfile import save_statistics
@@ -62,7 +62,8 @@ def fidelity_outputs(mixed_folder, fidelity_extractor):
 def test_pool3_and_logits_equal_torch_fidelity(weights_file, mixed_folder, fidelity_outputs):
     extractor = ours(weights_file, "tf", 2048)
     source = open_source(mixed_folder)
-    out = extractor.forward_images([source.read(i) for i in range(len(source))], logits=True)
+    batch = ImageBatch.of_images([source.read(i) for i in range(len(source))])
+    out = extractor.forward_batch(batch, logits=True)
     pool3, logits = fidelity_outputs
     assert (out.features - pool3).abs().max() < 1e-5
     assert (out.logits - logits).abs().max() < 1e-4 * logits.abs().max()
@@ -72,7 +73,8 @@ def test_pool3_and_logits_equal_torch_fidelity(weights_file, mixed_folder, fidel
 def test_pool3_equals_pytorch_fid(weights_file, mixed_folder, pytorch_fid_model_factory):
     extractor = ours(weights_file, "pytorch", 2048)
     source = open_source(mixed_folder)
-    features = extractor.forward_images([source.read(i) for i in range(len(source))], logits=False).features
+    batch = ImageBatch.of_images([source.read(i) for i in range(len(source))])
+    features = extractor.forward_batch(batch, logits=False).features
     model = pytorch_fid_model_factory(2048)
     with torch.no_grad():
         for i, path in enumerate(sorted_images(mixed_folder)):
