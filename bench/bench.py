@@ -298,38 +298,40 @@ def work_tool(job) -> dict:
 
 
 def work_bare(job) -> dict:
-    """The network alone: random uint8 batches already on the device, resize + forward. Both
-    ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout, one batch per
-    core at once on one thread each) and the plain PyTorch network as the other tools run it
-    (one batch at a time on all threads), under the same numerics settings (GPU: TF32 off)."""
-    import contextlib
+    """The network alone: random uint8 batches already on the device through
+    ``FeatureExtractor.forward_batch`` (resize + forward, GPU numerics with TF32 off). Both
+    ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout, stem two images
+    at a time, one batch per core at once on one thread each) and the plain PyTorch network as
+    the other tools run it (one batch at a time on all threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
     torch = _torch_setup(job)
-    from ganmetrics.extract import FeatureExtractor, cuda_numerics, intra_op_threads
-    from ganmetrics.preprocess import to_network_input
+    from ganmetrics.extract import FeatureExtractor, ImageBatch, intra_op_threads
     from ganmetrics.weights import load_weights
 
     device = torch.device(job["device"])
     weights = load_weights(job["weights"], progress=False)
-    extractor = FeatureExtractor(weights, device, dims=job["dims"])
-    networks = {"ganmetrics": (extractor.network, extractor.concurrent_batches()),
-                "plain": (weights.build_network(device), 1)}
+    ours = FeatureExtractor(weights, device, resize=job["resize"], dims=job["dims"])
+    plain = FeatureExtractor(weights, device, resize=job["resize"], dims=job["dims"])
+    plain.network = weights.build_network(device)  # instead of the one built on first use
+    # Built here, on every thread, as FeatureExtractor.reduce builds it: a network first used
+    # by a one-thread forward would be built and probed there (see onednn.use_blocked_layout).
+    ours.network.eval()
+    extractors = {"ganmetrics": (ours, ours.concurrent_batches()), "plain": (plain, 1)}
     generator = torch.Generator().manual_seed(0)
     out = {}
     for set_name, size in (("small", 32), ("large", 256)):
-        batch = torch.randint(0, 256, (job["batch_size"], 3, size, size), dtype=torch.uint8,
-                              generator=generator).to(device)
+        pixels = torch.randint(0, 256, (job["batch_size"], size, size, 3), dtype=torch.uint8,
+                               generator=generator).to(device)
+        batch = ImageBatch.of_pixels(pixels)
         out[set_name] = {}
-        for name, (network, concurrent) in networks.items():
+        for name, (extractor, concurrent) in extractors.items():
             threads = max(1, torch.get_num_threads() // concurrent)
 
-            @torch.inference_mode()
             def forward(_):
                 # Each forward thread sets its own intra-op threads, as FeatureExtractor.reduce does.
-                with intra_op_threads(threads), (cuda_numerics(False) if device.type == "cuda"
-                                                 else contextlib.nullcontext()):
-                    network(to_network_input(batch, job["resize"]), dims=job["dims"], logits=False)
+                with intra_op_threads(threads):
+                    extractor.forward_batch(batch, logits=False)
 
             times = []
             with ThreadPoolExecutor(concurrent) as pool:
@@ -695,10 +697,11 @@ def render(res: dict, derived: dict) -> str:
                          f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
         if bare:
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
-                         f"`to_network_input(tf)` + forward at dims {a['dims']}, fastest of {a['bare_batches']} "
-                         f"rounds after one warm-up, {bare.get('torch_threads')} torch threads. ganmetrics' "
-                         "network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU (bit-identical "
-                         "outputs), one batch per core at once on one thread each (a round is that many batches); "
+                         f"`FeatureExtractor.forward_batch` (resize tf + forward) at dims {a['dims']}, fastest of "
+                         f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
+                         "ganmetrics' network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU "
+                         "(bit-identical outputs), stem two images at a time, one batch per core at once on one "
+                         "thread each (a round is that many batches); "
                          "the plain one is PyTorch's NCHW path, one batch at a time on all threads, as "
                          "pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
 
