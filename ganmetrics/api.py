@@ -1,25 +1,47 @@
-"""The Python API: ``fid``, ``inception_score`` and ``compute_stats``, wiring sources, weights,
-the extractor, reducers and metrics. Every function raises ``GanMetricsError`` for bad input.
+"""The Python API: ``evaluate`` (any registered metrics, one pass per source) and the thin
+``fid``, ``inception_score`` and ``compute_stats`` wrappers. Every function raises
+``GanMetricsError`` for bad input.
 
 A source is a folder of images, a ``.zip``/``.tar``/``.tar.gz`` archive, a ``.npy``/``.npz``
 array file, a uint8 array or tensor (N, H, W, 3) or (N, 3, H, W), or an ``ImageSource`` (e.g.
-``GeneratorSource(generator, n=N)``); for ``fid`` also a statistics ``.npz`` (ours, pytorch-fid's
-or TTUR's). Statistics of the reference side (``fid``'s first source) are cached by default for
-folders and archives (see ``cache.py`` and ``Options.cache``).
+``GeneratorSource(generator, n=N)``); for the reference side also a statistics ``.npz`` (ours,
+pytorch-fid's or TTUR's) or ``Statistics``. The reference side's reduced states are cached by
+default for folders and archives (see ``store/cache.py`` and ``RunConfig.cache``). Keywords:
+the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``dims``,
+``splits``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``, ``kid_gamma``,
+``kid_coef0``, ``seed``, ``kid_shrink``).
 """
 
-import os
-import warnings
 from dataclasses import dataclass
 
-from .cache import cached_statistics
-from .errors import GanMetricsError
-from .extract import FeatureExtractor, default_workers, resolve_device
-from .metrics import covariance_rank, frechet_distance, inception_score_from_sums
-from .reducers import InceptionScoreAccumulator
-from .sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
-from .statsfile import Statistics, check_compatible, is_statistics_file, load_statistics
-from .weights import load_weights
+from .config import RunConfig
+from .engine.sides import needs_of, open_checked, open_extractor, reduce_with_cache, resolve_side
+from .metrics.base import Metric, Need
+from .metrics.fid import FID
+from .metrics.inception_score import InceptionScore
+from .metrics.linalg import covariance_rank
+from .metrics.reducers import FeatureBank
+from .metrics.registry import build_metrics, metric_option_names
+from .provenance import Provenance
+from .store.statsfile import Statistics
+
+DEFAULT_METRICS = ("fid", "is")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The requested metrics of one generated side against the reference. ``results``: {key:
+    value} (``fid``, ``is_mean``, ``is_std``, ``kid``, ``kid_std``, ...); ``settings``: the
+    resize and every option the metrics ran with; ``n_a``/``n_b``: image counts (None where
+    unknown or, for ``n_a``, where no metric needed the reference)."""
+
+    source_a: str
+    source_b: str
+    n_a: int | None
+    n_b: int | None
+    results: dict
+    settings: dict
+    provenance: Provenance
 
 
 @dataclass(frozen=True)
@@ -54,131 +76,97 @@ class ISResult:
     tf32: bool = False
 
 
-@dataclass
-class Options:
-    """Settings shared by every API function (the CLI's shared options).
-
-    ``cache``: True caches the statistics of every source that can be fingerprinted (not
-    generators), False none; None (default) only those of a folder or archive on the reference
-    side. ``strict``: refuse non-image files in folders and archives instead of skipping them.
-    ``allow_tf32``: let a CUDA GPU use TF32 (faster, moves FID; recorded as ``tf32``).
-    """
-
-    weights: str | os.PathLike | None = None
-    device: str = "auto"
-    batch_size: int = 50
-    workers: int | None = None
-    resize: str = "tf"
-    dims: int = 2048
-    limit: int | None = None
-    recursive: bool = True
-    key: str | None = None
-    progress: bool = False
-    allow_mismatch: bool = False
-    cache: bool | None = None
-    strict: bool = False
-    allow_tf32: bool = False
-
-    @classmethod
-    def from_keywords(cls, keywords: dict) -> "Options":
-        """Options from an API function's keywords; an unknown one is a GanMetricsError."""
-        try:
-            return cls(**keywords)
-        except TypeError as err:
-            raise GanMetricsError(f"{err}: see help(ganmetrics.api.Options) for the accepted options") from None
-
-    def extractor(self) -> FeatureExtractor:
-        weights = load_weights(self.weights, progress=self.progress)
-        return FeatureExtractor(
-            weights,
-            resolve_device(self.device),
-            resize=self.resize,
-            dims=self.dims,
-            batch_size=self.batch_size,
-            workers=default_workers() if self.workers is None else self.workers,
-            progress=self.progress,
-            allow_tf32=self.allow_tf32,
-        )
-
-    def open(self, spec, minimum: int, purpose: str):
-        source = open_source(spec, recursive=self.recursive, key=self.key, limit=self.limit, strict=self.strict)
-        if len(source) < minimum:
-            raise GanMetricsError(
-                f"{source.describe()} has {len(source)} image{'s' if len(source) != 1 else ''}; "
-                f"{purpose} needs at least {minimum}: add images"
-            )
-        return source
-
-    def use_cache(self, source: ImageSource, reference: bool) -> bool:
-        """Whether the statistics of ``source`` go through the cache (see ``cache``)."""
-        if self.cache is not None:
-            return self.cache
-        return reference and isinstance(source, (FolderSource, ZipSource, TarSource))
+def split_options(options: dict) -> tuple[RunConfig, dict]:
+    """API keywords -> (the run's config, the metrics' options)."""
+    metric_names = metric_option_names()
+    config = RunConfig.from_keywords({k: v for k, v in options.items() if k not in metric_names})
+    return config, {"dims": config.dims, **{k: v for k, v in options.items() if k in metric_names}}
 
 
-def source_statistics(source: ImageSource, extractor: FeatureExtractor, use_cache: bool) -> Statistics:
-    """FID statistics of an opened source, through the cache when ``use_cache``."""
-    return cached_statistics(source, extractor) if use_cache else extractor.statistics(source)
-
-
-def resolve_statistics(spec, extractor: FeatureExtractor, options: Options, reference: bool = False) -> Statistics:
-    """Statistics of a source, or read from a statistics file and checked against this run.
-    ``reference``: ``spec`` is the reference side (cached by default, see ``Options.cache``)."""
-    if isinstance(spec, Statistics):
-        check_compatible(spec, "the given statistics", extractor.dims, extractor.resize,
-                         extractor.weights.sha256, options.allow_mismatch)
-        return spec
-    if isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
-        stats = load_statistics(spec)
-        check_compatible(stats, spec, extractor.dims, extractor.resize, extractor.weights.sha256, options.allow_mismatch)
-        return stats
-    source = options.open(spec, 2, "a covariance (FID)")
-    return source_statistics(source, extractor, options.use_cache(source, reference))
-
-
-def fid_many(extractor: FeatureExtractor, reference, others: list, options: Options) -> list[FIDResult]:
-    """FID of each of ``others`` against ``reference``, whose statistics are computed once."""
-    ref = resolve_statistics(reference, extractor, options, reference=True)
-    results = []
+def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig):
+    """Yield (side a or None, side b, values, settings) for each of ``others``: the reference
+    ``a`` reduced once (only where a two-sided metric needs it), each other side in one pass
+    for every metric."""
+    needs_a, needs_b = needs_of(metrics, extractor, "a"), needs_of(metrics, extractor, "b")
+    side_a = resolve_side(a, extractor, needs_a, config, reference=True) if needs_a else None
     for other in others:
-        stats = resolve_statistics(other, extractor, options)
-        for s in (ref, stats):
-            if s.n is not None and s.n <= extractor.dims:
-                warnings.warn(
-                    f"only {s.n} images for {extractor.dims}-dim features: the covariance is singular and "
-                    f"FID is biased upwards; use more than {extractor.dims} images or a smaller --dims",
-                    stacklevel=2,
-                )
-        results.append(FIDResult(
-            frechet_distance(ref.mu, ref.sigma, stats.mu, stats.sigma, extractor.device), ref.n, stats.n, extractor.dims,
-            extractor.resize, extractor.weights.sha256, extractor.weights.calibrated,
-            covariance_rank(ref.sigma), covariance_rank(stats.sigma), extractor.tf32,
-        ))
-    return results
+        side_b = resolve_side(other, extractor, needs_b, config)
+        values, settings = {}, {"resize": extractor.provenance.resize}
+        for metric in metrics:
+            reference = side_a.reduced if metric.sides == 2 else None
+            values.update(metric.compute(reference, side_b.reduced, extractor.device))
+            settings.update(metric.settings(reference, side_b.reduced))
+        yield side_a, side_b, values, settings
+
+
+def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, **options) -> list[EvalResult]:
+    """``evaluate`` of each of ``others`` against ``a``, whose work is done once."""
+    config, metric_options = split_options(options)
+    return evaluate_with_config(config, a, others, build_metrics(metrics, metric_options))
+
+
+def evaluate_with_config(config: RunConfig, a, others: list, chosen: list[Metric]) -> list[EvalResult]:
+    """``evaluate_many`` with a ``RunConfig`` and built metrics (the CLI's entry)."""
+    extractor = open_extractor(config)
+    return [EvalResult(str(a) if side_a is None else side_a.label, side_b.label, None if side_a is None else side_a.n,
+                       side_b.n, values, settings, extractor.provenance)
+            for side_a, side_b, values, settings in evaluate_sides(extractor, a, list(others), chosen, config)]
+
+
+def evaluate(a, b, metrics=DEFAULT_METRICS, **options) -> EvalResult:
+    """The ``metrics`` (names of ``metrics.registry.METRICS``; default fid and is) of the
+    generated source ``b`` against the reference ``a``, every source read once. One-sided
+    metrics (is) are computed on ``b``."""
+    return evaluate_many(a, [b], metrics, **options)[0]
+
+
+def fid_with_config(config: RunConfig, a, others: list) -> list[FIDResult]:
+    """FID of each of ``others`` against ``a``, whose statistics are computed once (the CLI's entry)."""
+    extractor = open_extractor(config)
+    metric = FID(config.dims)
+    need = metric.need(extractor)
+    provenance = extractor.provenance
+    return [FIDResult(values["fid"], side_a.n, side_b.n, config.dims, provenance.resize, provenance.weights_sha256,
+                      provenance.calibrated, covariance_rank(side_a.reduced[need].sigma),
+                      covariance_rank(side_b.reduced[need].sigma), provenance.tf32)
+            for side_a, side_b, values, _ in evaluate_sides(extractor, a, others, [metric], config)]
 
 
 def fid(a, b, **options) -> FIDResult:
-    """Fréchet Inception Distance between sources ``a`` and ``b`` (see ``Options`` for keywords)."""
-    opts = Options.from_keywords(options)
-    return fid_many(opts.extractor(), a, [b], opts)[0]
-
-
-def compute_stats(source, **options) -> Statistics:
-    """FID statistics (mu, sigma, n, meta) of a source; save with ``statsfile.save_statistics``."""
-    opts = Options.from_keywords(options)
-    image_source = opts.open(source, 2, "a covariance")
-    return source_statistics(image_source, opts.extractor(), opts.use_cache(image_source, reference=False))
+    """Fréchet Inception Distance between sources ``a`` and ``b`` (keywords: ``RunConfig``)."""
+    return fid_with_config(RunConfig.from_keywords(options), a, [b])[0]
 
 
 def inception_score(source, splits: int = 10, **options) -> ISResult:
-    """Inception Score of a source over ``splits`` contiguous splits (see ``Options``)."""
-    opts = Options.from_keywords(options)
-    if splits < 1:
-        raise GanMetricsError(f"--splits must be at least 1, got {splits}")
-    image_source = opts.open(source, max(2, splits), f"an Inception Score over {splits} splits")
-    extractor = opts.extractor()
-    accumulator = InceptionScoreAccumulator(splits, total=len(image_source), device=extractor.device)
-    extractor.reduce(image_source, inception_score=accumulator)
-    mean, std = inception_score_from_sums(*accumulator.sums())
-    return ISResult(mean, std, splits, len(image_source), extractor.resize, extractor.weights.sha256,
-                    extractor.weights.calibrated, extractor.tf32)
+    """Inception Score of a source over ``splits`` contiguous splits (keywords: ``RunConfig``)."""
+    return inception_score_with_config(RunConfig.from_keywords(options), source, splits)
+
+
+def inception_score_with_config(config: RunConfig, source, splits: int = 10) -> ISResult:
+    """``inception_score`` with a ``RunConfig`` (the CLI's entry)."""
+    metric = InceptionScore(splits)
+    extractor = open_extractor(config)
+    (_, side, values, _), = evaluate_sides(extractor, None, [source], [metric], config)
+    provenance = extractor.provenance
+    return ISResult(values["is_mean"], values["is_std"], splits, side.n, provenance.resize, provenance.weights_sha256,
+                    provenance.calibrated, provenance.tf32)
+
+
+def compute_stats(source, features: bool = False, **options) -> Statistics:
+    """FID statistics (mu, sigma, n, meta) of an image source at ``dims``; with ``features``
+    also its feature bank (every image's features, for KID: 4 x dims bytes an image). Save
+    with ``save_statistics``."""
+    return compute_stats_with_config(RunConfig.from_keywords(options), source, features)
+
+
+def compute_stats_with_config(config: RunConfig, source, features: bool = False) -> Statistics:
+    """``compute_stats`` with a ``RunConfig`` (the CLI's entry)."""
+    extractor = open_extractor(config)
+    gaussian = FID(config.dims).need(extractor)
+    bank = Need(gaussian.feature, FeatureBank)
+    needs = {gaussian: "fid", **({bank: "the feature bank"} if features else {})}
+    image_source = open_checked(source, config, needs)
+    reduced = reduce_with_cache(image_source, extractor, needs, config, reference=False)
+    stats = reduced[gaussian]
+    return Statistics(stats.mu, stats.sigma, stats.n, extractor.provenance.meta(len(stats.mu), image_source.describe()),
+                      reduced.get(bank))

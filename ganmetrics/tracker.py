@@ -1,76 +1,94 @@
-"""The training-loop API: FID and IS of generated batches against fixed reference statistics.
+"""The training-loop API: any registered metrics of generated batches against a fixed reference.
 
 In the style of torchmetrics: ``update(batch)`` on the training device, ``compute()``,
-``reset()`` (clears the generated side only). The reference statistics are computed (or read,
-or taken from the statistics cache) once at construction.
+``reset()`` (clears the generated side only). The reference side is reduced (or read, or taken
+from the statistics cache) once at construction, by the same engine and Metric objects as
+``ganmetrics eval``.
 """
 
 import numpy as np
 import torch
 
-from .api import Options, resolve_statistics
+from .api import DEFAULT_METRICS, split_options
+from .engine.loader import ImageBatch
+from .engine.runner import forward_batch
+from .engine.sides import needs_of, open_extractor, resolve_side
 from .errors import GanMetricsError
-from .extract import ImageBatch
-from .metrics import frechet_distance, inception_score_from_sums
-from .preprocess import clean_resize
-from .reducers import GaussianStats, InceptionScoreAccumulator
+from .metrics.reducers import GaussianStats
+from .metrics.registry import build_metrics
+from .store.statsfile import Statistics
 from .sources import rgb_pixels
 
 
 class GenerativeMetrics:
-    """FID (and IS) of generated images against ``reference``: a folder, archive, array,
-    statistics ``.npz`` or ``Statistics``. Keywords are the shared options (``weights``,
-    ``device``, ``dims``, ``resize``, ``batch_size``, ``cache``, ...), plus ``splits`` for the IS
-    and ``inception_score=False`` to compute FID only (the network then runs only as deep as
-    ``dims`` needs).
+    """``metrics`` (default fid and is; ``inception_score=False``: fid only) of generated images
+    against ``reference``: a folder, archive, array, statistics ``.npz`` or ``Statistics``.
+    Keywords are the shared options (``weights``, ``device``, ``dims``, ``resize``,
+    ``batch_size``, ``cache``, ...) and the metrics' options (``splits``, ``kid_subset_size``, ...).
 
-    Memory is constant: generated images are reduced as they arrive. IS splits are assigned
-    round-robin (the number of images is not known in advance), so the IS differs slightly from
-    ``ganmetrics is`` on the same images; the FID is the same. Nothing here changes the caller's
-    models, their train/eval mode, gradients or the global RNG state.
+    Streaming metrics keep constant memory (FID, IS); KID keeps every generated feature (8 KiB
+    an image). IS splits are assigned round-robin (the number of images is not known in
+    advance), so the IS differs slightly from ``ganmetrics is`` on the same images; the FID is
+    the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
+    global RNG state. The network runs only as deep as the metrics' features need.
     """
 
-    def __init__(self, reference, *, splits: int = 10, inception_score: bool = True, **options):
-        if splits < 1:
-            raise GanMetricsError(f"splits must be at least 1, got {splits}")
-        self.options = Options.from_keywords(options)
-        self.splits = splits
-        self.inception_score = inception_score
+    def __init__(self, reference, *, metrics=None, inception_score: bool = True, **options):
+        if metrics is None:
+            metrics = DEFAULT_METRICS if inception_score else ("fid",)
+        self.config, metric_options = split_options(options)
+        self.metrics = build_metrics(metrics, metric_options)
         # Reading a reference source draws a DataLoader seed from the global RNG: keep it private.
         with torch.random.fork_rng(devices=[]):
-            self.extractor = self.options.extractor()
-            self.reference = resolve_statistics(reference, self.extractor, self.options, reference=True)
+            self.extractor = open_extractor(self.config)
+            self.needs = needs_of(self.metrics, self.extractor, "b")
+            needs_a = needs_of(self.metrics, self.extractor, "a")
+            self.reference_side = resolve_side(reference, self.extractor, needs_a, self.config, reference=True) if needs_a else None
         self.reset()
 
+    @property
+    def reference(self) -> Statistics | None:
+        """The reference side's Gaussian statistics (FID's), None where no metric needs them."""
+        side = self.reference_side
+        gaussians = [(need, value) for need, value in (side.reduced.items() if side else ()) if need.reducer is GaussianStats]
+        if not gaussians:
+            return None
+        need, value = gaussians[0]
+        meta = getattr(value, "meta", None) or self.extractor.provenance.meta(len(value.mu), side.label)
+        return Statistics(value.mu, value.sigma, value.n, meta)
+
     def reset(self) -> None:
-        """Forget the generated images; the reference statistics stay."""
-        device = self.extractor.device
-        self.generated = GaussianStats(self.extractor.dims, device=device)
-        self.scores = InceptionScoreAccumulator(self.splits, total=None, device=device) if self.inception_score else None
+        """Forget the generated images; the reference stays."""
+        features = self.extractor.features
+        self.reducers = {need: need.build(features[need.feature], None, self.extractor.device) for need in self.needs}
+        self.count = 0
 
     def update(self, images: torch.Tensor, value_range: str | None = None) -> None:
         """Add generated images, a tensor on any device (or an array): (N, 3, H, W), (N, 1, H, W)
         or channels last; uint8, or float in ``value_range`` "0,1" or "-1,1" (floats default to
         "-1,1"). Converted to uint8 as saving them to PNG would (round, clip)."""
         pixels = rgb_pixels(images, value_range)  # on the caller's device: no round trip through the host
-        if self.extractor.resize == "clean":  # PIL's resize, on the CPU
-            pixels = torch.from_numpy(np.stack([clean_resize(image) for image in pixels.cpu().numpy()]))
-        step = self.extractor.batch_size
+        transform = self.extractor.host_transform
+        if self.config.resize == "clean":  # PIL's resize, on the CPU
+            pixels = torch.from_numpy(np.stack([transform(image) for image in pixels.cpu().numpy()]))
+        wanted = {need.feature for need in self.needs}
+        step = self.config.batch_size
         for start in range(0, len(pixels), step):
-            out = self.extractor.forward_batch(ImageBatch.of_pixels(pixels[start:start + step]),
-                                               logits=self.scores is not None)
-            self.generated.update(out.features)
-            if self.scores is not None:
-                self.scores.update(out.logits)
+            chunk = pixels[start:start + step]
+            out = forward_batch(self.extractor, ImageBatch.of_pixels(chunk), wanted)
+            positions = torch.arange(self.count, self.count + len(chunk), device=self.extractor.device)
+            for need, reducer in self.reducers.items():
+                reducer.update(out[need.feature], positions)
+            self.count += len(chunk)
 
     def compute(self) -> dict:
-        """{"fid", "n"} and, unless ``inception_score=False``, {"is_mean", "is_std"} of the images
+        """{"n", and each metric's values ("fid", "is_mean", "is_std", "kid", ...)} of the images
         given since the last reset."""
-        if self.generated.count < 2:
-            raise GanMetricsError(f"FID needs at least 2 generated images, got {self.generated.count}")
-        fid = frechet_distance(self.reference.mu, self.reference.sigma, self.generated.mu(), self.generated.sigma(),
-                               self.extractor.device)
-        result = {"fid": fid, "n": self.generated.count}
-        if self.scores is not None:
-            result["is_mean"], result["is_std"] = inception_score_from_sums(*self.scores.sums())
+        if self.count < 2:
+            raise GanMetricsError(f"the metrics need at least 2 generated images, got {self.count}")
+        generated = {need: reducer.result() for need, reducer in self.reducers.items()}
+        result = {"n": self.count}
+        for metric in self.metrics:
+            reference = self.reference_side.reduced if metric.sides == 2 else None
+            result.update(metric.compute(reference, generated, self.extractor.device))
         return result

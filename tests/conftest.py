@@ -6,14 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from ganmetrics.cli import cli
-from ganmetrics.weights import random_state_dict
+from helpers import smooth_images, write_images
+from ganmetrics.extractors.inception.weights import random_state_dict
 
 RANDOM_SEED = 0
-FAST_OPTIONS = ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,25 +31,6 @@ def restore_determinism_flags():
     torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def run_cli(*args, options=FAST_OPTIONS):
-    """``ganmetrics ARGS`` in-process, by default with the fast options (random weights, 64 dims,
-    no progress bar, no worker processes)."""
-    return CliRunner().invoke(cli, [*map(str, args), *options])
-
-
-def one_line_error(result, code: int = 2) -> str:
-    """The single stderr line of a failed run: exit 2 allows nothing else on stderr; exit 1
-    (a threshold) allows the run's warnings before its one-line reason."""
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    if code == 1:
-        lines = [line for line in lines if not line.startswith("ganmetrics: warning:")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ganmetrics: error:" if code == 2 else "ganmetrics: ")
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     """torch on one thread for a test module: tiny convolutions run fastest so, and OpenMP
@@ -68,28 +47,6 @@ def weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random-0.pth"
     torch.save(random_state_dict(RANDOM_SEED), path)
     return path
-
-
-def smooth_images(n: int, size: tuple[int, int], seed: int, offset: float = 0.0) -> np.ndarray:
-    """n uint8 (H, W, 3) images of smooth random colour fields plus noise, brightness shifted by
-    ``offset`` (0..1): photo-like enough to give varied features."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    coarse = rng.random((n, 4, 4, 3))
-    yy, xx = np.meshgrid(np.linspace(0, 3, h), np.linspace(0, 3, w), indexing="ij")
-    y0, x0 = np.floor(yy).astype(int).clip(0, 2), np.floor(xx).astype(int).clip(0, 2)
-    fy, fx = (yy - y0)[..., None], (xx - x0)[..., None]
-    field = (coarse[:, y0, x0] * (1 - fy) * (1 - fx) + coarse[:, y0 + 1, x0] * fy * (1 - fx)
-             + coarse[:, y0, x0 + 1] * (1 - fy) * fx + coarse[:, y0 + 1, x0 + 1] * fy * fx)
-    pixels = (field * 0.8 + offset) * 255 + rng.normal(0, 12, field.shape)
-    return pixels.clip(0, 255).astype(np.uint8)
-
-
-def write_images(folder: Path, images: np.ndarray, fmt: str = "png") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:04d}.{fmt}")
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import run_cli, smooth_images, write_images
-from ganmetrics import api, cache, extract, sources
+from helpers import counted_decodes, cpu_extractor, run_cli, smooth_images, write_images
+from ganmetrics import api, sources
 from ganmetrics.cli import cli
-from ganmetrics.extract import FeatureExtractor
+from ganmetrics.config import RunConfig
+from ganmetrics.engine import sides
+from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.metrics.base import Need
+from ganmetrics.metrics.reducers import Gaussian, GaussianStats
 from ganmetrics.sources import open_source
-from ganmetrics.statsfile import Statistics, load_statistics, save_statistics
-from ganmetrics.weights import random_weights
+from ganmetrics.store import cache
+from ganmetrics.store.statsfile import Statistics, load_statistics, save_statistics
 
 N = 8
 
@@ -37,10 +41,10 @@ def folders(tmp_path):
 
 def fid_decoding(*args) -> tuple[dict, int, str]:
     """`fid ARGS --json`: (its row, images decoded, stderr)."""
-    before = sources.decode_count
-    result = run_cli("fid", *args, "--json")
+    with counted_decodes() as decoded:
+        result = run_cli("fid", *args, "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout), sources.decode_count - before, result.stderr
+    return json.loads(result.stdout), decoded[0], result.stderr
 
 
 def entries(cache_dir) -> list[str]:
@@ -88,33 +92,57 @@ def test_a_truncated_entry_is_reported_in_one_line_and_recomputed(folders, cache
     assert load_statistics(entry).n == N  # rewritten whole
 
 
-# --- the cache logic, with an extractor whose statistics are counted (no network) ----------------
+# --- the cache logic, with a one pass whose results are fixed and counted (no network) ----------
+
+
+GAUSSIAN_64 = Need("64", GaussianStats)
+CACHE_ON = RunConfig(cache=True, dims=64, workers=0)
 
 
 @pytest.fixture(scope="module")
 def extractor():
-    return FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
+    return cpu_extractor()
+
+
+class FixedGaussian:
+    """A reducer stand-in whose result is a fixed 64-dim Gaussian of the source's size."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def result(self):
+        return Gaussian(np.arange(64.0), np.eye(64), self.n)
 
 
 @pytest.fixture
-def counting(extractor):
-    """A copy of ``extractor`` whose ``statistics`` returns fixed values and records each call."""
-    stub = copy.copy(extractor)
-    stub.calls = []
+def counting(monkeypatch):
+    """The engine's one pass replaced by fixed statistics; the list records each source run."""
+    calls = []
 
-    def statistics(source):
-        stub.calls.append(source.describe())
-        return Statistics(np.arange(64.0), np.eye(64), len(source), stub.metadata(source.describe()))
+    def reduce_source(source, extractor, needs, config):
+        calls.append(source.describe())
+        return {need: FixedGaussian(len(source)) for need in needs}
 
-    stub.statistics = statistics
-    return stub
+    monkeypatch.setattr(sides, "reduce_source", reduce_source)
+    return calls
+
+
+def cached(source, extractor, config=CACHE_ON, reference=True):
+    """The 64-dim Gaussian of ``source`` through the cache."""
+    return sides.reduce_with_cache(source, extractor, {GAUSSIAN_64: "fid"}, config, reference)[GAUSSIAN_64]
+
+
+def entry_of(source, extractor_or_provenance, dims=64):
+    provenance = getattr(extractor_or_provenance, "provenance", extractor_or_provenance)
+    fingerprint = source.fingerprint()
+    return None if fingerprint is None else cache.entry_path(sides.cache_key(fingerprint, provenance, dims))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "no meta", "other dims"])
-def test_damaged_entries_are_recomputed(folders, counting, damage):
+def test_damaged_entries_are_recomputed(folders, extractor, counting, damage):
     source = open_source(folders[0])
-    cache.cached_statistics(source, counting)
-    entry = cache.entry_path(source, counting)
+    cached(source, extractor)
+    entry = entry_of(source, extractor)
     if damage == "garbage":
         entry.write_bytes(b"\0" * 1000)
     elif damage == "no meta":
@@ -122,41 +150,41 @@ def test_damaged_entries_are_recomputed(folders, counting, damage):
     else:
         save_statistics(entry, Statistics(np.zeros(8), np.eye(8), N, {"dims": 8}))
     with pytest.warns(UserWarning, match="corrupt cache entry .* recomputing") as caught:
-        stats = cache.cached_statistics(source, counting)
+        stats = cached(source, extractor)
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
-    assert len(counting.calls) == 2 and np.array_equal(stats.mu, np.arange(64.0))
-    assert cache.cached_statistics(source, counting).n == N and len(counting.calls) == 2
+    assert len(counting) == 2 and np.array_equal(stats.mu, np.arange(64.0))
+    assert cached(source, extractor).n == N and len(counting) == 2
 
 
 def test_which_sources_are_cached_by_default(folders):
     folder, array = open_source(folders[0]), open_source(smooth_images(2, (8, 8), seed=1))
-    default, on, off = api.Options(), api.Options(cache=True), api.Options(cache=False)
-    assert default.use_cache(folder, reference=True) and not default.use_cache(folder, reference=False)
-    assert not default.use_cache(array, reference=True)
-    assert on.use_cache(array, reference=False) and not off.use_cache(folder, reference=True)
+    default, on, off = RunConfig(), RunConfig(cache=True), RunConfig(cache=False)
+    assert sides.use_cache(folder, default, reference=True) and not sides.use_cache(folder, default, reference=False)
+    assert not sides.use_cache(array, default, reference=True)
+    assert sides.use_cache(array, on, reference=False) and not sides.use_cache(folder, off, reference=True)
 
 
-def test_no_cache_stores_nothing_and_cache_stores_every_source(folders, counting, cache_dir):
+def test_no_cache_stores_nothing_and_cache_stores_every_source(folders, extractor, counting, cache_dir):
     ref, fake = folders
     for cache_option, stored in [(False, 0), (None, 1), (True, 2)]:
-        options = api.Options(cache=cache_option, dims=64)
-        api.resolve_statistics(ref, counting, options, reference=True)
-        api.resolve_statistics(fake, counting, options)
+        config = RunConfig(cache=cache_option, dims=64)
+        sides.resolve_side(ref, extractor, {GAUSSIAN_64: "fid"}, config, reference=True)
+        sides.resolve_side(fake, extractor, {GAUSSIAN_64: "fid"}, config)
         assert len(entries(cache_dir)) == stored, cache_option
-    assert len(counting.calls) == 2 + 2 + 1  # --no-cache both; default the reference; --cache the fake
+    assert len(counting) == 2 + 2 + 1  # --no-cache both; default the reference; --cache the fake
 
 
-def test_an_unwritable_cache_is_a_warning_not_a_failure(folders, counting, tmp_path, monkeypatch):
+def test_an_unwritable_cache_is_a_warning_not_a_failure(folders, extractor, counting, tmp_path, monkeypatch):
     (tmp_path / "not_a_folder").write_text("")
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "not_a_folder"))
     with pytest.warns(UserWarning, match="cannot write cache entry .* continuing uncached"):
-        stats = cache.cached_statistics(open_source(folders[0]), counting)
+        stats = cached(open_source(folders[0]), extractor)
     assert stats.n == N
 
 
-def test_cache_clear_removes_entries_and_leftover_temporary_files(folders, counting, cache_dir):
+def test_cache_clear_removes_entries_and_leftover_temporary_files(folders, extractor, counting, cache_dir):
     for folder in folders:
-        cache.cached_statistics(open_source(folder), counting)
+        cached(open_source(folder), extractor)
     (cache_dir / ".abc.npz.123.tmp").write_bytes(b"partial")
     listing = CliRunner().invoke(cli, ["cache", "list"])
     assert [line.split()[1] for line in listing.stdout.splitlines()] == [str(folders[1]), str(folders[0])]
@@ -170,57 +198,48 @@ def test_cache_clear_removes_entries_and_leftover_temporary_files(folders, count
 # --- what the key covers (no images decoded) ------------------------------------------------------
 
 
-def varied(extractor, **changes):
-    """A shallow copy with other settings (the network is not rebuilt: the key needs none)."""
-    other = copy.copy(extractor)
-    for name, value in changes.items():
-        setattr(other, name, value)
-    return other
-
-
-def test_the_key_covers_images_and_every_setting_that_changes_the_numbers(tmp_path, extractor, monkeypatch):
+def test_the_key_covers_images_and_every_setting_that_changes_the_numbers(tmp_path, extractor):
     folder = write_images(tmp_path / "set", smooth_images(4, (16, 16), seed=3))
     write_images(folder / "sub", smooth_images(1, (16, 16), seed=4))
-    key = cache.entry_path(open_source(folder), extractor)
-    assert key == cache.entry_path(open_source(folder), extractor)  # stable
-    other_weights = dataclasses.replace(extractor.weights, sha256="0" * 64)
+    provenance = extractor.provenance
+    key = entry_of(open_source(folder), provenance)
+    assert key == entry_of(open_source(folder), provenance)  # stable
     changed = [
-        cache.entry_path(open_source(folder), varied(extractor, resize="clean")),
-        cache.entry_path(open_source(folder), varied(extractor, dims=192)),
-        cache.entry_path(open_source(folder), varied(extractor, weights=other_weights)),
-        cache.entry_path(open_source(folder, limit=3), extractor),
-        cache.entry_path(open_source(folder, recursive=False), extractor),
+        entry_of(open_source(folder), dataclasses.replace(provenance, resize="clean")),
+        entry_of(open_source(folder), provenance, dims=192),
+        entry_of(open_source(folder), dataclasses.replace(provenance, weights_sha256="0" * 64)),
+        entry_of(open_source(folder), dataclasses.replace(provenance, tf32=True)),
+        entry_of(open_source(folder), dataclasses.replace(provenance, version="99.0.0")),
+        entry_of(open_source(folder, limit=3), provenance),
+        entry_of(open_source(folder, recursive=False), provenance),
     ]
-    monkeypatch.setattr(extract, "__version__", "99.0.0")
-    changed.append(cache.entry_path(open_source(folder), extractor))
-    monkeypatch.undo()
+    # The extractor's resize is part of its provenance.
+    assert entry_of(open_source(folder), dataclasses.replace(extractor, resize="clean")) == changed[0]
     (folder / "0001.png").write_bytes((folder / "0002.png").read_bytes())  # another size
-    changed.append(cache.entry_path(open_source(folder), extractor))
+    changed.append(entry_of(open_source(folder), provenance))
     assert len({key, *changed}) == len(changed) + 1
-    # Batch size and workers do not change the numbers, so they share the entry.
-    assert cache.entry_path(open_source(folder), varied(extractor, batch_size=7, workers=3)) == changed[-1]
 
 
 def test_arrays_are_keyed_by_content(tmp_path, extractor):
     images = smooth_images(4, (16, 16), seed=5)
-    key = cache.entry_path(open_source(images), extractor)
-    assert cache.entry_path(open_source(images.copy()), extractor) == key
-    assert cache.entry_path(open_source(torch.from_numpy(images)), extractor) == key
+    key = entry_of(open_source(images), extractor)
+    assert entry_of(open_source(images.copy()), extractor) == key
+    assert entry_of(open_source(torch.from_numpy(images)), extractor) == key
     touched = images.copy()
     touched[2, 5, 5, 1] ^= 1
-    assert cache.entry_path(open_source(touched), extractor) != key
+    assert entry_of(open_source(touched), extractor) != key
     np.save(tmp_path / "a.npy", images)
     np.savez(tmp_path / "a.npz", x=images, y=touched)
-    file_keys = {cache.entry_path(open_source(p, key=k), extractor)
+    file_keys = {entry_of(open_source(p, key=k), extractor)
                  for p, k in [(tmp_path / "a.npy", None), (tmp_path / "a.npz", None), (tmp_path / "a.npz", "y")]}
     assert len(file_keys) == 3
-    assert cache.entry_path(sources.GeneratorSource(lambda n: images[:n], n=4), extractor) is None
+    assert entry_of(sources.GeneratorSource(lambda n: images[:n], n=4), extractor) is None
 
 
 def test_an_array_with_cache_true_is_computed_once(monkeypatch):
     calls = []
-    statistics = FeatureExtractor.statistics
-    monkeypatch.setattr(FeatureExtractor, "statistics", lambda self, source: calls.append(1) or statistics(self, source))
+    reduce_source = sides.reduce_source
+    monkeypatch.setattr(sides, "reduce_source", lambda *args: calls.append(1) or reduce_source(*args))
     images = smooth_images(4, (32, 32), seed=6)
     options = {"weights": "random:0", "dims": 64, "workers": 0, "cache": True}
     first = api.compute_stats(images, **options)
@@ -235,7 +254,7 @@ def test_an_array_with_cache_true_is_computed_once(monkeypatch):
 
 def test_stats_info_prints_the_metadata(folders, counting, tmp_path):
     ref, _ = folders
-    save_statistics(tmp_path / "ref.npz", counting.statistics(open_source(ref)))
+    save_statistics(tmp_path / "ref.npz", api.compute_stats(ref, weights="random:0", dims=64, workers=0))
     info = CliRunner().invoke(cli, ["stats", "--info", str(tmp_path / "ref.npz")])
     assert info.exit_code == 0, info.output
     lines = info.stdout.splitlines()

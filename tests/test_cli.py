@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import one_line_error, run_cli, smooth_images, write_images
+from helpers import one_line_error, run_cli, smooth_images, write_images
 from ganmetrics import __version__, api, load_statistics
 from ganmetrics.cli import cli
-from ganmetrics.weights import random_weights
+from ganmetrics.extractors.inception.weights import random_weights
 
 WEIGHTS = "random:0"
 N_IMAGES = 10

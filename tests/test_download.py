@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ganmetrics.download import download_file, sha256_of_file
+from ganmetrics.store.download import download_file
+from ganmetrics.store.hashing import sha256_of_file
 from ganmetrics.errors import GanMetricsError
 
 PAYLOAD = random.Random(0).randbytes(3 * 1024 * 1024)  # 3 MiB

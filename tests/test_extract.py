@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import smooth_images, write_images
+from helpers import cpu_extractor, features_of, smooth_images, write_images
+from ganmetrics.config import RunConfig
+from ganmetrics.engine.loader import ImageBatch
+from ganmetrics.engine.runner import concurrent_batches, reduce_source
+from ganmetrics.engine.runtime import cuda_numerics, intra_op_threads
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.extract import FeatureExtractor, ImageBatch, cuda_numerics
-from ganmetrics.weights import random_weights
+from ganmetrics.metrics.base import Need
+from ganmetrics.metrics.inception_score import inception_score_from_sums
+from ganmetrics.metrics.reducers import GaussianStats, SplitSums
+from ganmetrics.sources import open_source
 
 MEASURE = """
 import resource, sys
@@ -62,16 +68,17 @@ def test_batches_group_images_by_shape_where_they_are_decoded_and_keep_their_ord
 
 
 def test_mixed_sizes_in_one_batch_give_each_image_its_own_features():
-    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
+    extractor = cpu_extractor()
     images = list(smooth_images(2, (40, 40), seed=1)) + list(smooth_images(2, (64, 48), seed=2))
     order = [0, 2, 1, 3]
-    together = extractor.forward_batch(ImageBatch.of_images([images[i] for i in order]), logits=True)
+    wanted = ("64", "logits_unbiased")
+    together = features_of(extractor, [images[i] for i in order], wanted)
     for row, i in enumerate(order):
-        alone = extractor.forward_batch(ImageBatch.of_images([images[i]]), logits=True)
-        assert torch.equal(together.features[row], alone.features[0])
+        alone = features_of(extractor, [images[i]], wanted)
+        assert torch.equal(together["64"][row], alone["64"][0])
         # logits = pool3 @ fc: the matrix product's blocking, hence rounding, depends on the batch
-        difference = (together.logits[row] - alone.logits[0]).abs().max()
-        assert difference <= 1e-6 * alone.logits.abs().max()
+        difference = (together["logits_unbiased"][row] - alone["logits_unbiased"][0]).abs().max()
+        assert difference <= 1e-6 * alone["logits_unbiased"].abs().max()
 
 
 def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settings():
@@ -87,19 +94,15 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
 
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone
 def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path, batch_size):
-    from ganmetrics.extract import intra_op_threads
-    from ganmetrics.metrics import inception_score_from_sums
-    from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
-    from ganmetrics.sources import open_source
-
     source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
-    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=batch_size, workers=0)
+    extractor = cpu_extractor()
+    gaussian, split_sums = Need("64", GaussianStats), Need("logits_unbiased", SplitSums, (("splits", 4),))
     gaussians, scores = {}, {}
     for threads in (1, 2):
         with intra_op_threads(threads):
-            assert extractor.concurrent_batches() == threads
-            gaussians[threads], scores[threads] = GaussianStats(64), InceptionScoreAccumulator(4, total=len(source))
-            extractor.reduce(source, gaussian=gaussians[threads], inception_score=scores[threads])
+            assert concurrent_batches(torch.device("cpu")) == threads
+            reducers = reduce_source(source, extractor, [gaussian, split_sums], RunConfig(batch_size=batch_size, workers=0))
+            gaussians[threads], scores[threads] = reducers[gaussian], reducers[split_sums]
             assert torch.get_num_threads() == threads  # the forward threads' setting was undone
     assert gaussians[2].count == 11 and scores[2].counts.tolist() == [2, 3, 3, 3]
     # The features, hence the FID statistics, are the same bits whatever the threads.

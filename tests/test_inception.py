@@ -4,8 +4,9 @@ whole batch at once, bit for bit, at every feature tap."""
 import pytest
 import torch
 
-from ganmetrics.onednn import use_blocked_layout
-from ganmetrics.weights import random_weights
+from ganmetrics.extractors.inception.network import FEATURES
+from ganmetrics.extractors.inception.onednn import use_blocked_layout
+from ganmetrics.extractors.inception.weights import random_weights
 
 
 @pytest.mark.parametrize("blocked", [False, True])
@@ -14,16 +15,15 @@ def test_stem_batches_give_the_outputs_of_the_whole_batch(blocked):
     if blocked:
         assert use_blocked_layout(network)
     x = torch.rand(5, 3, 299, 299, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    requests = [{tap} for tap in FEATURES] + [{tap, "logits_unbiased"} for tap in ("64", "192", "768", "2048")]
+    requests.append(set(FEATURES))
     with torch.inference_mode():
-        whole = {(dims, logits): network(x, dims=dims, logits=logits)
-                 for dims in (64, 192, 768, 2048) for logits in (False, True)}
+        whole = [network(x, wanted) for wanted in requests]
         network.stem_batch = 2  # chunks of 2, 2 and 1 images
-        for (dims, logits), expected in whole.items():
-            got = network(x, dims=dims, logits=logits)
-            assert got.features.shape == (5, dims) and not got.features.is_mkldnn
-            assert torch.equal(got.features, expected.features), (dims, logits)
-            if logits:
-                assert torch.equal(got.logits, expected.logits), dims
-            else:
-                assert got.logits is None
-    assert whole[64, False].features.std(dim=0).mean() > 1e-3  # features that vary across images
+        for wanted, expected in zip(requests, whole):
+            got = network(x, wanted)
+            assert set(got) == wanted
+            for feature in wanted:
+                assert got[feature].shape == (5, FEATURES[feature]) and not got[feature].is_mkldnn
+                assert torch.equal(got[feature], expected[feature]), (wanted, feature)
+    assert whole[0]["64"].std(dim=0).mean() > 1e-3  # features that vary across images

@@ -6,8 +6,7 @@ import zipfile
 
 import pytest
 
-from conftest import run_cli, smooth_images, write_images
-from ganmetrics import sources
+from helpers import counted_decodes, run_cli, smooth_images, write_images
 
 N = 8
 
@@ -25,9 +24,9 @@ def sets(tmp_path_factory):
 
 def run_uncached(*args):
     """(result, images decoded) of `ganmetrics ARGS` with the fast options, uncached."""
-    before = sources.decode_count
-    result = run_cli(*args, "--no-cache")
-    return result, sources.decode_count - before
+    with counted_decodes() as decoded:
+        result = run_cli(*args, "--no-cache")
+    return result, decoded[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ import torch
 from torch_fidelity.metric_isc import isc_features_to_metric
 
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.metrics import (_trace_sqrt_product_torch, covariance_rank, frechet_distance,
-                                inception_score_from_sums, trace_sqrt_product)
-from ganmetrics.reducers import InceptionScoreAccumulator
+from ganmetrics.metrics.fid import frechet_distance
+from ganmetrics.metrics.inception_score import inception_score_from_sums
+from ganmetrics.metrics.linalg import _trace_sqrt_product_torch, covariance_rank, trace_sqrt_product
+from ganmetrics.metrics.reducers import SplitSums
 
 
 def random_spd(dims: int, seed: int, condition: float = 10.0) -> np.ndarray:
@@ -139,7 +140,7 @@ def test_fid_of_different_dimensions_is_an_error():
 
 
 def inception_score_of(logits: np.ndarray, splits: int) -> tuple[float, float]:
-    accumulator = InceptionScoreAccumulator(splits, total=len(logits), num_classes=logits.shape[1])
+    accumulator = SplitSums(splits, total=len(logits), num_classes=logits.shape[1])
     accumulator.update(torch.from_numpy(logits))
     return inception_score_from_sums(*accumulator.sums())
 
@@ -213,7 +214,7 @@ def test_inception_score_matches_torch_fidelity():
 
 
 def test_inception_score_with_an_empty_split_is_an_error():
-    accumulator = InceptionScoreAccumulator(splits=5, total=3)
+    accumulator = SplitSums(splits=5, total=3)
     accumulator.update(torch.zeros(3, 1008))
     with pytest.raises(GanMetricsError, match="split"):
         inception_score_from_sums(*accumulator.sums())

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-import ganmetrics.onednn as onednn
-from ganmetrics.extract import CPU_STEM_BATCH, FeatureExtractor
-from ganmetrics.inception import BasicConv2d
-from ganmetrics.weights import random_weights
+import ganmetrics.extractors.inception.onednn as onednn
+from helpers import cpu_extractor
+from ganmetrics.extractors.inception.extractor import CPU_STEM_BATCH
+from ganmetrics.extractors.inception.network import BasicConv2d
+from ganmetrics.extractors.inception.weights import random_weights
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +30,15 @@ def test_outputs_equal_the_plain_network_bit_for_bit(networks, batch):
     plain, blocked = networks
     x = torch.rand(batch, 3, 299, 299, generator=torch.Generator().manual_seed(batch)) * 2 - 1
     with torch.inference_mode():
-        for dims in (64, 192, 768, 2048):
-            expected, got = plain(x, dims=dims, logits=True), blocked(x, dims=dims, logits=True)
-            assert torch.equal(got.features, expected.features), dims
-            assert torch.equal(got.logits, expected.logits), dims
-            assert not got.features.is_mkldnn and got.features.shape == (batch, dims)
-        expected = plain(x, dims=2048, logits=False).features
+        for dims in ("64", "192", "768", "2048"):
+            wanted = {dims, "logits_unbiased"}
+            expected, got = plain(x, wanted), blocked(x, wanted)
+            for feature in wanted:
+                assert torch.equal(got[feature], expected[feature]), dims
+            assert not got[dims].is_mkldnn and got[dims].shape == (batch, int(dims))
+        expected = plain(x, {"2048"})["2048"]
         assert expected.std(dim=1).min() > 1e-3  # real, varied features, not zeros
-        assert torch.equal(blocked(x, dims=2048, logits=False).features, expected)
+        assert torch.equal(blocked(x, {"2048"})["2048"], expected)
 
 
 def test_batch_norm_terms_reproduce_aten_batch_norm_exactly():
@@ -74,5 +76,5 @@ def test_network_stays_plain_where_the_blocked_outputs_differ_by_one_bit(monkeyp
 
 
 def test_the_cpu_extractor_runs_the_blocked_network():
-    extractor = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, workers=0)
+    extractor = cpu_extractor()
     assert extractor.network.blocked_layout and extractor.network.stem_batch == CPU_STEM_BATCH

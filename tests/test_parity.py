@@ -9,11 +9,12 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import ganmetrics
-from ganmetrics.extract import FeatureExtractor, ImageBatch
-from ganmetrics.preprocess import clean_resize, to_network_input
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from helpers import features_of
+from ganmetrics.extractors.inception.preprocess import clean_resize, to_network_input
 from ganmetrics.sources import open_source
-from ganmetrics.statsfile import save_statistics
-from ganmetrics.weights import load_weights
+from ganmetrics.store.statsfile import save_statistics
+from ganmetrics.extractors.inception.weights import load_weights
 
 
 def sorted_images(folder):
@@ -45,9 +46,8 @@ def pytorch_fid_model_factory(weights_file):
     return build
 
 
-def ours(weights_file, resize, dims):
-    return FeatureExtractor(load_weights(weights_file), torch.device("cpu"), resize=resize, dims=dims,
-                            batch_size=16, workers=0)
+def ours(weights_file, resize):
+    return InceptionExtractor(load_weights(weights_file), torch.device("cpu"), resize=resize)
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +60,19 @@ def fidelity_outputs(mixed_folder, fidelity_extractor):
 
 
 def test_pool3_and_logits_equal_torch_fidelity(weights_file, mixed_folder, fidelity_outputs):
-    extractor = ours(weights_file, "tf", 2048)
+    extractor = ours(weights_file, "tf")
     source = open_source(mixed_folder)
-    batch = ImageBatch.of_images([source.read(i) for i in range(len(source))])
-    out = extractor.forward_batch(batch, logits=True)
+    out = features_of(extractor, [source.read(i) for i in range(len(source))])
     pool3, logits = fidelity_outputs
-    assert (out.features - pool3).abs().max() < 1e-5
-    assert (out.logits - logits).abs().max() < 1e-4 * logits.abs().max()
-    assert out.features.std(dim=0).mean() > 1e-3  # the features really vary across images
+    assert (out["2048"] - pool3).abs().max() < 1e-5
+    assert (out["logits_unbiased"] - logits).abs().max() < 1e-4 * logits.abs().max()
+    assert out["2048"].std(dim=0).mean() > 1e-3  # the features really vary across images
 
 
 def test_pool3_equals_pytorch_fid(weights_file, mixed_folder, pytorch_fid_model_factory):
-    extractor = ours(weights_file, "pytorch", 2048)
+    extractor = ours(weights_file, "pytorch")
     source = open_source(mixed_folder)
-    batch = ImageBatch.of_images([source.read(i) for i in range(len(source))])
-    features = extractor.forward_batch(batch, logits=False).features
+    features = features_of(extractor, [source.read(i) for i in range(len(source))], ["2048"])["2048"]
     model = pytorch_fid_model_factory(2048)
     with torch.no_grad():
         for i, path in enumerate(sorted_images(mixed_folder)):

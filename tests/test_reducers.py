@@ -1,4 +1,4 @@
-"""GaussianStats and InceptionScoreAccumulator: values against NumPy, merges against one pass,
+"""GaussianStats and SplitSums: values against NumPy, merges against one pass,
 and a real two-process torch.distributed merge on the CPU (gloo)."""
 
 import multiprocessing
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganmetrics.reducers import GaussianStats, InceptionScoreAccumulator
+from ganmetrics.metrics.reducers import GaussianStats, SplitSums
 
 DIST_SEED = 11
 DIST_N, DIST_DIMS, DIST_SPLITS, DIST_CUT = 37, 8, 4, 20  # rank 0 sees [0, 20), rank 1 [20, 37)
@@ -115,20 +115,20 @@ def test_merge_across_processes_outside_torch_distributed_changes_nothing():
     x = features(9, 3, seed=7)
     stats = gaussian_of([x], 3).merge_across_processes()
     assert_same_gaussian(stats, gaussian_of([x], 3), 1e-15)
-    accumulator = InceptionScoreAccumulator(2, total=9)
+    accumulator = SplitSums(2, total=9)
     accumulator.update(logits(9, seed=7))
     before = [a.copy() for a in accumulator.sums()]
     for a, b in zip(accumulator.merge_across_processes().sums(), before):
         np.testing.assert_array_equal(a, b)
 
 
-# --- InceptionScoreAccumulator ------------------------------------------------------------------
+# --- SplitSums ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n, splits", [(23, 5), (10, 10), (7, 3), (100, 7)])
 def test_contiguous_splits_follow_the_tf_slice_bounds(n, splits):
     x = logits(n, seed=n)
-    accumulator = InceptionScoreAccumulator(splits, total=n)
+    accumulator = SplitSums(splits, total=n)
     accumulator.update(x[:4])  # in several batches, positions continuing
     accumulator.update(x[4:])
     counts, prob_sums, neg_entropy_sums = accumulator.sums()
@@ -141,18 +141,18 @@ def test_contiguous_splits_follow_the_tf_slice_bounds(n, splits):
 
 
 def test_split_counts_for_23_images_in_5_splits():
-    accumulator = InceptionScoreAccumulator(5, total=23)
+    accumulator = SplitSums(5, total=23)
     accumulator.update(logits(23, seed=0))
     np.testing.assert_array_equal(accumulator.sums()[0], [4, 5, 4, 5, 5])
 
 
 def test_merge_of_two_halves_with_start_positions_equals_one_pass():
     x = logits(31, seed=1)
-    one_pass = InceptionScoreAccumulator(4, total=31)
+    one_pass = SplitSums(4, total=31)
     one_pass.update(x)
-    first, second = InceptionScoreAccumulator(4, total=31), InceptionScoreAccumulator(4, total=31)
-    second.update(x[13:], start=13)  # order of arrival does not matter
-    first.update(x[:13], start=0)
+    first, second = SplitSums(4, total=31), SplitSums(4, total=31)
+    second.update(x[13:], torch.arange(13, 31))  # order of arrival does not matter
+    first.update(x[:13], torch.arange(0, 13))
     merged = first.merge(second)
     for a, b in zip(merged.sums(), one_pass.sums()):
         np.testing.assert_allclose(a, b, rtol=1e-12)
@@ -161,14 +161,14 @@ def test_merge_of_two_halves_with_start_positions_equals_one_pass():
 
 def test_merge_refuses_other_splits_or_totals():
     with pytest.raises(ValueError):
-        InceptionScoreAccumulator(4, total=31).merge(InceptionScoreAccumulator(5, total=31))
+        SplitSums(4, total=31).merge(SplitSums(5, total=31))
     with pytest.raises(ValueError):
-        InceptionScoreAccumulator(4, total=31).merge(InceptionScoreAccumulator(4, total=30))
+        SplitSums(4, total=31).merge(SplitSums(4, total=30))
 
 
 def test_round_robin_routing_without_a_total():
     x = logits(23, seed=2)
-    accumulator = InceptionScoreAccumulator(5, total=None)
+    accumulator = SplitSums(5, total=None)
     accumulator.update(x[:6])
     accumulator.update(x[6:])
     counts, prob_sums, _ = accumulator.sums()
@@ -179,13 +179,13 @@ def test_round_robin_routing_without_a_total():
 
 
 def test_update_beyond_the_declared_total_is_refused_and_changes_nothing():
-    accumulator = InceptionScoreAccumulator(2, total=10)
+    accumulator = SplitSums(2, total=10)
     accumulator.update(logits(8, seed=3))
     before = [a.copy() for a in accumulator.sums()]
     with pytest.raises(ValueError, match="beyond"):
         accumulator.update(logits(3, seed=4))
     with pytest.raises(ValueError):
-        accumulator.update(logits(1, seed=4), start=10)
+        accumulator.update(logits(1, seed=4), torch.tensor([10]))
     for a, b in zip(accumulator.sums(), before):
         np.testing.assert_array_equal(a, b)
     assert accumulator.seen == 8
@@ -193,7 +193,7 @@ def test_update_beyond_the_declared_total_is_refused_and_changes_nothing():
 
 def test_at_least_one_split():
     with pytest.raises(ValueError):
-        InceptionScoreAccumulator(0, total=10)
+        SplitSums(0, total=10)
 
 
 # --- torch.distributed --------------------------------------------------------------------------
@@ -216,8 +216,8 @@ def _distributed_worker(rank: int, world_size: int, init_method: str, out_path: 
         gaussian = GaussianStats(DIST_DIMS)
         gaussian.update(torch.from_numpy(x[part][:5]))  # two batches on each rank
         gaussian.update(torch.from_numpy(x[part][5:]))
-        accumulator = InceptionScoreAccumulator(DIST_SPLITS, total=DIST_N)
-        accumulator.update(y[part], start=part.start)
+        accumulator = SplitSums(DIST_SPLITS, total=DIST_N)
+        accumulator.update(y[part], torch.arange(part.start, part.stop))
         gaussian.merge_across_processes()
         accumulator.merge_across_processes()
         if rank == 0:
@@ -248,7 +248,7 @@ def test_merge_across_two_processes_equals_one_process(tmp_path):
 
     x, y = dist_data()
     expected_gaussian = gaussian_of([x], DIST_DIMS)
-    expected_is = InceptionScoreAccumulator(DIST_SPLITS, total=DIST_N)
+    expected_is = SplitSums(DIST_SPLITS, total=DIST_N)
     expected_is.update(y)
     with np.load(out_path) as result:
         assert int(result["count"]) == DIST_N
@@ -268,6 +268,6 @@ def test_merge_across_processes_skips_ranks_without_images(monkeypatch):
     empty = GaussianStats(3)
     states = [(0, empty.mean.clone(), empty.comoment.clone()), (0, empty.mean.clone(), empty.comoment.clone()),
               (full.count, full.mean.clone(), full.comoment.clone())]
-    monkeypatch.setattr("ganmetrics.reducers._all_gather", lambda state: states)
+    monkeypatch.setattr("ganmetrics.metrics.reducers._all_gather", lambda state: states)
     merged = GaussianStats(3).merge_across_processes()
     assert_same_gaussian(merged, full, 1e-15)

@@ -13,19 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import one_line_error, run_cli, smooth_images, write_images
+from helpers import cpu_extractor, one_line_error, run_cli, smooth_images, statistics, write_images
 from ganmetrics import api
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.extract import FeatureExtractor
 from ganmetrics.sources import GeneratorSource, NpzMember, open_source
-from ganmetrics.weights import random_weights
 
 N = 10
 
 
 @pytest.fixture(scope="module")
 def extractor():
-    return FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=5, workers=0)
+    return cpu_extractor()
 
 
 @pytest.fixture(scope="module")
@@ -104,22 +102,20 @@ def test_every_source_type_decodes_the_same_pixels(same_images, pixels):
 
 
 def test_every_source_type_gives_bit_identical_statistics(extractor, same_images, pixels):
-    expected = extractor.statistics(open_source(same_images["folder"]))
+    expected = statistics(open_source(same_images["folder"]), extractor)
     assert expected.n == N
     kinds = {name: open_source(same_images[name]) for name in ("zip", "tar", "npz", "tensor, channels first")}
     kinds["generator, floats in [-1, 1]"] = GeneratorSource(generator_of(pixels, True), n=N, batch_size=7)
     for name, source in kinds.items():
-        stats = extractor.statistics(source)
+        stats = statistics(source, extractor)
         assert stats.n == N, name
         assert np.array_equal(stats.mu, expected.mu), name
         assert np.array_equal(stats.sigma, expected.sigma), name
 
 
-def test_worker_processes_give_the_same_statistics(same_images):
-    with_workers = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=5, workers=1)
-    in_process = FeatureExtractor(random_weights(0), torch.device("cpu"), dims=64, batch_size=5, workers=0)
-    a = with_workers.statistics(open_source(same_images["npz"]))  # each worker reads the .npz itself
-    b = in_process.statistics(open_source(same_images["npz"]))
+def test_worker_processes_give_the_same_statistics(same_images, extractor):
+    a = statistics(open_source(same_images["npz"]), extractor, workers=1)  # each worker reads the .npz itself
+    b = statistics(open_source(same_images["npz"]), extractor, workers=0)
     assert np.array_equal(a.mu, b.mu) and np.array_equal(a.sigma, b.sigma)
 
 
@@ -176,7 +172,7 @@ def test_callable_drawing_from_the_global_rng_leaves_it_unchanged():
 
 
 def test_generator_statistics_through_the_api_are_computed_in_the_main_process(same_images, pixels, extractor):
-    expected = extractor.statistics(open_source(same_images["folder"]))
+    expected = statistics(open_source(same_images["folder"]), extractor)
     stats = api.compute_stats(GeneratorSource(generator_of(pixels, True), n=N, batch_size=9),
                               weights="random:0", dims=64, batch_size=5, workers=1)
     assert np.array_equal(stats.mu, expected.mu) and np.array_equal(stats.sigma, expected.sigma)
@@ -215,7 +211,7 @@ def test_member_paths_are_never_used_as_file_paths(kind, tmp_path, monkeypatch, 
 
     source = open_source(archive)
     read = {source.names[i]: image for i, image in source.iterate()}
-    stats = extractor.statistics(open_source(archive))
+    stats = statistics(open_source(archive), extractor)
 
     assert stats.n == len(names)
     assert sorted(read) == sorted(names)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.statsfile import (Statistics, check_compatible, is_statistics_file, load_statistics,
+from ganmetrics.provenance import Provenance
+from ganmetrics.store.statsfile import (Statistics, is_statistics_file, load_statistics,
                                   save_statistics)
 
 META = {"extractor": "inception-v3-2015-12-05", "dims": 4, "resize": "tf", "weights_sha256": "ab" * 32,
@@ -140,6 +141,12 @@ def test_count_that_is_not_a_scalar_is_an_error(tmp_path):
     np.savez(tmp_path / "bad.npz", mu=stats.mu, sigma=stats.sigma, n=np.arange(3), meta=np.array("{}"))
     with pytest.raises(GanMetricsError, match="bad.npz"):
         load_statistics(tmp_path / "bad.npz")
+
+
+def check_compatible(stats, path, dims, resize, weights_sha256, allow_mismatch):
+    """The compatibility check of a run with these settings against ``stats``."""
+    Provenance("inception-v3-2015-12-05", weights_sha256, False, resize).check(stats.meta, stats.dims, dims, path,
+                                                                               allow_mismatch)
 
 
 def test_check_compatible_always_refuses_other_dims():

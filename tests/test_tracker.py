@@ -10,11 +10,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import smooth_images, write_images
+from helpers import smooth_images, write_images
 from ganmetrics import api
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.statsfile import save_statistics
+from ganmetrics.store.statsfile import save_statistics
 from ganmetrics.tracker import GenerativeMetrics
 
 FAST = {"weights": "random:0", "dims": 64, "workers": 0, "batch_size": 8}
@@ -154,5 +154,5 @@ def test_bad_batches_are_one_line_errors(tracker, images, value_range, message):
 
 
 def test_unknown_option_is_a_one_line_error(reference):
-    with pytest.raises(GanMetricsError, match="unexpected keyword .*help\\(ganmetrics.api.Options\\)"):
+    with pytest.raises(GanMetricsError, match="unexpected keyword .*help\\(ganmetrics.RunConfig\\)"):
         GenerativeMetrics(reference, colour="blue")

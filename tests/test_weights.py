@@ -12,13 +12,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import one_line_error, smooth_images
-from ganmetrics import weights as weights_module
+from helpers import one_line_error, smooth_images
+from ganmetrics.extractors.inception import weights as weights_module
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.inception import FEATURE_DIMS
-from ganmetrics.preprocess import to_network_input
-from ganmetrics.weights import (WEIGHTS_FILENAME, expected_shapes, fetch_weights, find_weights_file, load_weights,
+from ganmetrics.store.paths import cache_dir
+from ganmetrics.extractors.inception.network import FEATURE_DIMS
+from ganmetrics.extractors.inception.preprocess import to_network_input
+from ganmetrics.extractors.inception.weights import (WEIGHTS_FILENAME, expected_shapes, fetch_weights, find_weights_file, load_weights,
                                 random_state_dict, random_weights, read_state_dict, resolve_weights_file)
 
 SERVED = random.Random(1).randbytes(200_000)
@@ -86,7 +87,7 @@ def test_explicit_path_wins_over_a_broken_environment_variable(tmp_path, clean_e
 def test_cache_folder_from_xdg_cache_home(tmp_path, clean_env, monkeypatch):
     monkeypatch.delenv("GANMETRICS_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert weights_module.cache_dir() == tmp_path / "xdg" / "ganmetrics"
+    assert cache_dir() == tmp_path / "xdg" / "ganmetrics"
 
 
 def test_missing_explicit_path_is_an_error_naming_it(tmp_path, clean_env):
@@ -310,7 +311,7 @@ def test_random_network_activations_are_order_one_and_not_collapsed():
     images = np.concatenate([smooth_images(2, (32, 32), seed=5), smooth_images(1, (32, 32), seed=6, offset=0.2)])
     x = to_network_input(torch.from_numpy(images).permute(0, 3, 1, 2), "tf")
     with torch.inference_mode():
-        pool3 = network(x, dims=2048, logits=False).features
+        pool3 = network(x, {"2048"})["2048"]
     for hook in hooks:
         hook.remove()
     torch.testing.assert_close(taps[2048].mean(dim=(2, 3)), pool3)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
+from ..cli.options import shared_options
+from ..config import RunConfig
+from ..engine.runtime import resolve_device
 from ..errors import GanMetricsError
-from ..extract import resolve_device
-from ..inception import FEATURE_DIMS
-from ..preprocess import RESIZE_MODES
-from ..weights import RANDOM_PREFIX
+from ..extractors.inception.weights import RANDOM_PREFIX
 from .losses import LOSSES
 from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
 from .toydata import write_toy_dataset
@@ -30,27 +30,25 @@ from .toydata import write_toy_dataset
               help="Steps between evaluations (also at step 0 and at the end).")
 @click.option("--eval-samples", default=5000, show_default=True, type=click.IntRange(min=2),
               help="Generated images per evaluation.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--lr", default=None, type=float, help="Learning rate of both networks [default: the loss's own].")
 @click.option("--ngf", default=64, show_default=True, type=click.IntRange(min=1), help="Generator width.")
 @click.option("--ndf", default=64, show_default=True, type=click.IntRange(min=1), help="Discriminator width.")
 @click.option("--reference", default=None,
               help="What FID compares with: images or a statistics .npz [default: the training images as resized].")
-@click.option("--weights", default=None, metavar="SPEC", help="Inception weights file, or random:SEED (uncalibrated).")
-@click.option("--dims", default="2048", show_default=True, type=click.Choice([str(d) for d in FEATURE_DIMS]),
-              help="FID feature layer.")
-@click.option("--resize", default="tf", show_default=True, type=click.Choice(RESIZE_MODES),
-              help="Resize to the Inception input as tf, pytorch or clean.")
 @click.option("--inception-score/--no-inception-score", default=True, show_default=True,
               help="Also score IS at each evaluation; without it the network runs only as deep as --dims needs.")
+@shared_options(only=("weights", "device", "resize", "dims"))
 def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
-                  device, lr, ngf, ndf, reference, weights, dims, resize, inception_score):
-    """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes."""
+                  lr, ngf, ndf, reference, inception_score, options: RunConfig):
+    """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes (--device also
+    runs the training)."""
+    weights = options.weights
     config = TrainConfig(
         data_dir=str(data_dir), out_dir=str(out_dir), loss=loss, steps=steps, batch_size=batch_size,
         image_size=int(image_size), seed=seed, eval_every=eval_every, eval_samples=eval_samples,
-        device=device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
-        metric_options={"weights": weights, "dims": int(dims), "resize": resize, "inception_score": inception_score},
+        device=options.device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
+        metric_options={"weights": weights, "dims": options.dims, "resize": options.resize,
+                        "inception_score": inception_score},
     )
     note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
     calibrated = not str(weights or "").startswith(RANDOM_PREFIX)  # when no evaluation runs (a finished run)

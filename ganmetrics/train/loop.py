@@ -33,9 +33,9 @@ import torch.nn as nn
 from PIL import Image, ImageOps
 from torchvision.utils import save_image
 
-from ..atomicfile import atomic_write
+from ..store.atomicfile import atomic_write
 from ..errors import GanMetricsError
-from ..extract import resolve_device
+from ..engine.runtime import resolve_device
 from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty
 from .models import IMAGE_SIZES, NZ, Discriminator, Generator
 from .toydata import save_png

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..atomicfile import atomic_write
+from ..store.atomicfile import atomic_write
 
 SHAPES = ("circle", "square", "triangle")
 SUPERSAMPLE = 4

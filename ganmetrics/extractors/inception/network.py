@@ -11,31 +11,30 @@ graph does:
   logits without bias, as the original TF code and torch-fidelity's ``logits_unbiased`` do.
 
 The network takes an already resized and normalised float32 batch (N, 3, 299, 299) in [-1, 1]
-(see ``preprocess.py``) and returns, in one pass, the pooled features of the requested tap and,
-when asked, the 1008 unbiased logits. ``onednn.use_blocked_layout`` converts a built network to
-run its convolutions in oneDNN's blocked layout on the CPU (bit-identical, faster); the blocks
-below are written so that both forms run through the same code.
+(see ``preprocess.py``) and returns, in one pass, the named features asked for (``FEATURES``).
+``onednn.use_blocked_layout`` converts a built network to run its convolutions in oneDNN's
+blocked layout on the CPU (bit-identical, faster); the blocks below are written so that both
+forms run through the same code.
 """
 
-from typing import NamedTuple
+from collections.abc import Collection
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 FEATURE_DIMS = (64, 192, 768, 2048)
-"""Feature taps: 64 after the first max pool, 192 after the second, 768 before the auxiliary
-classifier (after Mixed_6e), 2048 after the final average pool (pool3)."""
+"""The FID taps (``--dims``): 64 after the first max pool, 192 after the second, 768 before the
+auxiliary classifier (after Mixed_6e), 2048 after the final average pool (pool3)."""
 
 NUM_CLASSES = 1008
 
+FEATURES = {**{str(dims): dims for dims in FEATURE_DIMS}, "logits_unbiased": NUM_CLASSES}
+"""The named features of one forward pass and their widths: the spatially averaged activations
+of each tap, and ``logits_unbiased``, pool3 @ fc.weight.T without the fc bias (the IS logits)."""
 
-class InceptionOutput(NamedTuple):
-    """One forward pass. ``features``: float32 (N, dims), spatially averaged activations of the
-    tap. ``logits``: float32 (N, 1008) pool3 @ fc.weight.T, without the fc bias, or None."""
-
-    features: torch.Tensor
-    logits: torch.Tensor | None
+DEEP_FEATURES = frozenset({"768", "2048", "logits_unbiased"})
+"""The features that need the Inception blocks (beyond the stem)."""
 
 
 class BasicConv2d(nn.Module):
@@ -224,43 +223,46 @@ class FIDInceptionV3(LayoutAware):
     and its memory no longer grows with the batch size. ``FeatureExtractor`` sets it on the CPU
     (``CPU_STEM_BATCH``)."""
 
-    def forward(self, x: torch.Tensor, dims: int = 2048, logits: bool = True) -> InceptionOutput:
-        """x: float32 (N, 3, 299, 299) in [-1, 1]. Runs only as deep as ``dims`` and ``logits``
-        need: ``forward(x, dims=64, logits=False)`` stops after the first max pool."""
-        if dims not in FEATURE_DIMS:
-            raise ValueError(f"dims must be one of {FEATURE_DIMS}, got {dims}")
-        deeper = logits or dims > 192
-        chunks = [self._stem(chunk, dims, deeper) for chunk in x.split(self.stem_batch or len(x))]
-        features = torch.cat([tap for tap, _ in chunks]) if dims <= 192 else None
+    def forward(self, x: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
+        """x: float32 (N, 3, 299, 299) in [-1, 1] -> {feature: float32 (N, FEATURES[feature])}
+        for each wanted feature of ``FEATURES``. Runs only as deep as the wanted features need:
+        ``forward(x, {"64"})`` stops after the first max pool."""
+        unknown = set(wanted) - FEATURES.keys()
+        if unknown:
+            raise ValueError(f"unknown features {sorted(unknown)}: the network provides {list(FEATURES)}")
+        deeper = not DEEP_FEATURES.isdisjoint(wanted)
+        chunks = [self._stem(chunk, wanted, deeper) for chunk in x.split(self.stem_batch or len(x))]
+        out = {tap: torch.cat([taps[tap] for taps, _ in chunks]) for tap in ("64", "192") if tap in wanted}
         if not deeper:
-            return InceptionOutput(features, None)
-        x = chunks[0][1] if len(chunks) == 1 else torch.cat([_dense(out) for _, out in chunks])  # N x 192 x 35 x 35
+            return out
+        x = chunks[0][1] if len(chunks) == 1 else torch.cat([_dense(blocks) for _, blocks in chunks])  # N x 192 x 35 x 35
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
                       self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
             x = block(x)  # ends N x 768 x 17 x 17
-        if dims == 768:
-            features = _spatial_mean(x)
-            if not logits:
-                return InceptionOutput(features, None)
+        if "768" in wanted:
+            out["768"] = _spatial_mean(x)
+            if {"2048", "logits_unbiased"}.isdisjoint(wanted):
+                return out
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))  # N x 2048 x 8 x 8
         pool3 = _spatial_mean(x)
-        if dims == 2048:
-            features = pool3
-        unbiased_logits = pool3.mm(self.fc.weight.T) if logits else None
-        return InceptionOutput(features, unbiased_logits)
+        if "2048" in wanted:
+            out["2048"] = pool3
+        if "logits_unbiased" in wanted:
+            out["logits_unbiased"] = pool3.mm(self.fc.weight.T)
+        return out
 
-    def _stem(self, x: torch.Tensor, dims: int, deeper: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The layers before the Inception blocks, on n images (n, 3, 299, 299) -> (features
-        float32 (n, dims) when ``dims`` is 64 or 192, else None; the activations n x 192 x 35
-        x 35 for the blocks, or None where ``deeper`` is False and dims is 64)."""
+    def _stem(self, x: torch.Tensor, wanted: Collection[str], deeper: bool) -> tuple[dict, torch.Tensor | None]:
+        """The layers before the Inception blocks, on n images (n, 3, 299, 299) -> ({"64"/"192":
+        float32 (n, 64/192)} for the wanted ones of those taps; the activations n x 192 x 35 x 35
+        for the blocks, or None where neither they nor the 192 tap are wanted)."""
         x = self.branch_input(x)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # n x 64 x 73 x 73
-        tap = _spatial_mean(x) if dims == 64 else None
-        if tap is not None and not deeper:
-            return tap, None
+        taps = {"64": _spatial_mean(x)} if "64" in wanted else {}
+        if not deeper and "192" not in wanted:
+            return taps, None
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # n x 192 x 35 x 35
-        if dims == 192:
-            tap = _spatial_mean(x)
-        return tap, x
+        if "192" in wanted:
+            taps["192"] = _spatial_mean(x)
+        return taps, x

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 
-from .download import download_file, sha256_of_file
-from .errors import GanMetricsError
-from .inception import FIDInceptionV3
+from ...errors import GanMetricsError
+from ...store.download import download_file
+from ...store.hashing import sha256_of_file
+from ...store.paths import cache_dir
+from .network import FIDInceptionV3
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"
@@ -33,8 +35,7 @@ WEIGHTS_URL = (
 )
 ENV_WEIGHTS = "GANMETRICS_WEIGHTS"
 ENV_WEIGHTS_URL = "GANMETRICS_WEIGHTS_URL"
-ENV_CACHE_DIR = "GANMETRICS_CACHE_DIR"
-PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
 RANDOM_PREFIX = "random:"
 # BatchNorm's step counter is not part of the TF port; files that carry it are still accepted.
 _IGNORED_SUFFIX = ".num_batches_tracked"
@@ -59,14 +60,6 @@ class Weights:
             network = FIDInceptionV3()
         network.load_state_dict(self.state_dict)
         return network.eval().requires_grad_(False).to(device)
-
-
-def cache_dir() -> Path:
-    """The user cache folder (weights and, later, statistics)."""
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ganmetrics"
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
@@ -214,7 +207,7 @@ def random_state_dict(seed: int) -> dict:
     ])
     network.train()
     with torch.no_grad():
-        pool3 = network(probe, dims=2048, logits=False).features
+        pool3 = network(probe, {"2048"})["2048"]
     scale = 3.0 / (pool3.std(dim=0).mean().item() * 2048 ** 0.5)
     network.fc.weight.data = torch.randn(network.fc.weight.shape, generator=generator, dtype=torch.float64) * scale
     network.fc.bias.data = torch.randn(network.fc.bias.shape, generator=generator, dtype=torch.float64)

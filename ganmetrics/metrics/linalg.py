@@ -1,13 +1,11 @@
-"""FID and IS from reduced statistics: NumPy/SciPy, and torch.linalg for a GPU. No files, no networks."""
+"""Linear algebra of covariances: the trace square root of a product, a PSD square root, the
+numerical rank. NumPy/LAPACK on the CPU, torch.linalg on a GPU."""
 
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
 import scipy.linalg.lapack
-import scipy.special
 import torch
-
-from .errors import GanMetricsError
 
 
 def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
@@ -64,31 +62,6 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.dev
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     device: torch.device | str | None = None) -> float:
-    """FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2), in squared feature units.
-
-    mu: float (D,); sigma: float (D, D). Computed in float64; the trace square root on
-    ``device`` (default: the CPU), see ``trace_sqrt_product``.
-    """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise GanMetricsError(
-            f"statistics of different dimensions ({mu1.shape[0]} and {mu2.shape[0]} features): "
-            "compute both with the same --dims"
-        )
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2, device))
-
-
-def frechet_distance_scipy(mu1, sigma1, mu2, sigma2) -> float:
-    """The classic ``scipy.linalg.sqrtm`` formula (pytorch-fid's), for comparison only."""
-    diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean).real)
-
-
 def covariance_rank(sigma: np.ndarray, rtol: float = 1e-10) -> int:
     """Numerical rank of a covariance (float (D, D)) by Cholesky factorisation with complete
     pivoting (LAPACK ``dpstrf``): the pivots taken before the largest remaining diagonal
@@ -101,25 +74,3 @@ def covariance_rank(sigma: np.ndarray, rtol: float = 1e-10) -> int:
     if info < 0:
         raise ValueError(f"dpstrf: illegal argument {-info}")
     return int(rank)
-
-
-def inception_score_from_sums(
-    counts: np.ndarray, prob_sums: np.ndarray, neg_entropy_sums: np.ndarray
-) -> tuple[float, float]:
-    """IS = exp(E_x KL(p(y|x) || p(y))) per split, from per-split sums; (mean, std) over splits.
-
-    counts: (S,) images per split; prob_sums: (S, K) sum of p(y|x); neg_entropy_sums: (S,)
-    sum over images of sum_y p log p. The KL is summed over classes and averaged over images,
-    then exponentiated; std is NumPy's population std (ddof 0), as the original TF code.
-    """
-    counts = np.asarray(counts, np.float64)
-    if (counts < 1).any():
-        raise GanMetricsError(
-            f"an Inception Score split has no images ({int(counts.sum())} images for {len(counts)} splits): "
-            "use more images or fewer --splits"
-        )
-    marginal = np.asarray(prob_sums, np.float64) / counts[:, None]
-    marginal_neg_entropy = scipy.special.xlogy(marginal, marginal).sum(axis=1)
-    mean_kl = np.asarray(neg_entropy_sums, np.float64) / counts - marginal_neg_entropy
-    scores = np.exp(mean_kl)
-    return float(scores.mean()), float(scores.std())

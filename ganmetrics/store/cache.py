@@ -1,12 +1,14 @@
-"""The statistics cache: FID statistics of sources under ``cache_dir()/stats``, keyed by
-everything the numbers depend on.
+"""The statistics cache: statistics files under ``cache_dir()/stats``, keyed by everything the
+numbers depend on.
 
-The key is the sha256 of the source's fingerprint (a folder: its path and every image's relative
-path, size and modification time; an archive: its path, size, modification time and image
-members; an array: a hash of its content) and of the extractor settings that change the numbers
-(extractor, weights sha256, resize, dims, ganmetrics version). So a changed, added or removed
-file, or another option, misses. Entries are ordinary statistics files (``statsfile.py``),
-written atomically; an unreadable entry is reported in one line and recomputed.
+A key is a JSON-able dict; the engine makes it from the source's fingerprint (a folder: its
+path and every image's relative path, size and modification time; an archive: its path, size,
+modification time and image members; an array: a hash of its content) and the provenance
+settings that change the numbers (extractor, weights sha256, resize, dims, tf32, ganmetrics
+version). So a changed, added or removed file, or another option, misses. The cache knows no
+extractor and no source: ``get``/``put`` take the key. Entries are ordinary statistics files
+(``statsfile.py``, with the feature bank where KID asked for it), written atomically; an
+unreadable entry is reported in one line and recomputed.
 """
 
 import hashlib
@@ -17,11 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GanMetricsError
-from .extract import FeatureExtractor
-from .sources import ImageSource
+from ..errors import GanMetricsError
+from .paths import cache_dir
 from .statsfile import Statistics, load_statistics, save_statistics
-from .weights import cache_dir
 
 
 def stats_cache_dir() -> Path:
@@ -29,20 +29,16 @@ def stats_cache_dir() -> Path:
     return cache_dir() / "stats"
 
 
-def entry_path(source: ImageSource, extractor: FeatureExtractor) -> Path | None:
-    """Where the statistics of ``source`` under ``extractor`` are cached; None when the source
-    cannot be fingerprinted (a generator)."""
-    fingerprint = source.fingerprint()
-    if fingerprint is None:
-        return None
-    settings = extractor.metadata(source.describe())
-    del settings["source"]  # a description, not an input to the numbers
-    payload = json.dumps({"source": fingerprint, "settings": settings}, sort_keys=True)
+def entry_path(key: dict) -> Path:
+    """Where the entry of ``key`` lives: the sha256 of its sorted JSON."""
+    payload = json.dumps(key, sort_keys=True)
     return stats_cache_dir() / f"{hashlib.sha256(payload.encode()).hexdigest()}.npz"
 
 
-def _load(path: Path, source: ImageSource, dims: int) -> Statistics | None:
-    """The entry at ``path``: None when absent, or when unreadable (with a one-line warning)."""
+def get(key: dict, dims: int, label: str) -> Statistics | None:
+    """The entry of ``key`` (``dims``-wide statistics of what ``label`` describes): None when
+    absent, or when unreadable (with a one-line warning)."""
+    path = entry_path(key)
     if not path.is_file():
         return None
     try:
@@ -52,30 +48,21 @@ def _load(path: Path, source: ImageSource, dims: int) -> Statistics | None:
     except GanMetricsError:
         stats = None
     if stats is None or stats.meta is None or stats.n is None or stats.dims != dims:
-        warnings.warn(f"corrupt cache entry {path} for {source.describe()}: recomputing it", stacklevel=3)
+        warnings.warn(f"corrupt cache entry {path} for {label}: recomputing it", stacklevel=3)
         return None
     return stats
 
 
-def _store(path: Path, stats: Statistics) -> None:
+def put(key: dict, stats: Statistics) -> None:
+    """Store ``stats`` as the entry of ``key``; a full or read-only disk costs the cache (one
+    warning), not the result."""
+    path = entry_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_statistics(path, stats)
-    except (OSError, GanMetricsError) as err:  # a full or read-only disk costs the cache, not the result
+    except (OSError, GanMetricsError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else err
         warnings.warn(f"cannot write cache entry {path} ({reason}): continuing uncached", stacklevel=3)
-
-
-def cached_statistics(source: ImageSource, extractor: FeatureExtractor) -> Statistics:
-    """FID statistics of ``source``: from the cache when there, else computed and stored."""
-    path = entry_path(source, extractor)
-    if path is None:
-        return extractor.statistics(source)
-    stats = _load(path, source, extractor.dims)
-    if stats is None:
-        stats = extractor.statistics(source)
-        _store(path, stats)
-    return stats
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import GanMetricsError
+from ..errors import GanMetricsError
 
 
 def _umask() -> int:

@@ -24,8 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inception import BasicConv2d, FIDInceptionV3, LayoutAware
+from .network import BasicConv2d, FIDInceptionV3, LayoutAware
 from .preprocess import INPUT_SIZE
+
+PROBED = ("2048", "logits_unbiased")
 
 
 def _batch_norm_terms(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,13 +74,13 @@ def use_blocked_layout(network: FIDInceptionV3) -> bool:
         return False
     probe = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.inference_mode():
-        expected = network(probe, dims=2048, logits=True)
+        expected = network(probe, PROBED)
     with torch.no_grad():
         replaced = _replace_layers(network)
     _set_blocked_layout(network, True)
     with torch.inference_mode():
-        got = network(probe, dims=2048, logits=True)
-    if torch.equal(got.features, expected.features) and torch.equal(got.logits, expected.logits):
+        got = network(probe, PROBED)
+    if all(torch.equal(got[feature], expected[feature]) for feature in PROBED):
         return True
     for parent, name, layer in replaced:
         setattr(parent, name, layer)

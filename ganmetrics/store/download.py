@@ -7,7 +7,6 @@ file or left as it was. Standard library only (``urllib.request``), plus a tqdm 
 
 import hashlib
 import http.client
-import os
 import socket
 import sys
 import urllib.error
@@ -16,20 +15,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..errors import GanMetricsError
 from .atomicfile import atomic_write
-from .errors import GanMetricsError
-
-CHUNK_BYTES = 1 << 20  # 1 MiB
-
-
-def sha256_of_file(path: str | os.PathLike) -> str:
-    """The sha256 of the file at ``path`` as 64 lowercase hex digits, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
+from .hashing import CHUNK_BYTES
 
 def download_file(
     url: str,

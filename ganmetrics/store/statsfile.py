@@ -1,9 +1,12 @@
-"""The statistics file: ``.npz`` with ``mu``, ``sigma``, ``n`` and JSON ``meta``.
+"""The statistics file: ``.npz`` with ``mu``, ``sigma``, ``n`` and JSON ``meta``, and optionally
+the feature bank ``features``.
 
 ``mu`` float64 (D,), ``sigma`` float64 (D, D), ``n`` int64 (), ``meta`` a 0-d unicode array of
-JSON (extractor, dims, resize, weights sha256, calibrated, version, source). pytorch-fid and the
-TF code read ``mu``/``sigma`` unchanged; their files (no ``meta``) are read here with a warning.
-Written atomically: a temporary file in the same folder, then a rename.
+JSON (extractor, dims, resize, weights sha256, calibrated, tf32, version, source). ``features``
+(written by ``ganmetrics stats --features``, and in cache entries that KID asked for): every
+image's float32 (n, D) features in image order, the state of a ``FeatureBank``. pytorch-fid and
+the TF code read ``mu``/``sigma`` unchanged; their files (no ``meta``) are read here with a
+warning. Written atomically: a temporary file in the same folder, then a rename.
 """
 
 import json
@@ -16,21 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from .atomicfile import atomic_write
-from .errors import GanMetricsError
-
-EXTRACTOR = "inception-v3-2015-12-05"
+from ..errors import GanMetricsError
 
 
 @dataclass(frozen=True)
 class Statistics:
     """Gaussian statistics of a set's features. ``n`` and ``meta`` are None for files written by
     pytorch-fid or TTUR. ``meta`` keys: extractor, dims, resize, weights_sha256, calibrated,
-    tf32 (GPU convolutions in TF32: ``--allow-tf32``), version, source."""
+    tf32 (GPU convolutions in TF32: ``--allow-tf32``), version, source. ``features``: the
+    feature bank, float32 (n, D) in image order, or None."""
 
     mu: np.ndarray
     sigma: np.ndarray
     n: int | None
     meta: dict | None
+    features: np.ndarray | None = None
 
     @property
     def dims(self) -> int:
@@ -42,6 +45,7 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise GanMetricsError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+    bank = {} if stats.features is None else {"features": np.asarray(stats.features, np.float32)}
     with atomic_write(path) as f:
         np.savez(
             f,
@@ -49,6 +53,7 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
             sigma=np.asarray(stats.sigma, np.float64),
             n=np.int64(stats.n if stats.n is not None else -1),
             meta=np.array(json.dumps(stats.meta or {}, sort_keys=True)),
+            **bank,
         )
 
 
@@ -107,23 +112,11 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
     if count is not None and (count.ndim != 0 or count.dtype.kind not in "iu"):
         raise GanMetricsError(f"{path}: its 'n' is not an integer count: recreate it with `ganmetrics stats`")
     n = int(count) if count is not None and int(count) >= 0 else None
-    return Statistics(mu.astype(np.float64), sigma.astype(np.float64), n, meta)
-
-
-def check_compatible(stats: Statistics, path, dims: int, resize: str, weights_sha256: str, allow_mismatch: bool) -> None:
-    """Refuse statistics made with other dims, resize or weights than this run (unless
-    ``allow_mismatch``). Other dims are always refused: the numbers cannot be compared."""
-    if stats.dims != dims:
+    features = arrays.get("features")
+    if features is not None and (features.dtype.kind != "f" or features.shape != (n, mu.shape[0])):
         raise GanMetricsError(
-            f"{path} holds {stats.dims}-dim statistics but this run uses --dims {dims}: "
-            f"pass --dims {stats.dims} or recompute the statistics"
+            f"{path}: its 'features' {features.shape} are not one {mu.shape[0]}-wide row per image ({n}): "
+            "recreate it with `ganmetrics stats --features`"
         )
-    if stats.meta is None or allow_mismatch:
-        return
-    run = {"resize": resize, "weights_sha256": weights_sha256}
-    differ = [f"{key} {stats.meta.get(key)!r} vs {value!r}" for key, value in run.items() if stats.meta.get(key) != value]
-    if differ:
-        raise GanMetricsError(
-            f"{path} was made with other settings ({'; '.join(differ)} in this run): recompute it, "
-            "or pass --allow-mismatch to compare anyway"
-        )
+    return Statistics(mu.astype(np.float64), sigma.astype(np.float64), n, meta,
+                      None if features is None else features.astype(np.float32))

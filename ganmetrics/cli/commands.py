@@ -1,0 +1,159 @@
+"""The metric commands: ``eval`` (any registered metrics, one pass per source) and ``fid``,
+``is`` and ``stats`` with their CONTRACT.md output."""
+
+import json
+from pathlib import Path
+
+import click
+
+from ..api import compute_stats_with_config, evaluate_with_config, fid_with_config, inception_score_with_config
+from ..config import RunConfig
+from ..errors import GanMetricsError
+from ..metrics.registry import build_metrics
+from ..store.statsfile import load_statistics, save_statistics
+from ..version import __version__
+from .gates import ThresholdCrossed, crossed, parse_gates
+from .options import shared_options
+from .render import calibration_note, echo_eval, echo_json, echo_table, eval_row
+
+
+@click.command("fid")
+@click.argument("reference", metavar="SOURCE_A")
+@click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
+@click.option("--fail-above", type=float, default=None, help="Exit 1 when an FID is above this value.")
+@shared_options
+def fid_command(reference, others, fail_above, options: RunConfig, as_json: bool):
+    """Fréchet Inception Distance between SOURCE_A and each SOURCE_B.
+
+    A source is a folder of images, a .zip/.tar/.tar.gz archive, a .npy/.npz uint8 array, or a
+    statistics .npz. With several SOURCE_B, SOURCE_A's statistics are computed once and one row
+    is printed per SOURCE_B (a JSON list with --json).
+    """
+    results = fid_with_config(options, reference, list(others))
+    rows = [{"metric": "fid", "value": r.value, "n_a": r.n_a, "n_b": r.n_b, "dims": r.dims, "resize": r.resize,
+             "rank_a": r.rank_a, "rank_b": r.rank_b, "source_b": str(other),
+             "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
+             "version": __version__}
+            for r, other in zip(results, others)]
+    r = results[0]
+    if as_json:
+        echo_json(rows[0] if len(rows) == 1 else rows)
+    elif len(rows) == 1:
+        click.echo(f"FID {r.value:.6f}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
+                   f"resize={r.resize}){calibration_note(r.calibrated)}")
+    else:
+        echo_table([[row["source_b"], f"{row['value']:.6f}", "?" if row["n_b"] is None else str(row["n_b"])]
+                    for row in rows], ["SOURCE_B", "FID", "n_b"])
+        click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}){calibration_note(r.calibrated)}")
+    over = [row for row in rows if fail_above is not None and row["value"] > fail_above]
+    if over:
+        names = ", ".join(f"{row['source_b']} ({row['value']:.4f})" for row in over)
+        raise ThresholdCrossed(f"FID above --fail-above {fail_above}: {names}")
+
+
+@click.command("is")
+@click.argument("source")
+@click.option("--splits", default=10, show_default=True, type=int, help="Contiguous splits for mean ± std.")
+@click.option("--fail-below", type=float, default=None, help="Exit 1 when the IS mean is below this value.")
+@shared_options
+def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
+    """Inception Score of SOURCE: mean ± std over --splits contiguous splits."""
+    r = inception_score_with_config(options, source, splits)
+    if as_json:
+        echo_json({"metric": "is", "mean": r.mean, "std": r.std, "splits": r.splits, "n": r.n, "resize": r.resize,
+                   "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
+                   "version": __version__})
+    else:
+        click.echo(f"IS {r.mean:.6f} ± {r.std:.6f}  (n={r.n}, splits={r.splits}, resize={r.resize})"
+                   f"{calibration_note(r.calibrated)}")
+    if fail_below is not None and r.mean < fail_below:
+        raise ThresholdCrossed(f"IS {r.mean:.4f} below --fail-below {fail_below}")
+
+
+@click.command("stats")
+@click.argument("source", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Statistics file to write (.npz).")
+@click.option("--features", is_flag=True,
+              help="Also store every image's features (the feature bank KID needs): 4 x dims bytes an image.")
+@click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Print what statistics FILE holds (n, dims and its metadata) instead.")
+@shared_options
+def stats_command(source, output: Path | None, features: bool, info_file: Path | None, options: RunConfig,
+                  as_json: bool):
+    """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
+    --metrics kid`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
+    if info_file is not None:
+        if source is not None or output is not None:
+            raise click.UsageError("--info FILE takes no SOURCE and no -o", ctx=click.get_current_context())
+        _echo_info(info_file, as_json)
+        return
+    if source is None or output is None:
+        raise click.UsageError("give SOURCE and -o OUT.npz (or --info FILE)", ctx=click.get_current_context())
+    if output.suffix.lower() != ".npz":
+        raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
+    stats = compute_stats_with_config(options, source, features)
+    save_statistics(output, stats)
+    if as_json:
+        echo_json({"path": str(output), "n": stats.n, **stats.meta})
+    else:
+        note = "" if stats.meta["calibrated"] else " [UNCALIBRATED weights]"
+        bank = ", with features" if stats.features is not None else ""
+        click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}{note}")
+
+
+def _echo_info(path: Path, as_json: bool) -> None:
+    stats = load_statistics(path)  # warns when the file has no metadata (pytorch-fid, TTUR)
+    if as_json:
+        echo_json({"path": str(path), "n": stats.n, "dims": stats.dims, **(stats.meta or {}),
+                   **({"features": True} if stats.features is not None else {})})
+        return
+    click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}"
+               f"{', with features' if stats.features is not None else ''}")
+    if stats.meta is None:
+        click.echo("  no metadata (written by pytorch-fid or TTUR?)")
+    for key, value in sorted((stats.meta or {}).items()):
+        if key != "dims":
+            click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
+
+
+@click.command("eval")
+@click.argument("reference", metavar="SOURCE_A")
+@click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
+@click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
+              help="Comma-separated metrics: fid, is, kid (is on each SOURCE_B).")
+@click.option("--splits", default=10, show_default=True, type=int, help="IS: contiguous splits for mean ± std.")
+@click.option("--kid-subsets", default=100, show_default=True, type=int, help="KID: random subsets.")
+@click.option("--kid-subset-size", default=1000, show_default=True, type=int,
+              help="KID: images per subset and side; each side needs at least this many.")
+@click.option("--kid-shrink", is_flag=True,
+              help="KID: use the smaller set's size when a side has fewer images than --kid-subset-size (reported).")
+@click.option("--kid-degree", default=3, show_default=True, type=int, help="KID: polynomial kernel degree.")
+@click.option("--kid-gamma", default=None, type=float, help="KID: kernel gamma [default: 1/D].")
+@click.option("--kid-coef0", default=1.0, show_default=True, type=float, help="KID: kernel coef0.")
+@click.option("--seed", default=2020, show_default=True, type=int, help="Seed of the KID subsets (torch-fidelity's stream).")
+@click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
+@click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
+@shared_options
+def eval_command(reference, others, metric_names, fail_above, fail_below, options: RunConfig, as_json: bool,
+                 **metric_options):
+    """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once.
+
+    SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is)
+    are computed on each SOURCE_B. KID keeps every pool3 feature of both sides in memory (8 KiB
+    an image: 410 MB per side at 50,000 images); FID and IS stream.
+    """
+    names = [name.strip() for name in metric_names.split(",") if name.strip()]
+    metrics = build_metrics(names, {"dims": options.dims, **metric_options})
+    above, below = parse_gates(fail_above, "--fail-above", metrics), parse_gates(fail_below, "--fail-below", metrics)
+    results = evaluate_with_config(options, reference, list(others), metrics)
+    if as_json:
+        rows = [eval_row(r) for r in results]
+        echo_json(rows[0] if len(rows) == 1 else rows)
+    else:
+        echo_eval(results, results[0].provenance)
+    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results if (c := crossed(r.results, above, below))]
+    if reasons:
+        raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
+
+

@@ -1,0 +1,61 @@
+"""The one shared-options decorator: the options of CONTRACT.md shared by the metric commands
+(and, a subset of them, by ``train``), gathered into a ``RunConfig``."""
+
+import functools
+
+import click
+
+from ..config import RunConfig, SourceOptions
+from ..extractors.inception.network import FEATURE_DIMS
+from ..extractors.inception.preprocess import RESIZE_MODES
+from ..extractors.inception.weights import ENV_WEIGHTS
+
+OPTIONS = {
+    "weights": click.option("--weights", "weights", default=None, metavar="SPEC",
+                            help=f"Weights file, or random:SEED (uncalibrated). Default: ${ENV_WEIGHTS}, weights/, the user cache, then download."),
+    "device": click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    "batch_size": click.option("--batch-size", default=50, show_default=True, type=int, help="Images per forward pass."),
+    "workers": click.option("--workers", default=None, type=int, help="Decoding processes [default: CPUs - 1, at most 8]."),
+    "resize": click.option("--resize", default="tf", show_default=True, type=click.Choice(RESIZE_MODES),
+                           help="tf (as the TF code / torch-fidelity), pytorch (as pytorch-fid), clean (as clean-fid)."),
+    "dims": click.option("--dims", default="2048", show_default=True, type=click.Choice([str(d) for d in FEATURE_DIMS]),
+                         help="FID feature layer."),
+    "limit": click.option("--limit", default=None, type=int, help="Use only the first N images of each source."),
+    "recursive": click.option("--no-recursive", "recursive", flag_value=False, default=True, help="Do not search subfolders."),
+    "key": click.option("--key", default=None, help="Array to read from an .npz source [default: the first]."),
+    "allow_mismatch": click.option("--allow-mismatch", is_flag=True,
+                                   help="Accept statistics files made with other resize or weights."),
+    "strict": click.option("--strict", is_flag=True,
+                           help="Refuse non-image files in folders and archives instead of skipping them."),
+    "allow_tf32": click.option("--allow-tf32", is_flag=True,
+                               help="Let a CUDA GPU compute in TF32: faster on Ampere and later, but moves FID [default: exact fp32]."),
+    "cache": click.option("--cache/--no-cache", "cache", default=None,
+                          help="Cache the statistics (and feature banks) of every source / of none "
+                               "[default: of the reference side when a folder or archive]."),
+    "as_json": click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, nothing else."),
+    "quiet": click.option("--quiet", is_flag=True, help="No progress bar."),
+}
+SOURCE_FIELDS = ("limit", "recursive", "key", "strict")
+
+
+def shared_options(command=None, *, only: tuple[str, ...] | None = None):
+    """Add the shared options (or ``only`` those named) to a click command, which then receives
+    ``options: RunConfig`` (and ``as_json`` when that option is among them) instead."""
+    if command is None:
+        return functools.partial(shared_options, only=only)
+    names = [name for name in OPTIONS if only is None or name in only]
+    for name in reversed(names):
+        command = OPTIONS[name](command)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        given = {name: kwargs.pop(name) for name in names}
+        as_json = given.pop("as_json", None)
+        quiet = given.pop("quiet", True)
+        if "dims" in given:
+            given["dims"] = int(given["dims"])
+        sources = SourceOptions(**{name: given.pop(name) for name in SOURCE_FIELDS if name in given})
+        options = RunConfig(**given, progress=not quiet, sources=sources)
+        return command(options=options, **({"as_json": as_json} if "as_json" in names else {}), **kwargs)
+
+    return wrapper

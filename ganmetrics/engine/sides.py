@@ -1,0 +1,159 @@
+"""One side of a comparison, reduced: from a statistics object or file, from the statistics
+cache, or by running its source once for every need that is not already there.
+
+Needs reduced by ``GaussianStats`` and ``FeatureBank`` are what statistics files and cache
+entries hold (one entry per feature: the Gaussian, plus the bank when one was asked for); any
+other need (the IS split sums) always comes from a run of the source.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import RunConfig
+from ..errors import GanMetricsError
+from ..extractors.registry import DEFAULT_EXTRACTOR, build_extractor
+from ..metrics.base import Metric, Need
+from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
+from ..sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
+from ..store import cache
+from ..store.statsfile import Statistics, is_statistics_file, load_statistics
+from .runner import reduce_source
+from .runtime import resolve_device
+
+STORED = (GaussianStats, FeatureBank)
+"""The reducers whose values statistics files and cache entries hold."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """A reduced side. ``label``: what the user passed, for the output; ``n``: its images (None
+    for a statistics file that does not say); ``reduced``: {need: reduced value}; ``source``:
+    the opened source (None for statistics)."""
+
+    label: str
+    n: int | None
+    reduced: Mapping[Need, Any]
+    source: ImageSource | None = None
+
+
+def open_extractor(config: RunConfig):
+    """The feature extractor of a run, its weights resolved and its device checked."""
+    return build_extractor(DEFAULT_EXTRACTOR, weights=config.weights, device=resolve_device(config.device),
+                           resize=config.resize, allow_tf32=config.allow_tf32, progress=config.progress)
+
+
+def needs_of(metrics: list[Metric], extractor, side: str) -> dict[Need, str]:
+    """{need: the metric names that need it} of the reference side ("a": two-sided metrics
+    only) or of a generated side ("b": every metric)."""
+    needs: dict[Need, str] = {}
+    for metric in metrics:
+        if side == "b" or metric.sides == 2:
+            for need in metric.needs(extractor):
+                needs[need] = f"{needs[need]}, {metric.name}" if need in needs else metric.name
+    return needs
+
+
+def minimum_images(needs: Mapping[Need, str]) -> tuple[int, str]:
+    """The fewest images the needs allow, and what needs them (for the message)."""
+    minimum, purpose = 1, ""
+    for need, names in needs.items():
+        least, purpose_of_need = 2, f"a covariance ({names.upper()})"
+        if need.reducer is SplitSums:
+            splits = dict(need.options)["splits"]
+            least, purpose_of_need = max(2, splits), f"an Inception Score over {splits} splits"
+        elif need.reducer is FeatureBank:
+            purpose_of_need = names.upper()
+        if least > minimum:
+            minimum, purpose = least, purpose_of_need
+    return minimum, purpose
+
+
+def use_cache(source: ImageSource, config: RunConfig, reference: bool) -> bool:
+    """Whether the reduced states of ``source`` go through the cache (``RunConfig.cache``)."""
+    if config.cache is not None:
+        return config.cache
+    return reference and isinstance(source, (FolderSource, ZipSource, TarSource))
+
+
+def open_checked(spec, config: RunConfig, needs: Mapping[Need, str]) -> ImageSource:
+    """``spec`` opened as a source, with at least as many images as ``needs`` allow."""
+    options = config.sources
+    source = open_source(spec, recursive=options.recursive, key=options.key, limit=options.limit, strict=options.strict)
+    minimum, purpose = minimum_images(needs)
+    if len(source) < minimum:
+        raise GanMetricsError(
+            f"{source.describe()} has {len(source)} image{'s' if len(source) != 1 else ''}; "
+            f"{purpose} needs at least {minimum}: add images"
+        )
+    return source
+
+
+def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:
+    """Reduce one side for ``needs`` ({need: what needs it, e.g. "KID"}). ``spec``: a
+    ``Statistics``, a statistics file, or any source; ``reference``: the reference side
+    (cached by default when a folder or archive)."""
+    if isinstance(spec, Statistics):
+        return _from_statistics(spec, "the given statistics", extractor, needs, config)
+    if isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
+        return _from_statistics(load_statistics(spec), spec, extractor, needs, config)
+    source = open_checked(spec, config, needs)
+    label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
+    return Side(label, len(source), reduce_with_cache(source, extractor, needs, config, reference), source)
+
+
+def _from_statistics(stats: Statistics, where, extractor, needs: Mapping[Need, str], config: RunConfig) -> Side:
+    reduced = {}
+    for need, names in needs.items():
+        purpose = names.upper()
+        if need.reducer not in STORED:
+            raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
+        extractor.provenance.check(stats.meta, stats.dims, extractor.features[need.feature], where, config.allow_mismatch)
+        if need.reducer is FeatureBank:
+            if stats.features is None:
+                raise GanMetricsError(
+                    f"{where} holds statistics only, but {purpose} needs every image's features: pass the image "
+                    "source, or write the file with `ganmetrics stats --features`"
+                )
+            reduced[need] = stats.features
+        else:
+            reduced[need] = stats
+    return Side(str(where), stats.n, reduced)
+
+
+def cache_key(fingerprint: dict, provenance, dims: int) -> dict:
+    """The cache key of the ``dims``-wide statistics of the source with ``fingerprint``
+    (``ImageSource.fingerprint()``) under ``provenance``: what changes the numbers."""
+    return {"source": fingerprint, "settings": provenance.meta(dims)}
+
+
+def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str], config: RunConfig,
+                      reference: bool) -> dict[Need, Any]:
+    """{need: reduced value} of an opened source: cached entries where they hold what is
+    needed, the rest from one run of the source (whose new entries are then stored)."""
+    fingerprint = source.fingerprint() if use_cache(source, config, reference) else None
+    features = sorted({need.feature for need in needs if need.reducer in STORED}) if fingerprint is not None else []
+    reduced, missing = {}, {}
+    for feature in features:
+        dims = extractor.features[feature]
+        key = cache_key(fingerprint, extractor.provenance, dims)
+        entry = cache.get(key, dims, source.describe())
+        wanted = [need for need in needs if need.feature == feature and need.reducer in STORED]
+        if entry is not None and (entry.features is not None or all(n.reducer is GaussianStats for n in wanted)):
+            reduced.update({need: entry.features if need.reducer is FeatureBank else entry for need in wanted})
+        else:
+            missing[feature] = key
+    to_run = [need for need in needs if need not in reduced]
+    # An entry is stored whole: its Gaussian, with the bank where one is needed.
+    to_run += [Need(feature, GaussianStats) for feature in missing]
+    if not to_run:
+        return reduced
+    reducers = reduce_source(source, extractor, to_run, config)
+    for feature, key in missing.items():
+        gaussian = reducers[Need(feature, GaussianStats)].result()
+        bank = reducers.get(Need(feature, FeatureBank))
+        cache.put(key, Statistics(gaussian.mu, gaussian.sigma, gaussian.n,
+                                  extractor.provenance.meta(len(gaussian.mu), source.describe()),
+                                  None if bank is None else bank.result()))
+    return {**reduced, **{need: reducers[need].result() for need in needs if need not in reduced}}
