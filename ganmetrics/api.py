@@ -15,7 +15,7 @@ the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``d
 from dataclasses import dataclass
 
 from .config import RunConfig
-from .engine.sides import needs_of, open_checked, open_extractor, reduce_with_cache, resolve_side
+from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
 from .metrics.base import Metric, Need
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
@@ -84,13 +84,18 @@ def split_options(options: dict) -> tuple[RunConfig, dict]:
 
 
 def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig):
-    """Yield (side a or None, side b, values, settings) for each of ``others``: the reference
-    ``a`` reduced once (only where a two-sided metric needs it), each other side in one pass
-    for every metric."""
+    """Yield (side a or None, side b, values, settings) for each of ``others``. Every side is
+    opened and every count checked before any image is decoded; then the reference ``a`` is
+    reduced once (only where a two-sided metric needs it) and each other side in one pass for
+    every metric."""
     needs_a, needs_b = needs_of(metrics, extractor, "a"), needs_of(metrics, extractor, "b")
-    side_a = resolve_side(a, extractor, needs_a, config, reference=True) if needs_a else None
-    for other in others:
-        side_b = resolve_side(other, extractor, needs_b, config)
+    opened_a = open_side(a, extractor, needs_a, config) if needs_a else None
+    opened = [open_side(other, extractor, needs_b, config) for other in others]
+    for side in opened:
+        for metric in metrics:
+            metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)
+    side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
+    for side_b in (reduce_side(side, extractor, needs_b, config) for side in opened):
         values, settings = {}, {"resize": extractor.provenance.resize}
         for metric in metrics:
             reference = side_a.reduced if metric.sides == 2 else None

@@ -90,36 +90,55 @@ def open_checked(spec, config: RunConfig, needs: Mapping[Need, str]) -> ImageSou
     return source
 
 
-def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:
-    """Reduce one side for ``needs`` ({need: what needs it, e.g. "KID"}). ``spec``: a
-    ``Statistics``, a statistics file, or any source; ``reference``: the reference side
-    (cached by default when a folder or archive)."""
-    if isinstance(spec, Statistics):
-        return _from_statistics(spec, "the given statistics", extractor, needs, config)
-    if isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
-        return _from_statistics(load_statistics(spec), spec, extractor, needs, config)
+@dataclass(frozen=True)
+class OpenedSide:
+    """A side checked and opened, not yet reduced: a statistics file's contents (``stats``) or
+    an opened ``source``. Opening is cheap (a folder listing, an archive's index), so every
+    side of a run is opened, and every count checked, before any image is decoded."""
+
+    label: str
+    n: int | None
+    stats: Statistics | None = None
+    source: ImageSource | None = None
+
+
+def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> OpenedSide:
+    """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
+    ``Statistics``, a statistics file, or any source."""
+    if isinstance(spec, Statistics) or isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
+        stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (load_statistics(spec), spec)
+        for need, names in needs.items():
+            _check_statistics(stats, where, extractor, need, names.upper(), config)
+        return OpenedSide(str(where), stats.n, stats=stats)
     source = open_checked(spec, config, needs)
     label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
-    return Side(label, len(source), reduce_with_cache(source, extractor, needs, config, reference), source)
+    return OpenedSide(label, len(source), source=source)
 
 
-def _from_statistics(stats: Statistics, where, extractor, needs: Mapping[Need, str], config: RunConfig) -> Side:
-    reduced = {}
-    for need, names in needs.items():
-        purpose = names.upper()
-        if need.reducer not in STORED:
-            raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
-        extractor.provenance.check(stats.meta, stats.dims, extractor.features[need.feature], where, config.allow_mismatch)
-        if need.reducer is FeatureBank:
-            if stats.features is None:
-                raise GanMetricsError(
-                    f"{where} holds statistics only, but {purpose} needs every image's features: pass the image "
-                    "source, or write the file with `ganmetrics stats --features`"
-                )
-            reduced[need] = stats.features
-        else:
-            reduced[need] = stats
-    return Side(str(where), stats.n, reduced)
+def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
+                reference: bool = False) -> Side:
+    """The reduced values of an opened side; ``reference``: cached by default when a folder or archive."""
+    if opened.stats is not None:
+        reduced = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats for need in needs}
+    else:
+        reduced = reduce_with_cache(opened.source, extractor, needs, config, reference)
+    return Side(opened.label, opened.n, reduced, opened.source)
+
+
+def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:
+    """``open_side`` then ``reduce_side``."""
+    return reduce_side(open_side(spec, extractor, needs, config), extractor, needs, config, reference)
+
+
+def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str, config: RunConfig) -> None:
+    if need.reducer not in STORED:
+        raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
+    if need.reducer is FeatureBank and stats.features is None:
+        raise GanMetricsError(
+            f"{where} holds statistics only, but {purpose} needs every image's features: pass the image "
+            "source, or write the file with `ganmetrics stats --features`"
+        )
+    extractor.provenance.check(stats.meta, stats.dims, extractor.features[need.feature], where, config.allow_mismatch)
 
 
 def cache_key(fingerprint: dict, provenance, dims: int) -> dict:

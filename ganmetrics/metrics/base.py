@@ -76,6 +76,9 @@ class Metric:
         metrics) and a generated side ``b``; ``device``: where to compute (None: the CPU)."""
         raise NotImplementedError
 
+    def check_counts(self, n_a: int | None, n_b: int | None) -> None:
+        """Refuse, before any image is decoded, sides too small for it (None: unknown count)."""
+
     def settings(self, a: Reduced | None, b: Reduced) -> dict:
         """The settings it ran with, for the output (by default its options)."""
         return dataclasses.asdict(self)

@@ -85,25 +85,31 @@ class KID(Metric):
         (need,) = (n for n in a if n.reducer is FeatureBank)
         return a[need], b[need]
 
-    def subset_size(self, a: Reduced, b: Reduced) -> int:
-        """The subset size used: ``kid_subset_size``, or with ``kid_shrink`` at most the smaller set."""
-        reference, generated = self._banks(a, b)
-        smallest = min(len(reference), len(generated))
+    def subset_size(self, n_a: int, n_b: int) -> int:
+        """The subset size used for sides of ``n_a`` and ``n_b`` images: ``kid_subset_size``,
+        or with ``kid_shrink`` at most the smaller side."""
+        smallest = min(n_a, n_b)
         if smallest >= self.kid_subset_size:
             return self.kid_subset_size
         if self.kid_shrink and smallest >= 2:
             return smallest
         raise GanMetricsError(
             f"KID needs at least --kid-subset-size {self.kid_subset_size} images on each side, got "
-            f"{len(reference)} reference and {len(generated)} generated: lower --kid-subset-size, add images, "
-            "or pass --kid-shrink to use the smaller set's size"
+            f"{n_a} reference and {n_b} generated: lower --kid-subset-size, add images, "
+            "or pass --kid-shrink to use the smaller side's size"
         )
+
+    def check_counts(self, n_a: int | None, n_b: int | None) -> None:
+        if n_a is not None and n_b is not None:
+            self.subset_size(n_a, n_b)
 
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
         reference, generated = self._banks(a, b)
-        mean, std = kernel_inception_distance(generated, reference, self.kid_subsets, self.subset_size(a, b),
+        mean, std = kernel_inception_distance(generated, reference, self.kid_subsets,
+                                              self.subset_size(len(reference), len(generated)),
                                               self.kid_degree, self.kid_gamma, self.kid_coef0, self.seed, device)
         return {"kid": mean, "kid_std": std}
 
     def settings(self, a: Reduced | None, b: Reduced) -> dict:
-        return {**super().settings(a, b), "kid_subset_size": self.subset_size(a, b)}
+        reference, generated = self._banks(a, b)
+        return {**super().settings(a, b), "kid_subset_size": self.subset_size(len(reference), len(generated))}

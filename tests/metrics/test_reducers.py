@@ -271,3 +271,49 @@ def test_merge_across_processes_skips_ranks_without_images(monkeypatch):
     monkeypatch.setattr("ganmetrics.metrics.reducers._all_gather", lambda state: states)
     merged = GaussianStats(3).merge_across_processes()
     assert_same_gaussian(merged, full, 1e-15)
+
+
+# --- FeatureBank -------------------------------------------------------------------------------
+
+
+def test_feature_bank_returns_features_in_global_order_whatever_the_arrival():
+    from ganmetrics.metrics.reducers import FeatureBank
+
+    x = torch.randn(11, 5)
+    one_pass = FeatureBank(5)
+    one_pass.update(x, torch.arange(11))
+    scattered, other = FeatureBank(5), FeatureBank(5)
+    scattered.update(x[7:], torch.arange(7, 11))  # batches arrive out of order, on two "ranks"
+    other.update(x[[1, 3, 5]], torch.tensor([1, 3, 5]))
+    scattered.update(x[[0, 2, 4, 6]], torch.tensor([0, 2, 4, 6]))
+    merged = scattered.merge(other)
+    assert np.array_equal(merged.result(), x.numpy()) and np.array_equal(one_pass.result(), x.numpy())
+    assert merged.result().dtype == np.float32 and len(merged) == 11
+    rebuilt = FeatureBank.from_state(merged.state())
+    assert np.array_equal(rebuilt.result(), x.numpy())
+
+
+def test_feature_bank_refuses_a_position_twice_and_a_wrong_width():
+    from ganmetrics.metrics.reducers import FeatureBank
+
+    bank = FeatureBank(3)
+    bank.update(torch.zeros(2, 3), torch.tensor([0, 1]))
+    bank.update(torch.ones(1, 3), torch.tensor([1]))
+    with pytest.raises(ValueError, match="twice"):
+        bank.result()
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        bank.update(torch.zeros(2, 4))
+
+
+def test_gaussian_and_split_sum_states_rebuild_them_exactly():
+    from ganmetrics.metrics.reducers import GaussianStats, SplitSums
+
+    x = torch.randn(9, 4, dtype=torch.float64)
+    stats = GaussianStats(4)
+    stats.update(x)
+    again = GaussianStats.from_state(stats.state())
+    assert again.count == 9 and torch.equal(again.mean, stats.mean) and torch.equal(again.comoment, stats.comoment)
+    sums = SplitSums(3, total=9, num_classes=4)
+    sums.update(x, torch.arange(9))
+    rebuilt = SplitSums.from_state(sums.state())
+    assert all(np.array_equal(p, q) for p, q in zip(rebuilt.sums(), sums.sums())) and rebuilt.total == 9
