@@ -47,8 +47,8 @@ def forward_batch(extractor, batch: ImageBatch, wanted: Iterable[str]) -> dict[s
 def concurrent_batches(device: torch.device) -> int:
     """Batches run through the network at once: on a GPU one (it runs them in sequence
     anyway); on the CPU one per intra-op thread, at most ``MAX_CONCURRENT_BATCHES`` (each
-    holds its own activations). On two cores, two one-thread batches run ~1.2x faster than
-    one two-thread batch: the memory-bound layers between convolutions do not split well."""
+    holds its own activations). One-thread batches side by side beat one batch on every
+    thread (BENCHMARKS.md): the memory-bound layers between convolutions do not split well."""
     if device.type != "cpu":
         return 1
     return max(1, min(MAX_CONCURRENT_BATCHES, torch.get_num_threads()))

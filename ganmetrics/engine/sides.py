@@ -29,13 +29,11 @@ STORED = (GaussianStats, FeatureBank)
 @dataclass(frozen=True)
 class Side:
     """A reduced side. ``label``: what the user passed, for the output; ``n``: its images (None
-    for a statistics file that does not say); ``reduced``: {need: reduced value}; ``source``:
-    the opened source (None for statistics)."""
+    for a statistics file that does not say); ``reduced``: {need: reduced value}."""
 
     label: str
     n: int | None
     reduced: Mapping[Need, Any]
-    source: ImageSource | None = None
 
 
 def open_extractor(config: RunConfig):
@@ -122,7 +120,7 @@ def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config
         reduced = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats for need in needs}
     else:
         reduced = reduce_with_cache(opened.source, extractor, needs, config, reference)
-    return Side(opened.label, opened.n, reduced, opened.source)
+    return Side(opened.label, opened.n, reduced)
 
 
 def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:

@@ -215,13 +215,12 @@ class FIDInceptionV3(LayoutAware):
 
     stem_batch: int | None = None
     """Images the stem (the layers up to the second max pool) runs at once; None: the whole
-    batch. Each image's stem output is the same whatever its batch (``tests/test_inception.py``
-    pins it bit for bit; a machine whose oneDNN picked batch-dependent kernels would differ at
-    float32 rounding, well inside the parity tolerances). On the CPU two images at a time keep
-    the stem's large maps (64 x 147 x 147 floats, 5.5 MB an image) in the caches: it runs ~1.5x
-    faster (1.0 s -> 0.66 s for 25 images on one core of the 2-core AMD EPYC of BENCHMARKS.md),
-    and its memory no longer grows with the batch size. ``FeatureExtractor`` sets it on the CPU
-    (``CPU_STEM_BATCH``)."""
+    batch. Each image's stem output is the same whatever its batch (``tests/extractors/
+    test_network.py`` pins it bit for bit; a machine whose oneDNN picked batch-dependent kernels
+    would differ at float32 rounding, well inside the parity tolerances). On the CPU a few images
+    at a time keep the stem's large maps (64 x 147 x 147 floats, 5.5 MB an image) in the caches:
+    faster (BENCHMARKS.md), and its memory no longer grows with the batch size. The Inception
+    extractor sets it on the CPU (``extractor.CPU_STEM_BATCH``)."""
 
     def forward(self, x: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
         """x: float32 (N, 3, 299, 299) in [-1, 1] -> {feature: float32 (N, FEATURES[feature])}

@@ -1,4 +1,4 @@
-"""The FID Inception on the CPU in oneDNN's blocked layout: the same numbers, about 1.4x faster.
+"""The FID Inception on the CPU in oneDNN's blocked layout: the same numbers, faster (BENCHMARKS.md).
 
 On the CPU, PyTorch runs every fp32 convolution of a plain (NCHW) tensor with oneDNN: it
 reorders the input into oneDNN's blocked layout, convolves there, and reorders the output back;
