@@ -2,6 +2,7 @@
 ``is`` and ``stats`` with their CONTRACT.md output."""
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -90,8 +91,7 @@ def stats_command(source, output: Path | None, features: bool, info_file: Path |
         return
     if source is None or output is None:
         raise click.UsageError("give SOURCE and -o OUT.npz (or --info FILE)", ctx=click.get_current_context())
-    if output.suffix.lower() != ".npz":
-        raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
+    _check_output(output, source)
     stats = compute_stats_with_config(options, source, features)
     save_statistics(output, stats)
     if as_json:
@@ -100,6 +100,20 @@ def stats_command(source, output: Path | None, features: bool, info_file: Path |
         note = "" if stats.meta["calibrated"] else " [UNCALIBRATED weights]"
         bank = ", with features" if stats.features is not None else ""
         click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}{note}")
+
+
+def _check_output(output: Path, source: str) -> None:
+    """Refuse, before any work, an output that is not a .npz, whose folder is missing or not
+    writable, or that is (or resolves to, through links) the input."""
+    if output.suffix.lower() != ".npz":
+        raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
+    folder = output.parent
+    if not folder.is_dir():
+        raise GanMetricsError(f"cannot write {output}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GanMetricsError(f"cannot write {output}: folder {folder} is not writable; choose another -o")
+    if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
+        raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace the images; choose another -o")
 
 
 def _echo_info(path: Path, as_json: bool) -> None:
