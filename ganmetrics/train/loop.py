@@ -31,7 +31,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image, ImageOps
-from torchvision.utils import save_image
 
 from ..store.atomicfile import atomic_write
 from ..errors import GanMetricsError
@@ -308,6 +307,8 @@ def train(config: TrainConfig,
             f.write(json.dumps(row) + "\n")
         with torch.no_grad(), eval_mode(generator):
             grid = generator(eval_noise[:GRID_SAMPLES])
+        from torchvision.utils import save_image  # torchvision is slow to import: only when a run saves a grid
+
         save_image(grid, run_dir / "samples" / f"step_{step:06d}.png", nrow=8, normalize=True, value_range=(-1, 1))
         if writer is not None:
             for key in ("fid", "is_mean", "loss_d", "loss_g"):
