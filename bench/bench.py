@@ -11,18 +11,24 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    half of each count per folder. A and B differ in colour balance and content mix, so the FID
    is far from zero. Each folder is single-sized, because torch-fidelity and pytorch-fid batch
    images without resizing them first; every tool therefore gets one row per size set.
-2. Writes the random checkpoint ``ganmetrics.weights.random_state_dict(0)`` as a .pth file that
-   every tool loads (none downloads anything). It has the real file's keys and shapes but is
-   uncalibrated: the FIDs are only comparable between the tools here, never with published ones.
-3. Runs each tool on each size set in its own subprocess, one after the other, and records the
-   wall time of the FID call (weights loading, decoding, network, statistics, FID; not the
-   Python imports), the peak RSS (``ru_maxrss`` from ``wait4``: the largest single process of
-   the tool's process tree) and the peak PSS summed over the process tree (sampled every
-   0.25 s, so DataLoader workers count once each without double counting shared pages).
+2. Writes the random checkpoint ``random_state_dict(0)`` (of
+   ``ganmetrics.extractors.inception.weights``) as a .pth file that every tool loads (none
+   downloads anything). It has the real file's keys and shapes but is uncalibrated: the FIDs
+   are only comparable between the tools here, never with published ones.
+3. Runs each tool (an adapter of ``tools.TOOLS``) on each size set in its own subprocess, one
+   after the other, and records the wall time of the FID call (weights loading, decoding,
+   network, statistics, FID; not the Python imports), the peak RSS (``ru_maxrss`` from
+   ``wait4``: the largest single process of the tool's process tree) and the peak PSS summed
+   over the process tree (sampled every 0.25 s, so DataLoader workers count once each without
+   double counting shared pages).
 4. Measures the bare network (random uint8 batches already on the device, resize + normalise
    + forward only), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
    pytorch-fid's scipy ``sqrtm``), and the peak RSS of ``ganmetrics stats`` on 1x vs 4x images.
-5. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
+5. Compares ``ganmetrics eval A B --metrics fid,is,kid`` with torch-fidelity's
+   ``calculate_metrics(fid=True, isc=True, kid=True)`` on each size set (time, memory, values;
+   ``tools.EVAL_TOOLS``), and times the KID step alone on random float32 2048-d features of the
+   same counts (``tools.KID_STEPS``).
+6. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
 
 Like with like: ganmetrics ``--resize pytorch`` is compared with pytorch-fid and clean-fid
@@ -52,31 +58,16 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-TOOLS = ("ganmetrics-tf", "ganmetrics-pytorch", "pytorch-fid", "clean-fid", "torch-fidelity", "torchmetrics")
-# Opt-in lossy settings, run only where they mean something (--device cuda), with their FID
-# difference from the exact run printed beside them.
-GPU_TOOLS = ("ganmetrics-tf-tf32",)
-# Which ganmetrics row each tool is compared with (same resize and normalisation).
-REFERENCE_ROW = {
-    "ganmetrics-tf": "ganmetrics-tf",
-    "ganmetrics-pytorch": "ganmetrics-pytorch",
-    "ganmetrics-tf-tf32": "ganmetrics-tf",
-    "pytorch-fid": "ganmetrics-pytorch",
-    "clean-fid": "ganmetrics-pytorch",
-    "torch-fidelity": "ganmetrics-tf",
-    "torchmetrics": "ganmetrics-tf",
-}
-TOOL_NOTE = {
-    "ganmetrics-tf": "`ganmetrics.fid(resize='tf', cache=False)`",
-    "ganmetrics-pytorch": "`ganmetrics.fid(resize='pytorch', cache=False)`",
-    "ganmetrics-tf-tf32": "`ganmetrics.fid(resize='tf', cache=False, allow_tf32=True)` (opt-in, lossy)",
-    "pytorch-fid": "`calculate_fid_given_paths`, weights loader patched",
-    "clean-fid": "`compute_fid(mode='legacy_pytorch')`, weights loader patched",
-    "torch-fidelity": "`calculate_metrics(fid=True, feature_extractor_weights_path=...)`",
-    "torchmetrics": "`FrechetInceptionDistance(feature_extractor_weights_path=..., antialias=False)` + PIL DataLoader",
-}
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from tools import EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, TOOLS, EvalSettings, Inputs, Skip, tool_names  # noqa: E402
+
 SETS = {"small": "32px PNG", "large": "256px JPEG"}
 EQUAL_RTOL = 1e-4  # "equal values" for the speed-up target: the parity tests' FID tolerance
+KID_MAX_SUBSET = 1000  # KID subset size: min(this, the smaller side), the same for both tools
+BANK_BYTES = 4 * 2048  # one image's float32 pool3 features in a KID feature bank
 DATA_VERSION = 1
 MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SWEEP_BEGIN, SWEEP_END = "<!-- bench-sweep:begin -->", "<!-- bench-sweep:end -->"
@@ -169,7 +160,7 @@ def work_weights(job) -> dict:
     """random_state_dict(0) as a .pth file, built once (deterministic, so reused)."""
     import torch
 
-    from ganmetrics.weights import random_state_dict
+    from ganmetrics.extractors.inception.weights import random_state_dict
 
     path = Path(job["path"])
     if not path.is_file():
@@ -184,7 +175,7 @@ def work_info(job) -> dict:
     """The machine and the library defaults, read in a worker so this process never loads torch."""
     import torch
 
-    from ganmetrics.extract import default_workers
+    from ganmetrics.engine.runtime import default_workers
 
     return {
         "torch": torch.__version__,
@@ -214,110 +205,93 @@ def _torch_setup(job):
     return torch
 
 
+def _timed(torch, device: str, call) -> tuple:
+    """(what call() returns, {seconds, cpu_seconds, torch_threads}) of the call alone."""
+    cpu_start, start = _cpu_seconds(), time.perf_counter()
+    value = call()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return value, {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_start,
+                   "torch_threads": torch.get_num_threads()}
+
+
 def work_tool(job) -> dict:
-    """One tool's FID between folders A and B; times the call only (after the imports)."""
+    """One tool's FID between folders A and B (its adapter in ``tools.TOOLS``); times the call
+    only (after the imports and patches)."""
     import warnings
 
     warnings.simplefilter("ignore")
     torch = _torch_setup(job)
-    tool, a, b, weights = job["tool"], job["a"], job["b"], job["weights"]
-    dims, batch, device, workers = job["dims"], job["batch_size"], job["device"], job["workers"]
-    load = lambda *args, **kwargs: torch.load(weights, map_location="cpu", weights_only=True)  # noqa: E731
+    try:
+        call = TOOLS[job["tool"]].prepare(Inputs.of_job(job))
+    except Skip as skip:
+        return {"skipped": str(skip)}
+    value, timing = _timed(torch, job["device"], lambda: float(call()))
+    return {"value": value, **timing}
 
-    if tool.startswith("ganmetrics"):
-        import ganmetrics
 
-        resize = tool.split("-")[1]
+def work_eval(job) -> dict:
+    """FID + IS + KID between folders A and B in one call (``tools.EVAL_TOOLS``), timed alone."""
+    import warnings
 
-        def call():
-            return ganmetrics.fid(a, b, weights=weights, device=device, batch_size=batch, workers=workers,
-                                  resize=resize, dims=dims, cache=False, progress=False,
-                                  allow_tf32=tool.endswith("-tf32")).value
-    elif tool == "pytorch-fid":
-        import pytorch_fid.inception
-        from pytorch_fid.fid_score import calculate_fid_given_paths
+    warnings.simplefilter("ignore")
+    torch = _torch_setup(job)
+    settings = EvalSettings(job["kid_subsets"], job["kid_subset_size"], job["is_splits"])
+    call = EVAL_TOOLS[job["tool"]][1](Inputs.of_job(job), settings)
+    values, timing = _timed(torch, job["device"], call)
+    return {"values": values, "kid_subsets": settings.kid_subsets, "kid_subset_size": settings.kid_subset_size,
+            "is_splits": settings.is_splits, **timing}
 
-        pytorch_fid.inception.load_state_dict_from_url = load
 
-        def call():
-            return calculate_fid_given_paths([a, b], batch, device, dims, num_workers=workers)
-    elif tool == "clean-fid":
-        if dims != 2048:
-            return {"skipped": "clean-fid's legacy_pytorch extractor only exposes the 2048-d pool3 features"}
-        import cleanfid.inception_pytorch
-        from cleanfid import fid as cleanfid_fid
+def work_kid_step(job) -> dict:
+    """KID alone from random float32 2048-d features (n_gen and n_ref rows): each tool of
+    ``tools.KID_STEPS`` on the same arrays, median of ``repeats`` timed calls each (after the
+    imports)."""
+    import numpy as np
 
-        cleanfid.inception_pytorch.load_state_dict_from_url = load
-
-        def call():
-            return cleanfid_fid.compute_fid(a, b, mode="legacy_pytorch", num_workers=workers, batch_size=batch,
-                                            device=torch.device(device), verbose=False)
-    elif tool == "torch-fidelity":
-        import torch_fidelity
-
-        def call():
-            return torch_fidelity.calculate_metrics(
-                input1=a, input2=b, fid=True, feature_extractor="inception-v3-compat",
-                feature_layer_fid=str(dims), feature_extractor_weights_path=weights, batch_size=batch,
-                cuda=device.startswith("cuda"), cache=False, verbose=False,
-            )["frechet_inception_distance"]
-    elif tool == "torchmetrics":
-        import numpy as np
-        from PIL import Image
-        from torch.utils.data import DataLoader
-        from torchmetrics.image.fid import FrechetInceptionDistance
-
-        class Folder(torch.utils.data.Dataset):
-            def __init__(self, folder):
-                self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg"))
-
-            def __len__(self):
-                return len(self.files)
-
-            def __getitem__(self, i):
-                with Image.open(self.files[i]) as image:
-                    return torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).contiguous()
-
-        def call():
-            metric = FrechetInceptionDistance(feature=dims, feature_extractor_weights_path=weights,
-                                              antialias=False).to(device)
-            for folder, real in ((a, True), (b, False)):
-                for batch_images in DataLoader(Folder(folder), batch_size=batch, num_workers=workers):
-                    metric.update(batch_images.to(device), real=real)
-            return metric.compute().item()
-    else:
-        raise ValueError(f"unknown tool {tool}")
-
-    cpu_start, start = _cpu_seconds(), time.perf_counter()
-    value = float(call())
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"value": value, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_start,
-            "torch_threads": torch.get_num_threads()}
+    torch = _torch_setup(job)
+    rng = np.random.default_rng([job["seed"], 2048])
+    # Non-negative like pool3 features, and apart, so KID is far from 0 and a relative difference means something.
+    generated = rng.random((job["n_gen"], 2048), dtype=np.float32)
+    reference = rng.random((job["n_ref"], 2048), dtype=np.float32) * np.float32(1.1) + np.float32(0.05)
+    settings = EvalSettings(job["kid_subsets"], job["kid_subset_size"])
+    out = {"torch_threads": torch.get_num_threads()}
+    for name, (_, prepare) in KID_STEPS.items():
+        kid, times, value = prepare(settings, job["device"]), [], None
+        for _ in range(job["repeats"]):
+            value, timing = _timed(torch, job["device"], lambda: kid(generated, reference))
+            times.append(timing["seconds"])
+        out[name] = {"seconds": statistics.median(times), "all_seconds": times, "kid": value[0], "kid_std": value[1]}
+    return out
 
 
 def work_bare(job) -> dict:
-    """The network alone: random uint8 batches already on the device through
-    ``FeatureExtractor.forward_batch`` (resize + forward, GPU numerics with TF32 off). Both
-    ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout, stem two images
-    at a time, one batch per core at once on one thread each) and the plain PyTorch network as
-    the other tools run it (one batch at a time on all threads)."""
+    """The network alone: random uint8 batches already on the device through ``forward_batch``
+    with an ``InceptionExtractor`` (resize + forward of the FID tap, GPU numerics with TF32
+    off). Both ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout,
+    stem two images at a time, one batch per core at once on one thread each) and the plain
+    PyTorch network as the other tools run it (one batch at a time on all threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
     torch = _torch_setup(job)
-    from ganmetrics.extract import FeatureExtractor, ImageBatch, intra_op_threads
-    from ganmetrics.weights import load_weights
+    from ganmetrics.engine.loader import ImageBatch
+    from ganmetrics.engine.runner import concurrent_batches, forward_batch
+    from ganmetrics.engine.runtime import intra_op_threads
+    from ganmetrics.extractors.inception.extractor import InceptionExtractor
+    from ganmetrics.extractors.inception.weights import load_weights
 
     device = torch.device(job["device"])
     weights = load_weights(job["weights"], progress=False)
-    ours = FeatureExtractor(weights, device, resize=job["resize"], dims=job["dims"])
-    plain = FeatureExtractor(weights, device, resize=job["resize"], dims=job["dims"])
+    ours = InceptionExtractor(weights, device, resize=job["resize"])
+    plain = InceptionExtractor(weights, device, resize=job["resize"])
     plain.network = weights.build_network(device)  # instead of the one built on first use
-    # Built here, on every thread, as FeatureExtractor.reduce builds it: a network first used
-    # by a one-thread forward would be built and probed there (see onednn.use_blocked_layout).
-    ours.network.eval()
-    extractors = {"ganmetrics": (ours, ours.concurrent_batches()), "plain": (plain, 1)}
+    # Built here, on every thread, as reduce_source builds it: a network first used by a
+    # one-thread forward would be built and probed there (see onednn.use_blocked_layout).
+    ours.prepare()
+    # The FID tap only, as the end-to-end ganmetrics rows compute it (no logits).
+    wanted = {ours.feature_of_dims(job["dims"])}
+    extractors = {"ganmetrics": (ours, concurrent_batches(device)), "plain": (plain, 1)}
     generator = torch.Generator().manual_seed(0)
     out = {}
     for set_name, size in (("small", 32), ("large", 256)):
@@ -329,9 +303,9 @@ def work_bare(job) -> dict:
             threads = max(1, torch.get_num_threads() // concurrent)
 
             def forward(_):
-                # Each forward thread sets its own intra-op threads, as FeatureExtractor.reduce does.
+                # Each forward thread sets its own intra-op threads, as reduce_source does.
                 with intra_op_threads(threads):
-                    extractor.forward_batch(batch, logits=False)
+                    forward_batch(extractor, batch, wanted)
 
             times = []
             with ThreadPoolExecutor(concurrent) as pool:
@@ -372,7 +346,7 @@ def work_reduction(job) -> dict:
     import numpy as np
 
     warnings.simplefilter("ignore")
-    from ganmetrics.metrics import frechet_distance
+    from ganmetrics.metrics.fid import frechet_distance
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     files = job["stats_files"]
@@ -393,8 +367,8 @@ def work_reduction(job) -> dict:
     return out
 
 
-WORKERS = {"tool": work_tool, "bare": work_bare, "decode": work_decode, "reduction": work_reduction,
-           "weights": work_weights, "info": work_info}
+WORKERS = {"tool": work_tool, "eval": work_eval, "kid_step": work_kid_step, "bare": work_bare,
+           "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
 
 
 def make_stats_files(folder: Path, dims: int = 2048) -> list[str]:
@@ -496,8 +470,8 @@ class Runner:
 
 
 def combine_rounds(results: list[dict]) -> dict:
-    """One row from a tool's rounds: the best (lowest) FID-call time, the highest memory."""
-    good = [r for r in results if "value" in r]
+    """One row from a tool's rounds: the best (lowest) call time, the highest memory."""
+    good = [r for r in results if "seconds" in r]
     if not good:
         return results[0]
     best = min(good, key=lambda r: r["seconds"])
@@ -563,11 +537,11 @@ def summarize(res: dict) -> dict:
     groups = {**{s: [s] for s in sets}, "both": list(sets)}
     for group, set_names in groups.items():
         speeds = {t: speed(t, set_names) for t in res["tools"]}
-        others = {t: v for t, v in speeds.items() if not t.startswith("ganmetrics") and v}
+        others = {t: v for t, v in speeds.items() if not TOOLS[t].ours and v}
         entry = {"speeds": speeds}
         if others:
             fastest = max(others, key=others.get)
-            ours = REFERENCE_ROW[fastest]
+            ours = TOOLS[fastest].reference
             equal = all(
                 ok(rows.get(f"{fastest}/{s}")) and ok(rows.get(f"{ours}/{s}"))
                 and abs(_rel(rows[f"{fastest}/{s}"]["value"], rows[f"{ours}/{s}"]["value"])) <= EQUAL_RTOL
@@ -629,7 +603,27 @@ def summarize(res: dict) -> dict:
                                    f"{ratio:.3f}x (highest of {len(rss['1x']['runs'])} runs each: "
                                    f"{_fmt(peaks['1x'])} → {_fmt(peaks['4x'])} MiB)",
                                    ratio <= 1.10))
+    derived["eval"] = summarize_eval(res.get("eval", {}))
     return derived
+
+
+def summarize_eval(rows: dict) -> dict:
+    """Per set: each other eval tool's speed-up of ganmetrics and the values' relative
+    differences from ganmetrics' (FID, KID mean and std; IS mean only as reported)."""
+    out = {}
+    for set_name in SETS:
+        ours = rows.get(f"{EVAL_REFERENCE}/{set_name}")
+        if not (ours and "values" in ours):
+            continue
+        for tool in EVAL_TOOLS:
+            other = rows.get(f"{tool}/{set_name}")
+            if tool == EVAL_REFERENCE or not (other and "values" in other):
+                continue
+            out[f"{tool}/{set_name}"] = {
+                "speedup": other["seconds"] / ours["seconds"],
+                "rel": {k: _rel(other["values"][k], ours["values"][k]) for k in ("fid", "kid", "kid_std", "is_mean")},
+            }
+    return out
 
 
 def render(res: dict, derived: dict) -> str:
@@ -661,10 +655,11 @@ def render(res: dict, derived: dict) -> str:
             if "skipped" in r or "error" in r:
                 lines.append(f"| {label} | {info['images']} | – | – | – | – | – | – | {r.get('skipped') or r.get('error')} |")
                 continue
-            ref = res["rows"].get(f"{REFERENCE_ROW[tool]}/{set_name}") or {}
-            is_reference = REFERENCE_ROW[tool] == tool
+            reference = TOOLS[tool].reference
+            ref = res["rows"].get(f"{reference}/{set_name}") or {}
+            is_reference = reference == tool
             rel = None if is_reference else _rel(r["value"], ref.get("value"))
-            compare = "(reference)" if is_reference else (f"{_fmt_rel(rel)} vs {REFERENCE_ROW[tool]}" if rel is not None else "–")
+            compare = "(reference)" if is_reference else (f"{_fmt_rel(rel)} vs {reference}" if rel is not None else "–")
             lines.append(
                 f"| {label} | {info['images']} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(info['images'] / r['seconds'], 2)} | {_fmt(r.get('cpu_seconds'))} | "
                 f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | {r['value']:.6g} | {compare} |")
@@ -697,7 +692,7 @@ def render(res: dict, derived: dict) -> str:
                          f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
         if bare:
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
-                         f"`FeatureExtractor.forward_batch` (resize tf + forward) at dims {a['dims']}, fastest of "
+                         f"`forward_batch` with an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
                          f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
                          "ganmetrics' network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU "
                          "(bit-identical outputs), stem two images at a time, one batch per core at once on one "
@@ -718,6 +713,7 @@ def render(res: dict, derived: dict) -> str:
             g, p = r["ganmetrics"], r["pytorch-fid"]
             lines.append(f"| {label} | {g['seconds']:.2f} | {p['seconds']:.2f} | {p['seconds'] / g['seconds']:.2f}x | "
                          f"{g['value']:.6f} | {p['value']:.6f} | {_fmt_rel(_rel(p['value'], g['value']))} |")
+    lines += render_eval(res, derived)
     rss = res.get("rss")
     if rss:
         lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
@@ -735,8 +731,79 @@ def render(res: dict, derived: dict) -> str:
         lines += ["", "Targets (issue 5):", "", "| target | measured | met? |", "| --- | --- | --- |"]
         for target, measured, met in derived["targets"]:
             lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
-    lines += ["", "Tools: " + "; ".join(f"{t}: {TOOL_NOTE[t]}" for t in res["tools"]) + "."]
+    lines += ["", "Tools: " + "; ".join(f"{t}: {TOOLS[t].note}" for t in res["tools"]) + "."]
     return "\n".join(lines)
+
+
+def _bank_mib(n: int) -> float:
+    return n * BANK_BYTES / 2**20
+
+
+def render_eval(res: dict, derived: dict) -> list[str]:
+    """The eval table (ganmetrics eval vs torch-fidelity, FID + IS + KID) and the KID-step table."""
+    a, lines = res["args"], []
+    rows, steps = res.get("eval", {}), res.get("kid_step", {})
+    if rows:
+        lines += ["", "`ganmetrics eval A B --metrics fid,is,kid` vs torch-fidelity `calculate_metrics(fid=True, "
+                  f"isc=True, kid=True)` (resize tf, dims {a['dims']}; KID: {a['kid_subsets']} subsets, seed 2020, "
+                  "the same subset size for both; the call only, not the imports):", "",
+                  "| tool · set | images | eval call s | images/s | CPU s | peak RSS MiB | peak tree PSS MiB | FID "
+                  "| IS mean (reported) | KID mean | KID subset size | FID vs ganmetrics | KID vs ganmetrics |",
+                  "| --- |" + " ---: |" * 12]
+        for set_name, info in res["sets"].items():
+            for tool in EVAL_TOOLS:
+                r = rows.get(f"{tool}/{set_name}")
+                if r is None:
+                    continue
+                label = f"{tool} · {SETS[set_name]}"
+                if "values" not in r:
+                    lines.append(f"| {label} | {info['images']} |" + " – |" * 10 + f" {r.get('error', '–')} |")
+                    continue
+                v, d = r["values"], derived["eval"].get(f"{tool}/{set_name}")
+                compare = (["(reference)"] * 2 if tool == EVAL_REFERENCE else
+                           [_fmt_rel(d["rel"][k]) if d else "–" for k in ("fid", "kid")])
+                lines.append(
+                    f"| {label} | {info['images']} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(info['images'] / r['seconds'], 2)} | "
+                    f"{_fmt(r.get('cpu_seconds'))} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | "
+                    f"{v['fid']:.6g} | {v['is_mean']:.6g} | {v['kid']:.6g} | {r['kid_subset_size']} | "
+                    f"{compare[0]} | {compare[1]} |")
+        speedups = [f"{SETS[key.split('/')[1]]}: {d['speedup']:.2f}x vs {key.split('/')[0]}"
+                    for key, d in derived["eval"].items()]
+        if speedups:
+            lines.append(f"\nganmetrics eval speed-up (eval call s of the other / ours): {', '.join(speedups)}.")
+        lines.append("\nGenerated side B (IS; KID's first indices), reference A, in both tools. IS is reported, not "
+                     "compared: torch-fidelity shuffles the images before its splits (`samples_shuffle=True`), "
+                     "ganmetrics splits them in order, so the means differ by design (IS splits: 10, or the generated count "
+                     "when smaller, the same for both). FID and KID are computed from "
+                     "the same features, KID on the same subsets (torch-fidelity's `RandomState(2020)` stream).")
+    if steps:
+        lines += ["", "KID step alone: random float32 2048-d features of the eval rows' counts, "
+                  f"median of {a['kid_repeats']} runs, {steps.get('torch_threads', '–')} torch threads:", "",
+                  "| set | N generated / reference | subsets x size | feature banks MiB (4 B x 2048 x N, gen + ref) "
+                  "| ganmetrics `kernel_inception_distance` s | torch-fidelity `kid_features_to_metric` s | speed-up "
+                  "| KID ganmetrics | KID torch-fidelity | rel. diff |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for set_name in SETS:
+            r = steps.get(set_name)
+            if r is None:
+                continue
+            sizes = f"{r['n_gen']} / {r['n_ref']}"
+            banks = f"{_bank_mib(r['n_gen']):.2f} + {_bank_mib(r['n_ref']):.2f}"
+            if "error" in r:
+                lines.append(f"| {SETS[set_name]} | {sizes} | | {banks} | {r['error']} | | | | | |")
+                continue
+            g, t = r["ganmetrics"], r["torch-fidelity"]
+            lines.append(f"| {SETS[set_name]} | {sizes} | {r['kid_subsets']} x {r['kid_subset_size']} | {banks} | "
+                         f"{g['seconds']:.3f} | {t['seconds']:.3f} | {t['seconds'] / g['seconds']:.2f}x | "
+                         f"{g['kid']:.6g} | {t['kid']:.6g} | {_fmt_rel(_rel(t['kid'], g['kid']))} |")
+        lines.append("\nFeature banks: KID keeps every 2048-d float32 feature of both sides, 8 KiB an image "
+                     "(4 B x 2048 x N per side: 391 MiB per side at 50,000 images); ganmetrics' KID step also "
+                     "holds a float64 copy of both while it runs (its kernels are float64), torch-fidelity "
+                     "computes them in float32. "
+                     + "; ".join(f"{name}: {note}" for name, (note, _) in KID_STEPS.items()) + ".")
+    if rows:
+        lines.append("\nEval tools: " + "; ".join(f"{name}: {note}" for name, (note, _) in EVAL_TOOLS.items()) + ".")
+    return lines
 
 
 def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
@@ -766,7 +833,8 @@ def parse_args(argv=None):
                    help="decoding workers for every tool that takes the number (default: ganmetrics' default, CPUs - 1)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every tool process (default: torch's)")
     p.add_argument("--tools", default=None,
-                   help=f"comma-separated subset of {','.join(TOOLS)} (with --device cuda also {','.join(GPU_TOOLS)}; default all)")
+                   help=f"comma-separated subset of {','.join(tool_names(cuda=False))} (with --device cuda also "
+                        f"{','.join(sorted(set(tool_names(cuda=True)) - set(tool_names(cuda=False))))}; default all)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every tool this many times, in rotated order, and keep the fastest (default 1)")
     p.add_argument("--bare-batches", type=int, default=3,
@@ -774,7 +842,11 @@ def parse_args(argv=None):
     p.add_argument("--fid-repeats", type=int, default=3, help="repeats of each FID-from-statistics timing (default 3)")
     p.add_argument("--rss-n", type=int, default=500, help="images for the 1x `ganmetrics stats` memory run (4x: 4 times as many)")
     p.add_argument("--rss-repeats", type=int, default=2, help="runs of each memory measurement; the highest peak counts (default 2)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss")
+    p.add_argument("--kid-subsets", type=int, default=100,
+                   help="KID subsets for the eval rows and the KID step, both tools (default 100, both tools' default)")
+    p.add_argument("--kid-repeats", type=int, default=3, help="repeats of each KID-step timing; the median counts (default 3)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid "
+                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid: the KID step alone)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -808,6 +880,37 @@ def run_sweep(args, runner, folders, weights, base_job, command) -> None:
         write_markdown(args.markdown, body, SWEEP_BEGIN, SWEEP_END, "")
 
 
+def run_eval(args, runner, folders, base, res, skip) -> None:
+    """The eval rows (each tool of ``EVAL_TOOLS`` on each size set, ``--rounds`` times) and the
+    KID step on random features of each set's counts. KID's subset size: min(1000, the
+    smaller side), IS's splits min(10, the generated side), the same for both tools."""
+    counts = {s: (len(list(folders[s][0].iterdir())), len(list(folders[s][1].iterdir()))) for s in SETS}
+    subset_size = {s: min(KID_MAX_SUBSET, *counts[s]) for s in SETS}
+    if "eval" not in skip:
+        runs: dict[str, list] = {}
+        names = list(EVAL_TOOLS)
+        for round_index in range(args.rounds):
+            order = names[round_index % len(names):] + names[:round_index % len(names)]
+            for set_name in SETS:
+                a, b = folders[set_name]
+                for tool in order:
+                    job = dict(base, kind="eval", tool=tool, a=str(a), b=str(b), kid_subsets=args.kid_subsets,
+                               kid_subset_size=subset_size[set_name], is_splits=min(10, counts[set_name][1]))
+                    runs.setdefault(f"{tool}/{set_name}", []).append(
+                        runner.job(f"eval_{tool}_{set_name}_r{round_index}", job))
+        res["eval"] = {key: combine_rounds(results) for key, results in runs.items()}
+    if "kid" not in skip:
+        res["kid_step"] = {}
+        for set_name in SETS:
+            n_ref, n_gen = counts[set_name]
+            job = dict(base, kind="kid_step", n_gen=n_gen, n_ref=n_ref, kid_subsets=args.kid_subsets,
+                       kid_subset_size=subset_size[set_name], repeats=args.kid_repeats, seed=args.seed)
+            r = runner.job(f"kid_step_{set_name}", job)
+            res["kid_step"]["torch_threads"] = r.get("torch_threads")
+            res["kid_step"][set_name] = dict(r, n_gen=n_gen, n_ref=n_ref, kid_subsets=args.kid_subsets,
+                                             kid_subset_size=subset_size[set_name])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -816,7 +919,7 @@ def main(argv=None) -> int:
         Path(job["result"]).write_text(json.dumps(result))
         return 0
 
-    known = TOOLS + (GPU_TOOLS if args.device.startswith("cuda") else ())
+    known = tool_names(cuda=args.device.startswith("cuda"))
     tools = [t.strip() for t in (args.tools or ",".join(known)).split(",") if t.strip()]
     unknown = sorted(set(tools) - set(known))
     if unknown:
@@ -882,6 +985,8 @@ def main(argv=None) -> int:
             res["reduction"][label] = runner.job("reduction", dict(base, kind="reduction", stats_files=files,
                                                                    repeats=args.fid_repeats))
         runner.env = env
+    if "eval" not in skip or "kid" not in skip:
+        run_eval(args, runner, folders, base, res, skip)
     if "rss" not in skip:
         one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
         (out / "stats").mkdir(parents=True, exist_ok=True)

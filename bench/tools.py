@@ -1,0 +1,283 @@
+"""The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
+folders), ``EVAL_TOOLS`` (FID + IS + KID in one call) and ``KID_STEPS`` (KID from two feature
+arrays).
+
+An adapter is a function of the run's ``Inputs`` that does the tool's imports and patches (not
+timed) and returns the call to time: a function of no arguments that returns the FID (a float,
+``TOOLS``) or the values ``{"fid", "is_mean", "is_std", "kid", "kid_std"}`` (``EVAL_TOOLS``).
+An adapter that cannot run with these inputs raises ``Skip`` with the reason, which becomes the
+row's text. Adapters run in bench.py's worker processes only: this module imports nothing
+heavy at the top, because the orchestrating process reads the tables (names, notes, which row
+each tool is compared with) and must never load torch (a forked child's ``ru_maxrss`` starts
+from its parent's RSS).
+"""
+
+import contextlib
+import functools
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+class Skip(Exception):
+    """The tool cannot run with these inputs; the message says why (shown in the row)."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every adapter gets: the two folders, the checkpoint, and the run's settings."""
+
+    a: str
+    b: str
+    weights: str
+    dims: int
+    batch_size: int
+    device: str
+    workers: int
+
+    @classmethod
+    def of_job(cls, job: dict) -> "Inputs":
+        return cls(job["a"], job["b"], job["weights"], job["dims"], job["batch_size"], job["device"], job["workers"])
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def load_checkpoint(self, *args, **kwargs):
+        """The checkpoint's state dict, for the tools whose loader would download it
+        (``load_state_dict_from_url`` patched to this)."""
+        import torch
+
+        return torch.load(self.weights, map_location="cpu", weights_only=True)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One row of the FID table. ``reference``: the ganmetrics row it is compared with (same
+    resize and normalisation; itself for a ganmetrics row); ``note``: how it is called, for the
+    markdown; ``prepare``: the adapter; ``gpu_only``: an opt-in lossy setting, run only with
+    ``--device cuda``."""
+
+    name: str
+    reference: str
+    note: str
+    prepare: Callable[[Inputs], Callable[[], float]]
+    gpu_only: bool = False
+
+    @property
+    def ours(self) -> bool:
+        return self.name.startswith("ganmetrics")
+
+
+# --------------------------------------------------------------------------------------------
+# FID adapters
+
+
+def ganmetrics_fid(inputs: Inputs, resize: str, allow_tf32: bool = False):
+    import ganmetrics
+
+    def call():
+        return ganmetrics.fid(inputs.a, inputs.b, weights=inputs.weights, device=inputs.device,
+                              batch_size=inputs.batch_size, workers=inputs.workers, resize=resize, dims=inputs.dims,
+                              cache=False, progress=False, allow_tf32=allow_tf32).value
+    return call
+
+
+def pytorch_fid(inputs: Inputs):
+    import pytorch_fid.inception
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    pytorch_fid.inception.load_state_dict_from_url = inputs.load_checkpoint
+
+    def call():
+        return calculate_fid_given_paths([inputs.a, inputs.b], inputs.batch_size, inputs.device, inputs.dims,
+                                         num_workers=inputs.workers)
+    return call
+
+
+def clean_fid(inputs: Inputs):
+    if inputs.dims != 2048:
+        raise Skip("clean-fid's legacy_pytorch extractor only exposes the 2048-d pool3 features")
+    import cleanfid.inception_pytorch
+    import torch
+    from cleanfid import fid as cleanfid_fid
+
+    cleanfid.inception_pytorch.load_state_dict_from_url = inputs.load_checkpoint
+
+    def call():
+        return cleanfid_fid.compute_fid(inputs.a, inputs.b, mode="legacy_pytorch", num_workers=inputs.workers,
+                                        batch_size=inputs.batch_size, device=torch.device(inputs.device),
+                                        verbose=False)
+    return call
+
+
+def torch_fidelity_metrics(inputs: Inputs, input1: str, input2: str, **metrics) -> dict:
+    """``torch_fidelity.calculate_metrics`` with the checkpoint and the run's settings."""
+    import torch_fidelity
+
+    return torch_fidelity.calculate_metrics(
+        input1=input1, input2=input2, feature_extractor="inception-v3-compat", feature_layer_fid=str(inputs.dims),
+        feature_extractor_weights_path=inputs.weights, batch_size=inputs.batch_size, cuda=inputs.cuda, cache=False,
+        verbose=False, **metrics,
+    )
+
+
+def torch_fidelity_fid(inputs: Inputs):
+    import torch_fidelity  # noqa: F401  (imported before the timed call)
+
+    def call():
+        return torch_fidelity_metrics(inputs, inputs.a, inputs.b, fid=True)["frechet_inception_distance"]
+    return call
+
+
+def torchmetrics_fid(inputs: Inputs):
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torch.utils.data import DataLoader
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Folder(torch.utils.data.Dataset):
+        """torchmetrics has no folder reader: PIL in a DataLoader, as user code would."""
+
+        def __init__(self, folder):
+            self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg"))
+
+        def __len__(self):
+            return len(self.files)
+
+        def __getitem__(self, i):
+            with Image.open(self.files[i]) as image:
+                return torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+    def call():
+        metric = FrechetInceptionDistance(feature=inputs.dims, feature_extractor_weights_path=inputs.weights,
+                                          antialias=False).to(inputs.device)
+        for folder, real in ((inputs.a, True), (inputs.b, False)):
+            for images in DataLoader(Folder(folder), batch_size=inputs.batch_size, num_workers=inputs.workers):
+                metric.update(images.to(inputs.device), real=real)
+        return metric.compute().item()
+    return call
+
+
+_TOOL_LIST = (
+    Tool("ganmetrics-tf", "ganmetrics-tf", "`ganmetrics.fid(resize='tf', cache=False)`",
+         functools.partial(ganmetrics_fid, resize="tf")),
+    Tool("ganmetrics-pytorch", "ganmetrics-pytorch", "`ganmetrics.fid(resize='pytorch', cache=False)`",
+         functools.partial(ganmetrics_fid, resize="pytorch")),
+    Tool("pytorch-fid", "ganmetrics-pytorch", "`calculate_fid_given_paths`, weights loader patched", pytorch_fid),
+    Tool("clean-fid", "ganmetrics-pytorch", "`compute_fid(mode='legacy_pytorch')`, weights loader patched", clean_fid),
+    Tool("torch-fidelity", "ganmetrics-tf", "`calculate_metrics(fid=True, feature_extractor_weights_path=...)`",
+         torch_fidelity_fid),
+    Tool("torchmetrics", "ganmetrics-tf",
+         "`FrechetInceptionDistance(feature_extractor_weights_path=..., antialias=False)` + PIL DataLoader",
+         torchmetrics_fid),
+    # Opt-in lossy settings, run only where they mean something (--device cuda), with their FID
+    # difference from the exact run printed beside them.
+    Tool("ganmetrics-tf-tf32", "ganmetrics-tf",
+         "`ganmetrics.fid(resize='tf', cache=False, allow_tf32=True)` (opt-in, lossy)",
+         functools.partial(ganmetrics_fid, resize="tf", allow_tf32=True), gpu_only=True),
+)
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in _TOOL_LIST}
+
+
+def tool_names(cuda: bool) -> tuple[str, ...]:
+    """The tools that run on this device, in the table's order (the default --tools)."""
+    return tuple(name for name, tool in TOOLS.items() if cuda or not tool.gpu_only)
+
+
+# --------------------------------------------------------------------------------------------
+# FID + IS + KID in one call (the eval rows): the generated side is B, the reference A
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The metrics' settings, shared by both tools: KID's subsets (the subset size at most the
+    smaller side), IS's splits (10, or fewer with fewer generated images) and the seed."""
+
+    kid_subsets: int
+    kid_subset_size: int
+    is_splits: int = 10
+    seed: int = 2020
+
+
+def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
+    """``ganmetrics eval A B --metrics fid,is,kid --json`` in this process (the command line's
+    own entry point, its JSON read from stdout)."""
+    from ganmetrics.cli import cli
+
+    args = ["eval", inputs.a, inputs.b, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits),
+            "--kid-subsets", str(settings.kid_subsets), "--kid-subset-size", str(settings.kid_subset_size),
+            "--seed", str(settings.seed), "--weights", inputs.weights, "--device", inputs.device,
+            "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--dims", str(inputs.dims),
+            "--resize", "tf", "--no-cache", "--quiet", "--json"]
+
+    def call():
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            try:
+                cli.main(args)
+            except SystemExit as exit_:
+                if exit_.code not in (0, None):
+                    raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
+        results = json.loads(stdout.getvalue())["results"]
+        return {key: float(results[key]) for key in ("fid", "is_mean", "is_std", "kid", "kid_std")}
+    return call
+
+
+def torch_fidelity_eval(inputs: Inputs, settings: EvalSettings):
+    """``calculate_metrics(fid=True, isc=True, kid=True)``; input1 (the generated side, where
+    torch-fidelity computes IS and draws KID's first indices) is B, input2 is A."""
+    import torch_fidelity  # noqa: F401  (imported before the timed call)
+
+    def call():
+        out = torch_fidelity_metrics(inputs, inputs.b, inputs.a, fid=True, isc=True, kid=True,
+                                     isc_splits=settings.is_splits, kid_subsets=settings.kid_subsets,
+                                     kid_subset_size=settings.kid_subset_size, rng_seed=settings.seed)
+        return {"fid": out["frechet_inception_distance"], "is_mean": out["inception_score_mean"],
+                "is_std": out["inception_score_std"], "kid": out["kernel_inception_distance_mean"],
+                "kid_std": out["kernel_inception_distance_std"]}
+    return call
+
+
+EVAL_TOOLS: dict[str, tuple[str, Callable]] = {
+    "ganmetrics": ("`ganmetrics eval A B --metrics fid,is,kid --kid-subset-size K --no-cache --json`", ganmetrics_eval),
+    "torch-fidelity": ("`calculate_metrics(input1=B, input2=A, fid=True, isc=True, kid=True, "
+                       "feature_extractor='inception-v3-compat', feature_extractor_weights_path=..., "
+                       "kid_subset_size=K)`", torch_fidelity_eval),
+}
+EVAL_REFERENCE = "ganmetrics"
+
+
+# --------------------------------------------------------------------------------------------
+# KID from two feature arrays: an adapter of (EvalSettings, device) does the imports and returns
+# the function to time, (generated, reference) float32 numpy -> (mean, std)
+
+
+def ganmetrics_kid(settings: EvalSettings, device: str):
+    from ganmetrics.metrics.kid import kernel_inception_distance
+
+    def kid(generated, reference):
+        return kernel_inception_distance(generated, reference, settings.kid_subsets, settings.kid_subset_size,
+                                         seed=settings.seed, device=device)
+    return kid
+
+
+def torch_fidelity_kid(settings: EvalSettings, device: str):
+    import torch
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    def kid(generated, reference):
+        out = kid_features_to_metric(torch.from_numpy(generated), torch.from_numpy(reference),
+                                     kid_subsets=settings.kid_subsets, kid_subset_size=settings.kid_subset_size,
+                                     rng_seed=settings.seed, verbose=False)
+        return out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"]
+    return kid
+
+
+KID_STEPS: dict[str, tuple[str, Callable]] = {
+    "ganmetrics": ("`ganmetrics.metrics.kid.kernel_inception_distance` (float64, on --device)", ganmetrics_kid),
+    "torch-fidelity": ("`torch_fidelity.metric_kid.kid_features_to_metric` (float32 numpy, CPU)", torch_fidelity_kid),
+}
