@@ -6,8 +6,10 @@ reference features are drawn without replacement, the generated indices first, f
 ``np.random.RandomState(seed)``: torch-fidelity's stream, so the same features and seed pick
 the same subsets. KID is the mean of the subsets' MMD², ``kid_std`` their population std.
 Small negative values are normal: the estimator is unbiased, so it scatters around 0 when the
-sets are alike. Kernels are computed in float64 (torch-fidelity: float32; the values agree to
-~1e-7). Not streamable: each side keeps all its features (``FeatureBank``).
+sets are alike. The Gram products xᵀy are float32 matrix products, as torch-fidelity's, the
+kernel and its sums float64 (torch-fidelity: float32): as fast, and within 1e-8 of an
+all-float64 evaluation (closer than torch-fidelity). Not streamable: each side keeps
+all its features (``FeatureBank``).
 """
 
 from dataclasses import dataclass
@@ -21,12 +23,13 @@ from .reducers import FeatureBank
 
 
 def polynomial_mmd2(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> float:
-    """Unbiased MMD² of two equal-sized sets x, y, float64 (m, D), under the polynomial kernel:
-    [Σ_{i≠j} k(x_i, x_j) + Σ_{i≠j} k(y_i, y_j)] / (m(m-1)) - 2 Σ_{i,j} k(x_i, y_j) / m²."""
+    """Unbiased MMD² of two equal-sized sets x, y, float (m, D), under the polynomial kernel:
+    [Σ_{i≠j} k(x_i, x_j) + Σ_{i≠j} k(y_i, y_j)] / (m(m-1)) - 2 Σ_{i,j} k(x_i, y_j) / m².
+    The products xᵀy in the sets' dtype, the kernel and the sums in float64."""
     m = x.shape[0]
 
     def kernel(p, q):
-        return (p @ q.T * gamma + coef0) ** degree
+        return ((p @ q.T).double() * gamma + coef0) ** degree
 
     k_xx, k_yy, k_xy = kernel(x, x), kernel(y, y), kernel(x, y)
     within = (k_xx.sum() - k_xx.diagonal().sum()) + (k_yy.sum() - k_yy.diagonal().sum())
@@ -42,8 +45,8 @@ def kernel_inception_distance(generated: np.ndarray, reference: np.ndarray, subs
     rng = np.random.RandomState(seed)
     gamma = 1.0 / generated.shape[1] if gamma is None else gamma
     device = torch.device("cpu") if device is None else torch.device(device)
-    gen = torch.as_tensor(generated).to(device, torch.float64)
-    ref = torch.as_tensor(reference).to(device, torch.float64)
+    gen = torch.as_tensor(generated).to(device, torch.float32)
+    ref = torch.as_tensor(reference).to(device, torch.float32)
     mmds = np.zeros(subsets)
     for s in range(subsets):
         pick_gen = torch.as_tensor(rng.choice(len(gen), subset_size, replace=False), device=device)
