@@ -797,9 +797,8 @@ def render_eval(res: dict, derived: dict) -> list[str]:
                          f"{g['seconds']:.3f} | {t['seconds']:.3f} | {t['seconds'] / g['seconds']:.2f}x | "
                          f"{g['kid']:.6g} | {t['kid']:.6g} | {_fmt_rel(_rel(t['kid'], g['kid']))} |")
         lines.append("\nFeature banks: KID keeps every 2048-d float32 feature of both sides, 8 KiB an image "
-                     "(4 B x 2048 x N per side: 391 MiB per side at 50,000 images); ganmetrics' KID step also "
-                     "holds a float64 copy of both while it runs (its kernels are float64), torch-fidelity "
-                     "computes them in float32. "
+                     "(4 B x 2048 x N per side: 391 MiB per side at 50,000 images); both KID steps add three m x m "
+                     "kernel matrices per subset (ganmetrics float64, 24 MB at m = 1000; torch-fidelity float32). "
                      + "; ".join(f"{name}: {note}" for name, (note, _) in KID_STEPS.items()) + ".")
     if rows:
         lines.append("\nEval tools: " + "; ".join(f"{name}: {note}" for name, (note, _) in EVAL_TOOLS.items()) + ".")

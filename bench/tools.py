@@ -278,6 +278,6 @@ def torch_fidelity_kid(settings: EvalSettings, device: str):
 
 
 KID_STEPS: dict[str, tuple[str, Callable]] = {
-    "ganmetrics": ("`ganmetrics.metrics.kid.kernel_inception_distance` (float64, on --device)", ganmetrics_kid),
+    "ganmetrics": ("`ganmetrics.metrics.kid.kernel_inception_distance` (float32 Gram products, float64 kernel sums, on --device)", ganmetrics_kid),
     "torch-fidelity": ("`torch_fidelity.metric_kid.kid_features_to_metric` (float32 numpy, CPU)", torch_fidelity_kid),
 }
