@@ -1,7 +1,10 @@
 """The ``ganmetrics`` command line. The one place where errors become messages and exit codes:
 0 success, 1 a --fail-above/--fail-below threshold crossed, 2 bad usage or bad input (one line
-on stderr, never a traceback)."""
+on stderr, never a traceback), 3 an internal error (a bug: one line asking for a report; the
+traceback with ``--debug`` or ``GANMETRICS_DEBUG=1``), 130 interrupted. Every message is one
+line: a newline inside one (a file name, a third-party warning) is escaped."""
 
+import os
 import sys
 import warnings
 
@@ -14,11 +17,18 @@ from .commands import eval_command, fid_command, is_command, stats_command
 from .gates import ThresholdCrossed
 from .store_commands import cache_group, weights_group
 
+ENV_DEBUG = "GANMETRICS_DEBUG"
+EXIT_INTERNAL_ERROR = 3
+
 
 class GanMetricsGroup(click.Group):
-    """Runs a command and turns every failure into one line on stderr and an exit code."""
+    """Runs a command and turns every failure into one line on stderr and an exit code.
+    ``debug`` (``--debug`` or ``GANMETRICS_DEBUG=1``): an internal error keeps its traceback."""
+
+    debug = False
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        self.debug = os.environ.get(ENV_DEBUG, "").strip() not in ("", "0")
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
@@ -36,20 +46,39 @@ class GanMetricsGroup(click.Group):
                 _exit("aborted", 130)
             except KeyboardInterrupt:
                 _exit("interrupted", 130)
+            except Exception as err:  # a bug: never the gate's exit 1, never a bare traceback
+                if self.debug:
+                    raise
+                text = str(err).strip()
+                first = text.splitlines()[0][:300] if text else "(no message)"
+                _exit(f"internal error: {type(err).__name__}: {first} (please report it at the project's issue "
+                      "tracker; rerun with --debug for the traceback)", EXIT_INTERNAL_ERROR)
         sys.exit(result if isinstance(result, int) else 0)
 
 
+def _one_line(message: str) -> str:
+    return message.strip().replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _exit(message: str, code: int):
-    click.echo(f"ganmetrics: {message}", err=True)
+    click.echo(f"ganmetrics: {_one_line(str(message))}", err=True)
     sys.exit(code)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"ganmetrics: warning: {message}", err=True)
+    click.echo(f"ganmetrics: warning: {_one_line(str(message))}", err=True)
+
+
+def _set_debug(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.find_root().command.debug = True
+    return value
 
 
 @click.group(cls=GanMetricsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ganmetrics")
+@click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+              help=f"Show the traceback of an internal error (exit 3) instead of one line; also {ENV_DEBUG}=1.")
 def cli():
     """Scores for generative image models: FID, IS, KID and more, identical to the reference tools."""
 

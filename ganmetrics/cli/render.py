@@ -5,6 +5,7 @@ import math
 
 import click
 
+from ..errors import GanMetricsError
 from ..provenance import Provenance
 
 
@@ -12,8 +13,42 @@ def calibration_note(calibrated: bool) -> str:
     return "" if calibrated else " [UNCALIBRATED weights: not comparable with published values]"
 
 
+def _non_finite(value, where: str = "") -> tuple[str, float] | None:
+    """The first (key path, value) in a JSON-able value (dicts, lists, floats) that is a float
+    NaN or infinity, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where or "value", value)
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+def require_finite(values, what: str) -> None:
+    """Refuse a result that is not finite (NaN or infinity anywhere in ``values``: a dict,
+    list or float), so that it never reaches a gate (NaN > X is False) or an exit 0. ``what``
+    names the result, e.g. "FID of runs/b"."""
+    found = _non_finite(values)
+    if found:
+        key, value = found
+        raise GanMetricsError(
+            f"{what}: result is not finite ({key} = {value}): the features hold NaN or infinity; check the "
+            "images, the weights and the device (--device cpu to compare)"
+        )
+
+
 def echo_json(value) -> None:
-    click.echo(json.dumps(value))
+    """``value`` as one JSON line on stdout; a NaN or infinity anywhere is refused (it is not
+    JSON, and it must never pass for a result)."""
+    require_finite(value, "JSON output")
+    click.echo(json.dumps(value, allow_nan=False))
 
 
 def echo_table(rows: list[list[str]], header: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import GanMetricsError
 from ..store.hashing import sha256_of_file
-from .base import ImageSource
+from .base import ImageSource, describe_error, quoted
 
 
 class NpzMember:
@@ -30,9 +30,9 @@ class NpzMember:
                 members = [name for name in archive.namelist() if name.endswith(".npy")]
                 keys = [name[:-4] for name in members]
                 if not members:
-                    raise GanMetricsError(f"{path} holds no arrays: check the file")
+                    raise GanMetricsError(f"{quoted(path)} holds no arrays: check the file")
                 if key is not None and key not in keys:
-                    raise GanMetricsError(f"{path} has no array {key!r} (it has {keys}): pass another --key")
+                    raise GanMetricsError(f"{quoted(path)} has no array {key!r} (it has {keys}): pass another --key")
                 member = f"{key}.npy" if key is not None else members[0]
                 with archive.open(member) as file:
                     version = np.lib.format.read_magic(file)
@@ -46,19 +46,25 @@ class NpzMember:
         except GanMetricsError:
             raise
         except Exception as err:  # zipfile and numpy raise several types for a damaged file
-            raise GanMetricsError(f"cannot read {path} ({type(err).__name__}): check the file") from None
+            raise GanMetricsError(f"cannot read {quoted(path)} ({describe_error(err)}): check the file") from None
 
     def __getstate__(self):
         return {**self.__dict__, "_file": None}
 
     def __getitem__(self, index: int) -> np.ndarray:
-        if self._file is None:
-            self._file = zipfile.ZipFile(self.path).open(self.member)
         count = int(np.prod(self.shape[1:]))
-        self._file.seek(self.offset + index * count * self.dtype.itemsize)
-        data = self._file.read(count * self.dtype.itemsize)
+        try:
+            if self._file is None:
+                self._file = zipfile.ZipFile(self.path).open(self.member)
+            self._file.seek(self.offset + index * count * self.dtype.itemsize)
+            data = self._file.read(count * self.dtype.itemsize)
+        except Exception as err:  # zipfile and zlib raise several types for damaged data (a bad CRC)
+            raise GanMetricsError(
+                f"{quoted(self.path)}: array {self.member} is damaged at image {index} ({describe_error(err)}): "
+                "recreate the file"
+            ) from None
         if len(data) != count * self.dtype.itemsize:
-            raise GanMetricsError(f"{self.path}: array {self.member} is truncated at image {index}: recreate the file")
+            raise GanMetricsError(f"{quoted(self.path)}: array {self.member} is truncated at image {index}: recreate the file")
         return np.frombuffer(data, self.dtype).reshape(self.shape[1:])
 
 

@@ -2,8 +2,19 @@
 
 Every source decodes the same pixels the same way (PIL, ``convert("RGB")``: grayscale is
 replicated, alpha dropped, palettes expanded), so the same images give the same features from
-any source. Files that are not images (by extension) are skipped with one warning that counts
-them, or refused with ``strict=True``; hidden files and folders are skipped silently.
+any source. High-bit-depth images are scaled, not clipped: a 16-bit grayscale image (PIL modes
+``I;16``, ``I;16B``, ``I;16L``, and ``I`` as 16-bit PNGs open) becomes 8 bits as ``value // 257``
+(values of a 32-bit ``I`` image clipped to [0, 65535] first), so a 16-bit image and its 8-bit
+version (``value // 257``) give the same pixels; 16-bit RGB(A) PNGs PIL itself reads as 8 bits
+per channel (the high byte, which equals ``value // 257`` for any image made from 8 bits).
+Files that are not images (by extension) are skipped with one warning that counts them, or
+refused with ``strict=True``; hidden files and folders are skipped silently.
+
+Limits, so that a hostile file cannot exhaust memory: an archive member is read into memory
+only up to ``GANMETRICS_MAX_IMAGE_BYTES`` (default 256 MiB), and an image is decoded only up to
+``GANMETRICS_MAX_IMAGE_PIXELS`` pixels (default 178,956,970: where Pillow's own decompression
+bomb guard refuses); either environment variable raises its limit. Names in messages go through
+``quoted``, so a name holding a newline cannot break the one-line error.
 """
 
 import copy
@@ -11,6 +22,7 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -18,6 +30,62 @@ from PIL import Image
 from ..errors import GanMetricsError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+ENV_MAX_IMAGE_BYTES = "GANMETRICS_MAX_IMAGE_BYTES"
+ENV_MAX_IMAGE_PIXELS = "GANMETRICS_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485  # Pillow refuses above twice its MAX_IMAGE_PIXELS
+_HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+def quoted(name) -> str:
+    """``name`` (a str or path) fit for a one-line message: unchanged when every character is
+    printable, else as Python's ``repr`` (quotes, ``\\n`` and other escapes)."""
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    return text if text.isprintable() else repr(text)
+
+
+def _limit_from_env(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise GanMetricsError(f"{variable}={text!r} is not a positive whole number: set it to e.g. {default} or unset it")
+    return value
+
+
+def max_image_bytes() -> int:
+    """The most bytes read into memory for one archive member (``GANMETRICS_MAX_IMAGE_BYTES``)."""
+    return _limit_from_env(ENV_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_BYTES)
+
+
+def max_image_pixels() -> int:
+    """The most pixels decoded for one image (``GANMETRICS_MAX_IMAGE_PIXELS``)."""
+    return _limit_from_env(ENV_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def too_large(name: str, size: int | None, limit: int) -> GanMetricsError:
+    """The error for an image file larger than ``limit`` bytes (``size``: when known)."""
+    what = f"{size:,} bytes" if size is not None else "more than that"
+    return GanMetricsError(
+        f"image {quoted(name)} is {what}, above the limit of {limit:,} bytes an image: set "
+        f"{ENV_MAX_IMAGE_BYTES} to a larger number of bytes if the file is genuine"
+    )
+
+
+def read_bounded(file: BinaryIO, name: str, size: int | None = None) -> bytes:
+    """All of ``file`` (an archive member), refusing more than ``max_image_bytes()`` bytes
+    without reading them; ``size``: the size the archive declares, when it does."""
+    limit = max_image_bytes()
+    if size is not None and size > limit:
+        raise too_large(name, size, limit)
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(name, size, limit)
+    return data
 
 
 def is_hidden(name: str) -> bool:
@@ -30,30 +98,60 @@ def is_image_name(name: str) -> bool:
     return not is_hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(data: bytes | Path, name: str) -> np.ndarray:
-    """Decode one image file's bytes (or path) to uint8 (H, W, 3)."""
+def describe_error(err: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters, quoted), for "(...)" in a message."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {quoted(text.splitlines()[0][:200])}" if text else type(err).__name__
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """uint8 (H, W, 3) of a loaded PIL image; high-bit-depth grayscale scaled by ``// 257``."""
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        values = np.asarray(image).astype(np.int64)
+        gray = (values.clip(0, 65535) // 257).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(data: bytes | Path | BinaryIO, name: str) -> np.ndarray:
+    """Decode one image file's bytes (or path, or open binary file) to uint8 (H, W, 3)."""
+    limit = max_image_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS * 2:  # raised above Pillow's guard
+        Image.MAX_IMAGE_PIXELS = limit // 2 + 1
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            image.load()  # decode fully now, so a truncated file fails here
-            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below decides
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+                width, height = image.size
+                if width * height > limit:
+                    raise Image.DecompressionBombError("too many pixels")
+                image.load()  # decode fully now, so a truncated file fails here
+                pixels = _rgb(image)
+    except Image.DecompressionBombError:
+        raise GanMetricsError(
+            f"image {quoted(name)} is larger than the limit of {limit:,} pixels (a decompression bomb?): "
+            f"set {ENV_MAX_IMAGE_PIXELS} to a larger number of pixels if the image is genuine"
+        ) from None
     except Exception as err:  # PIL raises OSError, ValueError, SyntaxError, ... for bad files
         raise GanMetricsError(
-            f"cannot decode image {name} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}): "
+            f"cannot decode image {quoted(name)} ({describe_error(err)}): "
             "remove or replace the file"
         ) from None
     return pixels
 
 
-def report_skipped(skipped: list[str], where: str, strict: bool) -> None:
-    """Refuse (``strict``) or count in one warning the non-image files of a source."""
+def report_skipped(skipped: list[str], where: str, strict: bool, what: str = "non-image files",
+                   is_not: str = "an image") -> None:
+    """Refuse (``strict``) or count in one warning the files of a source that are skipped:
+    ``what`` they are (non-image files; entries that are not regular files), each ``is_not``."""
     if not skipped:
         return
     if strict:
         raise GanMetricsError(
-            f"{skipped[0]} in {where} is not an image ({len(skipped)} such file(s)): remove it, or drop "
-            "--strict to skip non-image files"
+            f"{quoted(skipped[0])} in {quoted(where)} is not {is_not} ({len(skipped)} such file(s)): remove it, "
+            f"or drop --strict to skip {what}"
         )
-    warnings.warn(f"skipped {len(skipped)} non-image files in {where} (first: {skipped[0]})", stacklevel=3)
+    warnings.warn(f"skipped {len(skipped)} {what} in {quoted(where)} (first: {quoted(skipped[0])})", stacklevel=3)
 
 
 class ImageSource:

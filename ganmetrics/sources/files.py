@@ -1,12 +1,27 @@
-"""A folder of image files, searched recursively, in sorted path order."""
+"""A folder of image files, searched recursively, in sorted path order.
+
+Only regular files are read (after resolving links): FIFOs, sockets, devices, broken links and
+links that loop are skipped with one warning that counts them (refused with ``strict=True``),
+so that a FIFO named ``x.png`` cannot hang a run. Each file is opened without blocking and
+checked to be a regular file again when it is read.
+"""
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, report_skipped
+from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, quoted, report_skipped
+
+
+def _is_regular(path: str) -> bool:
+    """A regular file, after resolving links (False for a broken or looping link)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 class FolderSource(ImageSource):
@@ -14,21 +29,33 @@ class FolderSource(ImageSource):
 
     def __init__(self, root: Path, recursive: bool = True, strict: bool = False):
         self.root = root
-        if recursive:
-            found = []
-            for folder, subfolders, files in os.walk(root):
-                subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-                found += [os.path.relpath(os.path.join(folder, name), root) for name in files]
-        else:
-            found = [name for name in os.listdir(root) if (root / name).is_file()]
+        try:
+            if recursive:
+                found = []
+                for folder, subfolders, files in os.walk(root, onerror=_raise):
+                    subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+                    found += [os.path.relpath(os.path.join(folder, name), root) for name in files]
+            else:
+                found = [entry.name for entry in os.scandir(root) if not _is_folder(entry)]
+        except OSError as err:
+            where = quoted(err.filename) if err.filename else quoted(root)
+            raise GanMetricsError(
+                f"cannot list folder {where} ({err.strerror or type(err).__name__}): check that it is readable"
+            ) from None
         found = sorted(Path(name).as_posix() for name in found if not is_hidden(name))
-        self.names = [name for name in found if is_image_name(name)]
+        images = [name for name in found if is_image_name(name)]
+        self.names = [name for name in images if _is_regular(os.path.join(root, name))]
+        regular = set(self.names)
+        special = [name for name in images if name not in regular]
         if not self.names:
             raise GanMetricsError(
-                f"no images in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
-                f"{'' if recursive else ', not in subfolders'}): point at a folder of images"
+                f"no images in {quoted(root)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
+                f"{'' if recursive else ', not in subfolders'}"
+                f"{f'; {len(special)} are not regular files' if special else ''}): point at a folder of images"
             )
         report_skipped([name for name in found if not is_image_name(name)], str(root), strict)
+        report_skipped(special, str(root), strict, "entries that are not regular files (FIFOs, devices, broken links)",
+                       "a regular file")
 
     def describe(self) -> str:
         return f"folder {self.root}"
@@ -36,9 +63,36 @@ class FolderSource(ImageSource):
     def fingerprint(self) -> dict:
         files = []
         for name in self.names:
-            stat = os.stat(self.root / name)
-            files.append([name, stat.st_size, stat.st_mtime_ns])
+            try:
+                info = os.stat(self.root / name)
+            except OSError as err:
+                raise GanMetricsError(
+                    f"cannot read {quoted(self.root / name)} ({err.strerror or type(err).__name__}): "
+                    "was the folder changed during the run?"
+                ) from None
+            files.append([name, info.st_size, info.st_mtime_ns])
         return {"kind": "folder", "root": str(self.root.resolve()), "files": files}
 
     def read(self, index: int) -> np.ndarray:
-        return decode_image(self.root / self.names[index], str(self.root / self.names[index]))
+        path = self.root / self.names[index]
+        try:  # without blocking: a file replaced by a FIFO since the listing must not hang
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        except OSError as err:
+            raise GanMetricsError(
+                f"cannot open image {quoted(path)} ({err.strerror or type(err).__name__}): check the file"
+            ) from None
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise GanMetricsError(f"{quoted(path)} is no longer a regular file: was the folder changed during the run?")
+            return decode_image(file, str(path))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _raise(err: OSError):
+    raise err

@@ -7,6 +7,12 @@ JSON (extractor, dims, resize, weights sha256, calibrated, tf32, version, source
 image's float32 (n, D) features in image order, the state of a ``FeatureBank``. pytorch-fid and
 the TF code read ``mu``/``sigma`` unchanged; their files (no ``meta``) are read here with a
 warning. Written atomically: a temporary file in the same folder, then a rename.
+
+Every file read is checked before use, so a damaged or hand-made file cannot give a silent wrong
+FID: ``mu``, ``sigma`` (and ``features``) finite; ``sigma`` symmetric to rounding
+(max |S - Sᵀ| <= 1e-6 max |S|) and positive semi-definite to tolerance (smallest eigenvalue
+>= -1e-6 times the largest, checked with one Cholesky factorisation of the shifted matrix).
+Statistics that are not finite are never written.
 """
 
 import json
@@ -20,6 +26,60 @@ import numpy as np
 
 from .atomicfile import atomic_write
 from ..errors import GanMetricsError
+
+SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
+PSD_TOLERANCE = 1e-6  # smallest eigenvalue >= -this * the largest
+
+
+def quoted(name) -> str:
+    """A file name fit for a one-line message: unchanged when printable, else ``repr``-escaped
+    (the same rule as ``sources.base.quoted``; store/ sits below sources/, so it has its own)."""
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    return text if text.isprintable() else repr(text)
+
+
+def describe_error(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {quoted(text.splitlines()[0][:200])}" if text else type(err).__name__
+
+
+def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
+    """What is wrong with float64 Gaussian statistics (mu (D,), sigma (D, D)), or None: not
+    finite, sigma not symmetric to rounding, or not positive semi-definite to tolerance.
+
+    The last check factorises ``sigma + 1e-6 * L * I`` by Cholesky, L a lower bound of the
+    largest eigenvalue (the largest diagonal entry or a power-iteration Rayleigh quotient), so
+    it passes whenever the smallest eigenvalue is >= -1e-6 times the largest (rounding leaves
+    ~1e-13), at the cost of one factorisation (no eigendecomposition)."""
+    if not np.isfinite(mu).all():
+        return f"mu holds NaN or infinity ({int((~np.isfinite(mu)).sum())} of {mu.size} entries)"
+    if not np.isfinite(sigma).all():
+        return f"sigma holds NaN or infinity ({int((~np.isfinite(sigma)).sum())} of {sigma.size} entries)"
+    scale = float(np.abs(sigma).max())
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > SYMMETRY_TOLERANCE * scale:
+        return (f"sigma is not symmetric (max |S - S^T| = {asymmetry:.3g}, above {SYMMETRY_TOLERANCE:g} x "
+                f"max |S| = {scale:.3g})")
+    if scale == 0.0:
+        return None  # all images alike: a zero covariance is positive semi-definite
+    diagonal = np.diag(sigma)
+    vector = np.sqrt(np.abs(diagonal)) + 1.0 / np.sqrt(sigma.shape[0])
+    for _ in range(8):
+        vector = sigma @ vector
+        vector /= np.linalg.norm(vector) or 1.0
+    largest = max(float(diagonal.max()), float(vector @ sigma @ vector))
+    if largest <= 0.0:
+        return f"sigma is not positive semi-definite (its largest diagonal entry is {float(diagonal.max()):.3g})"
+    if float(diagonal.min()) < -PSD_TOLERANCE * largest:
+        return (f"sigma is not positive semi-definite (a diagonal variance is {float(diagonal.min()):.3g}; "
+                "variances are never negative)")
+    import torch  # its Cholesky is ~2-4x LAPACK's through numpy here; imported only when needed
+
+    shifted = torch.from_numpy(sigma + PSD_TOLERANCE * largest * np.eye(sigma.shape[0]))
+    if int(torch.linalg.cholesky_ex(shifted).info) != 0:
+        return (f"sigma is not positive semi-definite (an eigenvalue is below -{PSD_TOLERANCE:g} x the largest, "
+                f"about {largest:.3g})")
+    return None
 
 
 @dataclass(frozen=True)
@@ -44,7 +104,13 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
     """Write ``stats`` to ``path`` atomically; nothing is left behind if writing fails."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise GanMetricsError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(path.parent)} does not exist; create it first")
+    for name, value in (("mu", stats.mu), ("sigma", stats.sigma), ("features", stats.features)):
+        if value is not None and not np.isfinite(np.asarray(value)).all():
+            raise GanMetricsError(
+                f"the statistics for {quoted(path)} are not finite ({name} holds NaN or infinity): nothing "
+                "written; check the images, the weights and the device"
+            )
     bank = {} if stats.features is None else {"features": np.asarray(stats.features, np.float32)}
     with atomic_write(path) as f:
         np.savez(
@@ -77,23 +143,27 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
-        raise GanMetricsError(f"statistics file {path} does not exist: check the path") from None
+        raise GanMetricsError(f"statistics file {quoted(path)} does not exist: check the path") from None
     except Exception as err:  # numpy raises several types for a damaged archive
         raise GanMetricsError(
-            f"cannot read statistics file {path} ({type(err).__name__}): recreate it with `ganmetrics stats`"
+            f"cannot read statistics file {quoted(path)} ({describe_error(err)}): recreate it with `ganmetrics stats`"
         ) from None
     if "mu" not in arrays or "sigma" not in arrays:
         raise GanMetricsError(
-            f"{path} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a statistics file; "
+            f"{quoted(path)} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a statistics file; "
             "create one with `ganmetrics stats`"
         )
     mu, sigma = arrays["mu"], arrays["sigma"]
     numeric = mu.dtype.kind in "fiu" and sigma.dtype.kind in "fiu"
-    if not numeric or mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or not np.isfinite(sigma).all():
+    if not numeric or mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or mu.shape[0] == 0:
         raise GanMetricsError(
-            f"{path}: mu {mu.shape} and sigma {sigma.shape} are not a (D,) mean and (D, D) covariance: "
+            f"{quoted(path)}: mu {mu.shape} and sigma {sigma.shape} are not a (D,) mean and (D, D) covariance: "
             "recreate it with `ganmetrics stats`"
         )
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    problem = covariance_problem(mu, sigma)
+    if problem:
+        raise GanMetricsError(f"statistics file {quoted(path)}: {problem}: recreate it with `ganmetrics stats`")
     meta = None
     if "meta" in arrays:
         try:
@@ -101,22 +171,26 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
         except json.JSONDecodeError:
             meta = None
         if not isinstance(meta, dict):
-            raise GanMetricsError(f"{path}: its 'meta' is not a JSON object: recreate it with `ganmetrics stats`")
+            raise GanMetricsError(f"{quoted(path)}: its 'meta' is not a JSON object: recreate it with `ganmetrics stats`")
     else:
         warnings.warn(
-            f"{path} has no metadata (written by pytorch-fid or TTUR?): cannot check that it was made "
+            f"{quoted(path)} has no metadata (written by pytorch-fid or TTUR?): cannot check that it was made "
             "with the same weights, resize and dims",
             stacklevel=2,
         )
     count = arrays.get("n")
     if count is not None and (count.ndim != 0 or count.dtype.kind not in "iu"):
-        raise GanMetricsError(f"{path}: its 'n' is not an integer count: recreate it with `ganmetrics stats`")
+        raise GanMetricsError(f"{quoted(path)}: its 'n' is not an integer count: recreate it with `ganmetrics stats`")
     n = int(count) if count is not None and int(count) >= 0 else None
     features = arrays.get("features")
     if features is not None and (features.dtype.kind != "f" or features.shape != (n, mu.shape[0])):
         raise GanMetricsError(
-            f"{path}: its 'features' {features.shape} are not one {mu.shape[0]}-wide row per image ({n}): "
+            f"{quoted(path)}: its 'features' {features.shape} are not one {mu.shape[0]}-wide row per image ({n}): "
             "recreate it with `ganmetrics stats --features`"
         )
-    return Statistics(mu.astype(np.float64), sigma.astype(np.float64), n, meta,
+    if features is not None and not np.isfinite(features).all():
+        raise GanMetricsError(
+            f"statistics file {quoted(path)}: its 'features' hold NaN or infinity: recreate it with `ganmetrics stats --features`"
+        )
+    return Statistics(mu, sigma, n, meta,
                       None if features is None else features.astype(np.float32))

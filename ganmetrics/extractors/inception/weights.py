@@ -16,6 +16,7 @@ of the network; a file with another hash is used with a warning and marked uncal
 import functools
 import hashlib
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ ENV_WEIGHTS = "GANMETRICS_WEIGHTS"
 ENV_WEIGHTS_URL = "GANMETRICS_WEIGHTS_URL"
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
 RANDOM_PREFIX = "random:"
+MAX_RANDOM_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 # BatchNorm's step counter is not part of the TF port; files that carry it are still accepted.
 _IGNORED_SUFFIX = ".num_batches_tracked"
 
@@ -62,6 +64,12 @@ class Weights:
         return network.eval().requires_grad_(False).to(device)
 
 
+def _quoted(name) -> str:
+    """A file name fit for a one-line message: unchanged when printable, else ``repr``-escaped."""
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Every key of the real file and its shape."""
     return {
@@ -76,13 +84,13 @@ def find_weights_file(explicit: str | os.PathLike | None = None) -> Path | None:
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise GanMetricsError(f"weights file {path} does not exist: pass an existing file to --weights")
+            raise GanMetricsError(f"weights file {_quoted(path)} does not exist: pass an existing file to --weights")
         return path
     if os.environ.get(ENV_WEIGHTS):
         path = Path(os.environ[ENV_WEIGHTS])
         if not path.is_file():
             raise GanMetricsError(
-                f"{ENV_WEIGHTS}={path} does not exist: point it at the weights file or unset it"
+                f"{ENV_WEIGHTS}={_quoted(path)} does not exist: point it at the weights file or unset it"
             )
         return path
     for folder in (PROJECT_WEIGHTS_DIR, cache_dir()):
@@ -112,14 +120,18 @@ def resolve_weights_file(explicit: str | os.PathLike | None = None, progress: bo
 def read_state_dict(path: Path) -> dict:
     """Load and validate a checkpoint file: exactly the network's keys and shapes, float32."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own (multi-line) warnings stay out of the one-line output
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad or foreign file
+        text = str(err).strip()
+        detail = f"{type(err).__name__}: {_quoted(text.splitlines()[0][:160])}" if text else type(err).__name__
         raise GanMetricsError(
-            f"cannot read weights file {path} ({type(err).__name__}): it must be a PyTorch "
+            f"cannot read weights file {_quoted(path)} ({detail}): it must be a PyTorch "
             f"state dict like {WEIGHTS_FILENAME}"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
-        raise GanMetricsError(f"weights file {path} holds no state dict: use {WEIGHTS_FILENAME}")
+        raise GanMetricsError(f"weights file {_quoted(path)} holds no state dict: use {WEIGHTS_FILENAME}")
     state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIX)}
     shapes = expected_shapes()
     missing = sorted(set(shapes) - set(state))
@@ -127,14 +139,18 @@ def read_state_dict(path: Path) -> dict:
     if missing or extra:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         raise GanMetricsError(
-            f"weights file {path} is not the FID Inception checkpoint ({detail}): use {WEIGHTS_FILENAME}"
+            f"weights file {_quoted(path)} is not the FID Inception checkpoint ({detail}): use {WEIGHTS_FILENAME}"
         )
     for key, shape in shapes.items():
         value = state[key]
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             raise GanMetricsError(
-                f"weights file {path}: {key} has shape {tuple(getattr(value, 'shape', ()))}, "
+                f"weights file {_quoted(path)}: {key} has shape {tuple(getattr(value, 'shape', ()))}, "
                 f"expected {shape}: use {WEIGHTS_FILENAME}"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise GanMetricsError(
+                f"weights file {_quoted(path)}: {key} holds NaN or infinity (a damaged file?): use {WEIGHTS_FILENAME}"
             )
     return {k: v.float() for k, v in state.items()}
 
@@ -150,8 +166,11 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
     """Weights from a spec: None (resolution order), a path, or ``random:SEED``."""
     if spec is not None and str(spec).startswith(RANDOM_PREFIX):
         seed_text = str(spec)[len(RANDOM_PREFIX):]
-        if not seed_text.isdigit():
-            raise GanMetricsError(f"bad weights spec {spec!r}: use random:SEED with an integer SEED, e.g. random:0")
+        if not re.fullmatch(r"[0-9]+", seed_text) or int(seed_text) > MAX_RANDOM_SEED:
+            raise GanMetricsError(
+                f"bad weights spec {spec!r}: use random:SEED with a whole number SEED from 0 to {MAX_RANDOM_SEED} "
+                "(2**64 - 1), e.g. random:0"
+            )
         return random_weights(int(seed_text))
     path = resolve_weights_file(spec, progress)
     state = read_state_dict(path)
@@ -159,7 +178,7 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
     calibrated = digest.startswith(WEIGHTS_SHA256_PREFIX)
     if not calibrated:
         warnings.warn(
-            f"weights file {path} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
+            f"weights file {_quoted(path)} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
             "results are marked uncalibrated and are not comparable with published values",
             stacklevel=2,
         )
