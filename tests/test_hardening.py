@@ -20,7 +20,7 @@ from ganmetrics.cli import cli
 from ganmetrics.cli.render import echo_json, require_finite
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.sources import decode_image, open_source
-from ganmetrics.sources.base import quoted
+from ganmetrics.errors import quoted
 from ganmetrics.store.statsfile import Statistics, load_statistics, save_statistics
 
 D = 64
@@ -137,7 +137,6 @@ def test_a_nan_fid_on_the_cli_with_json_exits_2_never_0(tmp_path, monkeypatch):
     assert "not finite" in line
 
 
-@pytest.mark.xfail(strict=True, reason="needs require_finite in cli/commands.py (the lead's file): text output")
 def test_a_nan_fid_on_the_cli_in_text_exits_2_never_0(tmp_path, monkeypatch):
     import ganmetrics.metrics.fid as fid_module
 
@@ -416,3 +415,11 @@ def test_debug_flag_and_variable_keep_the_traceback(monkeypatch):
     assert isinstance(CliRunner().invoke(cli, ["is", "x"]).exception, RuntimeError)
     monkeypatch.setenv("GANMETRICS_DEBUG", "0")
     assert CliRunner().invoke(cli, ["is", "x"]).exit_code == 3
+
+
+def test_a_value_that_is_not_a_number_crosses_every_gate_on_it():
+    from ganmetrics.cli.gates import crossed
+
+    nan = float("nan")
+    assert crossed({"fid": nan}, {"fid": 30.0}, {}) and crossed({"is_mean": nan}, {}, {"is_mean": 5.0})
+    assert crossed({"fid": 12.0}, {"fid": 30.0}, {}) == []

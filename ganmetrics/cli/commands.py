@@ -15,7 +15,7 @@ from ..store.statsfile import load_statistics, save_statistics
 from ..version import __version__
 from .gates import ThresholdCrossed, crossed, parse_gates
 from .options import shared_options
-from .render import calibration_note, echo_eval, echo_json, echo_table, eval_row
+from .render import calibration_note, echo_eval, echo_json, echo_table, eval_row, require_finite
 
 
 @click.command("fid")
@@ -31,6 +31,8 @@ def fid_command(reference, others, fail_above, options: RunConfig, as_json: bool
     is printed per SOURCE_B (a JSON list with --json).
     """
     results = fid_with_config(options, reference, list(others))
+    for r, other in zip(results, others):
+        require_finite({"fid": r.value}, f"FID of {other}")
     rows = [{"metric": "fid", "value": r.value, "n_a": r.n_a, "n_b": r.n_b, "dims": r.dims, "resize": r.resize,
              "rank_a": r.rank_a, "rank_b": r.rank_b, "source_b": str(other),
              "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
@@ -60,6 +62,7 @@ def fid_command(reference, others, fail_above, options: RunConfig, as_json: bool
 def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
     """Inception Score of SOURCE: mean ± std over --splits contiguous splits."""
     r = inception_score_with_config(options, source, splits)
+    require_finite({"mean": r.mean, "std": r.std}, f"IS of {source}")
     if as_json:
         echo_json({"metric": "is", "mean": r.mean, "std": r.std, "splits": r.splits, "n": r.n, "resize": r.resize,
                    "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
@@ -161,6 +164,8 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, option
     metrics = build_metrics(names, {"dims": options.dims, **metric_options})
     above, below = parse_gates(fail_above, "--fail-above", metrics), parse_gates(fail_below, "--fail-below", metrics)
     results = evaluate_with_config(options, reference, list(others), metrics)
+    for r in results:
+        require_finite(r.results, f"results for {r.source_b}")
     if as_json:
         rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)

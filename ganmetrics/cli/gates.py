@@ -33,6 +33,7 @@ def parse_gates(spec: str | None, option: str, metrics) -> dict[str, float]:
 
 
 def crossed(values: dict, above: dict[str, float], below: dict[str, float]) -> list[str]:
-    """One description per crossed gate, e.g. "fid 31.2000 > 30"."""
-    out = [f"{key} {values[key]:.4f} > {limit:g}" for key, limit in above.items() if values[key] > limit]
-    return out + [f"{key} {values[key]:.4f} < {limit:g}" for key, limit in below.items() if values[key] < limit]
+    """One description per crossed gate, e.g. "fid 31.2000 > 30"; a value that is not a number
+    crosses every gate on it (NaN compares false both ways)."""
+    out = [f"{key} {values[key]:.4f} > {limit:g}" for key, limit in above.items() if not values[key] <= limit]
+    return out + [f"{key} {values[key]:.4f} < {limit:g}" for key, limit in below.items() if not values[key] >= limit]

@@ -27,7 +27,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, describe_error, quoted
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 ENV_MAX_IMAGE_BYTES = "GANMETRICS_MAX_IMAGE_BYTES"
@@ -35,13 +35,6 @@ ENV_MAX_IMAGE_PIXELS = "GANMETRICS_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485  # Pillow refuses above twice its MAX_IMAGE_PIXELS
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
-
-
-def quoted(name) -> str:
-    """``name`` (a str or path) fit for a one-line message: unchanged when every character is
-    printable, else as Python's ``repr`` (quotes, ``\\n`` and other escapes)."""
-    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
-    return text if text.isprintable() else repr(text)
 
 
 def _limit_from_env(variable: str, default: int) -> int:
@@ -97,11 +90,6 @@ def is_image_name(name: str) -> bool:
     """An image by extension (case-insensitive), not hidden and not inside a hidden folder."""
     return not is_hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
-
-def describe_error(err: BaseException) -> str:
-    """``Type: first line of the message`` (at most 200 characters, quoted), for "(...)" in a message."""
-    text = str(err).strip()
-    return f"{type(err).__name__}: {quoted(text.splitlines()[0][:200])}" if text else type(err).__name__
 
 
 def _rgb(image: Image.Image) -> np.ndarray:

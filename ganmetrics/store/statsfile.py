@@ -25,22 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomicfile import atomic_write
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, describe_error, quoted
 
 SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
 PSD_TOLERANCE = 1e-6  # smallest eigenvalue >= -this * the largest
 
-
-def quoted(name) -> str:
-    """A file name fit for a one-line message: unchanged when printable, else ``repr``-escaped
-    (the same rule as ``sources.base.quoted``; store/ sits below sources/, so it has its own)."""
-    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
-    return text if text.isprintable() else repr(text)
-
-
-def describe_error(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {quoted(text.splitlines()[0][:200])}" if text else type(err).__name__
 
 
 def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:

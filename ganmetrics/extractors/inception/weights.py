@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import GanMetricsError
+from ...errors import GanMetricsError, quoted
 from ...store.download import download_file
 from ...store.hashing import sha256_of_file
 from ...store.paths import cache_dir
@@ -64,12 +64,6 @@ class Weights:
         return network.eval().requires_grad_(False).to(device)
 
 
-def _quoted(name) -> str:
-    """A file name fit for a one-line message: unchanged when printable, else ``repr``-escaped."""
-    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
-    return text if text.isprintable() else repr(text)
-
-
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Every key of the real file and its shape."""
     return {
@@ -84,13 +78,13 @@ def find_weights_file(explicit: str | os.PathLike | None = None) -> Path | None:
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise GanMetricsError(f"weights file {_quoted(path)} does not exist: pass an existing file to --weights")
+            raise GanMetricsError(f"weights file {quoted(path)} does not exist: pass an existing file to --weights")
         return path
     if os.environ.get(ENV_WEIGHTS):
         path = Path(os.environ[ENV_WEIGHTS])
         if not path.is_file():
             raise GanMetricsError(
-                f"{ENV_WEIGHTS}={_quoted(path)} does not exist: point it at the weights file or unset it"
+                f"{ENV_WEIGHTS}={quoted(path)} does not exist: point it at the weights file or unset it"
             )
         return path
     for folder in (PROJECT_WEIGHTS_DIR, cache_dir()):
@@ -125,13 +119,13 @@ def read_state_dict(path: Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad or foreign file
         text = str(err).strip()
-        detail = f"{type(err).__name__}: {_quoted(text.splitlines()[0][:160])}" if text else type(err).__name__
+        detail = f"{type(err).__name__}: {quoted(text.splitlines()[0][:160])}" if text else type(err).__name__
         raise GanMetricsError(
-            f"cannot read weights file {_quoted(path)} ({detail}): it must be a PyTorch "
+            f"cannot read weights file {quoted(path)} ({detail}): it must be a PyTorch "
             f"state dict like {WEIGHTS_FILENAME}"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
-        raise GanMetricsError(f"weights file {_quoted(path)} holds no state dict: use {WEIGHTS_FILENAME}")
+        raise GanMetricsError(f"weights file {quoted(path)} holds no state dict: use {WEIGHTS_FILENAME}")
     state = {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIX)}
     shapes = expected_shapes()
     missing = sorted(set(shapes) - set(state))
@@ -139,18 +133,18 @@ def read_state_dict(path: Path) -> dict:
     if missing or extra:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         raise GanMetricsError(
-            f"weights file {_quoted(path)} is not the FID Inception checkpoint ({detail}): use {WEIGHTS_FILENAME}"
+            f"weights file {quoted(path)} is not the FID Inception checkpoint ({detail}): use {WEIGHTS_FILENAME}"
         )
     for key, shape in shapes.items():
         value = state[key]
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             raise GanMetricsError(
-                f"weights file {_quoted(path)}: {key} has shape {tuple(getattr(value, 'shape', ()))}, "
+                f"weights file {quoted(path)}: {key} has shape {tuple(getattr(value, 'shape', ()))}, "
                 f"expected {shape}: use {WEIGHTS_FILENAME}"
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise GanMetricsError(
-                f"weights file {_quoted(path)}: {key} holds NaN or infinity (a damaged file?): use {WEIGHTS_FILENAME}"
+                f"weights file {quoted(path)}: {key} holds NaN or infinity (a damaged file?): use {WEIGHTS_FILENAME}"
             )
     return {k: v.float() for k, v in state.items()}
 
@@ -178,7 +172,7 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
     calibrated = digest.startswith(WEIGHTS_SHA256_PREFIX)
     if not calibrated:
         warnings.warn(
-            f"weights file {_quoted(path)} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
+            f"weights file {quoted(path)} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
             "results are marked uncalibrated and are not comparable with published values",
             stacklevel=2,
         )
