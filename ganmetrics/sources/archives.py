@@ -43,7 +43,8 @@ class _ArchiveSource(ImageSource):
     def fingerprint(self) -> dict:
         stat = os.stat(self.path)
         return {"kind": self.kind, "path": str(self.path.resolve()), "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "members": self.names}
+                "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino,
+                "members": self.names}
 
     def _select(self, members: list[tuple[str, bool]], strict: bool) -> None:
         """Keep the image files among ``members`` (name, is a regular file; folders left out) as

@@ -61,6 +61,10 @@ class FolderSource(ImageSource):
         return f"folder {self.root}"
 
     def fingerprint(self) -> dict:
+        """Every image's relative path, size, modification time, status-change time (ctime) and
+        inode: a rewrite that keeps size and mtime (``cp -p``, rsync with times, tar extraction,
+        a checkout) still changes the ctime or the inode, which no copy can set back. The same
+        one ``stat`` per file as before: no extra cost."""
         files = []
         for name in self.names:
             try:
@@ -70,7 +74,7 @@ class FolderSource(ImageSource):
                     f"cannot read {quoted(self.root / name)} ({err.strerror or type(err).__name__}): "
                     "was the folder changed during the run?"
                 ) from None
-            files.append([name, info.st_size, info.st_mtime_ns])
+            files.append([name, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino])
         return {"kind": "folder", "root": str(self.root.resolve()), "files": files}
 
     def read(self, index: int) -> np.ndarray:
