@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GanMetricsError
-from .base import ImageSource, decode_image, describe_error, is_hidden, is_image_name, quoted, read_bounded, report_skipped
+from ..errors import GanMetricsError, describe_error, quoted
+from .base import ImageSource, decode_image, is_hidden, is_image_name, read_bounded, report_skipped
 
 # What zipfile, tarfile and the decompressors raise for damaged data (RuntimeError: an encrypted
 # zip member; NotImplementedError: an unsupported compression method).

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, describe_error, quoted
 from ..store.hashing import sha256_of_file
-from .base import ImageSource, describe_error, quoted
+from .base import ImageSource
 
 
 class NpzMember:

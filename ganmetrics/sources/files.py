@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GanMetricsError
-from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, quoted, report_skipped
+from ..errors import GanMetricsError, quoted
+from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, report_skipped
 
 
 def _is_regular(path: str) -> bool:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, describe_error, quoted
 from .archives import TarSource, ZipSource
 from .arrays import ArraySource, NpzMember
-from .base import ImageSource, describe_error, quoted
+from .base import ImageSource
 from .files import FolderSource
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
