@@ -10,11 +10,11 @@ import click
 from ..api import compute_stats_with_config, evaluate_with_config, fid_with_config, inception_score_with_config
 from ..config import RunConfig
 from ..errors import GanMetricsError
-from ..metrics.registry import build_metrics
+from ..metrics.registry import METRICS, build_metrics
 from ..store.statsfile import load_statistics, save_statistics
 from ..version import __version__
 from .gates import ThresholdCrossed, crossed, parse_gates
-from .options import shared_options
+from .options import MetricOptionsCommand, shared_options
 from .render import calibration_note, echo_eval, echo_json, echo_table, eval_row, require_finite
 
 
@@ -134,21 +134,11 @@ def _echo_info(path: Path, as_json: bool) -> None:
             click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
 
 
-@click.command("eval")
+@click.command("eval", cls=MetricOptionsCommand)
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
-              help="Comma-separated metrics: fid, is, kid (is on each SOURCE_B).")
-@click.option("--splits", default=10, show_default=True, type=int, help="IS: contiguous splits for mean ± std.")
-@click.option("--kid-subsets", default=100, show_default=True, type=int, help="KID: random subsets.")
-@click.option("--kid-subset-size", default=1000, show_default=True, type=int,
-              help="KID: images per subset and side; each side needs at least this many.")
-@click.option("--kid-shrink", is_flag=True,
-              help="KID: use the smaller set's size when a side has fewer images than --kid-subset-size (reported).")
-@click.option("--kid-degree", default=3, show_default=True, type=int, help="KID: polynomial kernel degree.")
-@click.option("--kid-gamma", default=None, type=float, help="KID: kernel gamma [default: 1/D].")
-@click.option("--kid-coef0", default=1.0, show_default=True, type=float, help="KID: kernel coef0.")
-@click.option("--seed", default=2020, show_default=True, type=int, help="Seed of the KID subsets (torch-fidelity's stream).")
+              help=f"Comma-separated metrics: {', '.join(METRICS)} (one-sided ones, e.g. is, on each SOURCE_B).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
 @shared_options

@@ -1,7 +1,9 @@
 """The one shared-options decorator: the options of CONTRACT.md shared by the metric commands
 (and, a subset of them, by ``train``), gathered into a ``RunConfig``."""
 
+import dataclasses
 import functools
+import types
 
 import click
 
@@ -9,6 +11,7 @@ from ..config import RunConfig, SourceOptions
 from ..extractors.inception.network import FEATURE_DIMS
 from ..extractors.inception.preprocess import RESIZE_MODES
 from ..extractors.inception.weights import ENV_WEIGHTS
+from ..metrics.registry import metric_options
 
 OPTIONS = {
     "weights": click.option("--weights", "weights", default=None, metavar="SPEC",
@@ -59,3 +62,29 @@ def shared_options(command=None, *, only: tuple[str, ...] | None = None):
         return command(options=options, **({"as_json": as_json} if "as_json" in names else {}), **kwargs)
 
     return wrapper
+
+
+def _metric_option(field: dataclasses.Field) -> click.Option:
+    """The ``eval`` option of a metric's field (``metrics.base.option``): ``--kid-subset-size``
+    for ``kid_subset_size``, its default and help from the field; a bool is a flag."""
+    flag = "--" + field.name.replace("_", "-")
+    kind = field.type
+    if isinstance(kind, types.UnionType):  # e.g. float | None
+        kind = next(t for t in kind.__args__ if t is not type(None))
+    if kind is bool:
+        return click.Option([flag, field.name], is_flag=True, default=field.default, help=field.metadata["help"])
+    return click.Option([flag, field.name], type=kind, default=field.default, show_default=field.default is not None,
+                        help=field.metadata["help"])
+
+
+class MetricOptionsCommand(click.Command):
+    """A command that also takes every registered metric's options (``metrics.registry``; those
+    not already shared options, like ``dims``), read from the registry when the command runs:
+    a metric registered by one line brings its options. The callback receives them as keywords."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        taken = {param.name for param in params}
+        extra = [_metric_option(field) for name, field in metric_options().items() if name not in taken]
+        shared = next(i for i, param in enumerate(params) if param.name in OPTIONS)
+        return params[:shared] + extra + params[shared:]  # before the shared options, as in --help

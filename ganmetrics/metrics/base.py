@@ -54,9 +54,17 @@ Reduced = Mapping[Need, Any]
 """One side's reduced values: {need: reducer.result()}."""
 
 
+def option(default, help: str):
+    """A metric option: a dataclass field with its ``default`` and the ``help`` of its CLI
+    option (``eval --kid-subset-size`` for the field ``kid_subset_size``). A bool is a flag; a
+    field that defaults to None takes the type of its annotation (``float | None``: a float)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 class Metric:
-    """Base of the metrics: a frozen dataclass whose fields are its options, named as the API
-    keywords and CLI options (``dims``, ``splits``, ``kid_subsets``, ...).
+    """Base of the metrics: a frozen dataclass whose fields are its options (``option``), named
+    as the API keywords and the ``eval`` options (``dims``, ``splits``, ``kid_subsets``, ...):
+    a new option is one field, picked up by the API, the CLI and the output's settings.
 
     ``name``: as in ``--metrics``; ``sides``: 2 compares a generated set with the reference, 1
     scores each generated set alone; ``keys``: the result keys ``compute`` returns, the first

@@ -8,7 +8,7 @@ import scipy.linalg
 import torch
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced
+from .base import Metric, Need, Reduced, option
 from .linalg import trace_sqrt_product
 from .reducers import GaussianStats
 
@@ -47,7 +47,7 @@ class FID(Metric):
     name = "fid"
     sides = 2
     keys = ("fid",)
-    dims: int = 2048
+    dims: int = option(2048, "FID feature layer.")
 
     def need(self, extractor) -> Need:
         return Need(extractor.feature_of_dims(self.dims), GaussianStats)

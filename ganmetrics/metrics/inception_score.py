@@ -7,7 +7,7 @@ import scipy.special
 import torch
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced
+from .base import Metric, Need, Reduced, option
 from .reducers import SplitSums
 
 
@@ -41,7 +41,7 @@ class InceptionScore(Metric):
     name = "is"
     sides = 1
     keys = ("is_mean", "is_std")
-    splits: int = 10
+    splits: int = option(10, "IS: contiguous splits for mean ± std.")
 
     def __post_init__(self):
         if self.splits < 1:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced
+from .base import Metric, Need, Reduced, option
 from .reducers import FeatureBank
 
 
@@ -65,13 +65,14 @@ class KID(Metric):
     name = "kid"
     sides = 2
     keys = ("kid", "kid_std")
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    kid_degree: int = 3
-    kid_gamma: float | None = None
-    kid_coef0: float = 1.0
-    seed: int = 2020
-    kid_shrink: bool = False
+    kid_subsets: int = option(100, "KID: random subsets.")
+    kid_subset_size: int = option(1000, "KID: images per subset and side; each side needs at least this many.")
+    kid_degree: int = option(3, "KID: polynomial kernel degree.")
+    kid_gamma: float | None = option(None, "KID: kernel gamma [default: 1/D].")
+    kid_coef0: float = option(1.0, "KID: kernel coef0.")
+    seed: int = option(2020, "Seed of the KID subsets (torch-fidelity's stream).")
+    kid_shrink: bool = option(False, "KID: use the smaller set's size when a side has fewer images than "
+                                     "--kid-subset-size (reported).")
 
     def __post_init__(self):
         if self.kid_subsets < 1:

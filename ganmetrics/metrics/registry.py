@@ -15,9 +15,23 @@ METRICS: dict[str, type[Metric]] = {
 }
 
 
+def metric_options() -> dict[str, dataclasses.Field]:
+    """Every option any registered metric takes, by name: {name: the field that declares it}.
+    Metrics that share an option (``seed``) must declare it alike (type and default)."""
+    options: dict[str, dataclasses.Field] = {}
+    owners: dict[str, str] = {}
+    for cls in METRICS.values():
+        for f in dataclasses.fields(cls):
+            first = options.setdefault(f.name, f)
+            owner = owners.setdefault(f.name, cls.__name__)
+            if (first.type, first.default) != (f.type, f.default):
+                raise TypeError(f"metric option {f.name!r} is declared twice, differently: by {owner} and {cls.__name__}")
+    return options
+
+
 def metric_option_names() -> set[str]:
     """Every option any registered metric takes."""
-    return {f.name for cls in METRICS.values() for f in dataclasses.fields(cls)}
+    return set(metric_options())
 
 
 def build_metrics(names, options: dict) -> list[Metric]:

@@ -11,7 +11,7 @@ import pytest
 import ganmetrics
 from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
 from ganmetrics.metrics import registry
-from ganmetrics.metrics.base import Metric, Need
+from ganmetrics.metrics.base import Metric, Need, option
 from ganmetrics.metrics.reducers import GaussianStats
 from ganmetrics.store.statsfile import load_statistics
 
@@ -118,13 +118,14 @@ class MeanGap(Metric):
     name = "mean_gap"
     sides = 2
     keys = ("mean_gap",)
+    mean_gap_power: int = option(1, "Toy: the power of the per-feature gaps.")
 
     def needs(self, extractor):
         return [Need("64", GaussianStats)]
 
     def compute(self, a, b, device=None):
         need = Need("64", GaussianStats)
-        return {"mean_gap": float(np.abs(a[need].mu - b[need].mu).sum())}
+        return {"mean_gap": float((np.abs(a[need].mu - b[need].mu) ** self.mean_gap_power).sum())}
 
 
 def test_a_metric_is_one_class_and_one_registry_line(sets, monkeypatch):
@@ -135,6 +136,10 @@ def test_a_metric_is_one_class_and_one_registry_line(sets, monkeypatch):
     mu_a = ganmetrics.compute_stats(sets["a"], weights="random:0", dims=64, workers=0).mu
     mu_b = ganmetrics.compute_stats(sets["b"], weights="random:0", dims=64, workers=0).mu
     assert row["results"]["mean_gap"] == pytest.approx(np.abs(mu_a - mu_b).sum(), rel=1e-12)
+    assert row["settings"]["mean_gap_power"] == 1
+    assert "--mean-gap-power" in run_cli("eval", "--help", options=()).output  # its option, from its field
+    squared = run_json("eval", sets["a"], sets["b"], "--metrics", "mean_gap", "--mean-gap-power", "2")
+    assert squared["results"]["mean_gap"] == pytest.approx(((mu_a - mu_b) ** 2).sum(), rel=1e-12)
     crossed = run_cli("eval", sets["a"], sets["b"], "--metrics", "mean_gap", "--fail-above", "mean_gap=0", "--no-cache")
     assert "mean_gap" in one_line_error(crossed, code=1)
     api = ganmetrics.evaluate(sets["a"], sets["b"], metrics=["mean_gap"], weights="random:0", dims=64, workers=0)
@@ -178,3 +183,14 @@ def test_the_training_loop_api_takes_metrics(sets, evaluated):
     assert set(scores) == {"n", "fid", "kid", "kid_std"} and scores["n"] == N
     assert scores["fid"] == pytest.approx(evaluated[0]["results"]["fid"], rel=1e-6)
     assert scores["kid"] == pytest.approx(evaluated[0]["results"]["kid"], rel=1e-6)
+
+
+def test_metrics_that_share_an_option_must_declare_it_alike(monkeypatch):
+    @dataclass(frozen=True)
+    class OtherSeed(MeanGap):
+        name = "other_seed"
+        seed: int = option(7, "Toy: a seed with another default than KID's.")
+
+    monkeypatch.setitem(registry.METRICS, OtherSeed.name, OtherSeed)
+    with pytest.raises(TypeError, match="'seed' is declared twice"):
+        registry.metric_options()
