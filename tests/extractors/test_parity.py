@@ -50,13 +50,32 @@ def ours(weights_file, resize):
     return InceptionExtractor(load_weights(weights_file), torch.device("cpu"), resize=resize)
 
 
+def by_size(paths, load) -> list[tuple[list[int], torch.Tensor]]:
+    """(indices, the images ``load``ed and stacked) of each group of same-sized images, so a
+    reference tool runs one batch per size instead of one image at a time."""
+    groups: dict[tuple, list[int]] = {}
+    for i, path in enumerate(paths):
+        groups.setdefault(Image.open(path).size, []).append(i)
+    return [(indices, torch.stack([load(paths[i]) for i in indices])) for indices in groups.values()]
+
+
+def per_image(paths, outputs: list[tuple[list[int], torch.Tensor]]) -> torch.Tensor:
+    """The rows of per-group ``outputs`` put back in the order of ``paths``."""
+    rows = [None] * len(paths)
+    for indices, out in outputs:
+        for i, row in zip(indices, out):
+            rows[i] = row
+    return torch.stack(rows)
+
+
 @pytest.fixture(scope="module")
 def fidelity_outputs(mixed_folder, fidelity_extractor):
-    """torch-fidelity's pool3 and unbiased logits of each mixed image, one image at a time."""
+    """torch-fidelity's pool3 and unbiased logits of each mixed image, a batch per image size."""
+    paths = sorted_images(mixed_folder)
     with torch.no_grad():
-        outputs = [fidelity_extractor(TF.pil_to_tensor(Image.open(p).convert("RGB")).unsqueeze(0))
-                   for p in sorted_images(mixed_folder)]
-    return torch.cat([o[1] for o in outputs]), torch.cat([o[2] for o in outputs])
+        outputs = [(indices, fidelity_extractor(batch)) for indices, batch in
+                   by_size(paths, lambda p: TF.pil_to_tensor(Image.open(p).convert("RGB")))]
+    return tuple(per_image(paths, [(indices, out[k]) for indices, out in outputs]) for k in (1, 2))
 
 
 def test_pool3_and_logits_equal_torch_fidelity(weights_file, mixed_folder, fidelity_outputs):
@@ -74,10 +93,12 @@ def test_pool3_equals_pytorch_fid(weights_file, mixed_folder, pytorch_fid_model_
     source = open_source(mixed_folder)
     features = features_of(extractor, [source.read(i) for i in range(len(source))], ["2048"])["2048"]
     model = pytorch_fid_model_factory(2048)
+    paths = sorted_images(mixed_folder)
     with torch.no_grad():
-        for i, path in enumerate(sorted_images(mixed_folder)):
-            reference = model(TF.to_tensor(Image.open(path).convert("RGB")).unsqueeze(0))[0].flatten(1)
-            assert torch.allclose(features[i], reference[0], rtol=0, atol=1e-5), path.name
+        reference = per_image(paths, [(indices, model(batch)[0].flatten(1)) for indices, batch in
+                                      by_size(paths, lambda p: TF.to_tensor(Image.open(p).convert("RGB")))])
+    for i, path in enumerate(paths):
+        assert torch.allclose(features[i], reference[i], rtol=0, atol=1e-5), path.name
 
 
 def test_fid_equals_torch_fidelity(weights_file, image_sets):
