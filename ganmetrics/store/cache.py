@@ -112,7 +112,7 @@ def _store(path: Path, write: Callable[[Path], None]) -> None:
 class CachedEntry:
     """One cache file as ``ganmetrics cache list`` shows it; ``source``, ``n``, ``dims`` and
     ``resize`` are None for an unreadable file. ``size``: bytes. ``derived``: for a derived
-    value's entry, what it holds (e.g. "neighbour_radii k=3 variant=exact"), else None."""
+    value's entry, what it holds (e.g. "neighbour_radii distances=exact k=3"), else None."""
 
     path: Path
     size: int

@@ -13,8 +13,8 @@ from torch_fidelity.metric_prc import calc_cdist_part, prc_features_to_metric
 
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics import neighbours
-from ganmetrics.metrics.density_coverage import CoverageCounts, DensityCoverage, density_coverage
-from ganmetrics.metrics.neighbours import adm_squared_distances, knn_radii
+from ganmetrics.metrics.density_coverage import DISTANCES, CoverageCounts, DensityCoverage, density_coverage
+from ganmetrics.metrics.neighbours import adm_squared_distances, knn_radii, prdc_distances
 from ganmetrics.metrics.precision_recall import PrecisionRecall, precision_recall
 
 
@@ -162,19 +162,12 @@ def test_adm_variant_equals_a_numpy_transcription_of_adms_manifold_estimator():
 
 
 def streamed_density_coverage(reference: np.ndarray, generated: np.ndarray, k: int, batch: int, block: int):
-    """Density and coverage as a generated side streams: ``CoverageCounts`` fed in batches."""
-    radii = knn_radii(torch.from_numpy(reference), k, "exact", block)
+    """Density and coverage as a generated side streams: ``CoverageCounts`` fed in batches, in two halves merged."""
+    radii = knn_radii(torch.from_numpy(reference), k, DISTANCES, block)
     first, second = (CoverageCounts(torch.from_numpy(reference), radii, k, block) for _ in range(2))
     for start in range(0, len(generated), batch):
         (first if start < len(generated) // 2 else second).update(torch.from_numpy(generated[start:start + batch]))
     return density_coverage(*first.merge(second).result(), k)
-
-
-def near_ties(reference: np.ndarray, generated: np.ndarray, k: int) -> int:
-    """Pairs whose distance is within float32 rounding of the reference radius (float64)."""
-    ref, gen = torch.from_numpy(reference).double(), torch.from_numpy(generated).double()
-    radii = torch.cdist(ref, ref).kthvalue(k + 1, dim=1).values
-    return int(((torch.cdist(ref, gen) - radii[:, None]).abs() <= 1e-5 * radii[:, None]).sum())
 
 
 @pytest.mark.parametrize("kind", ["continuous", "lattice"])
@@ -186,14 +179,13 @@ def test_density_and_coverage_equal_prdc(kind):
     expected = compute_prdc(real_features=reference, fake_features=generated, nearest_k=5)
     density, coverage = streamed_density_coverage(reference, generated, 5, batch=23, block=64)
     assert 0 < coverage < 1 and density > 0
-    # Equal, except that a pair within float32 rounding of a radius may go either way (prdc's
-    # distances are float64-upcast); the lattice's ties are computed exactly by both.
-    ties = near_ties(reference, generated, 5) if kind == "continuous" else 0
-    assert abs(density - expected["density"]) <= ties / (5 * len(generated))
-    assert abs(coverage - expected["coverage"]) <= ties / len(reference)
-    if kind == "lattice":
-        assert near_ties(reference, generated, 5) > 0 and (density, coverage) == (expected["density"],
-                                                                                     expected["coverage"])
+    assert (density, coverage) == (expected["density"], expected["coverage"])
+    if kind == "lattice":  # the ties are there and decide: `<=` would count more
+        ref = torch.from_numpy(reference)
+        radii = knn_radii(ref, 5, DISTANCES)
+        cross = prdc_distances(ref, torch.from_numpy(generated))
+        assert int((cross == radii[:, None]).sum()) > 20
+        assert (cross <= radii[:, None]).sum().item() / (5 * len(generated)) != density
 
 
 def test_a_repeated_feature_gives_zero_density_and_coverage_as_prdc():
@@ -208,7 +200,8 @@ def test_a_repeated_feature_gives_zero_density_and_coverage_as_prdc():
 
 def test_distances_are_held_one_bounded_block_at_a_time(monkeypatch):
     """Each block at most block x block, each freed before the next is made, and the results
-    those of one unblocked block (lattice and quantised features: exact in any block shape)."""
+    those of one unblocked block (lattice and quantised features: every distance kind is exact
+    on them, in any block shape)."""
     blocks, alive = [], []
     original = neighbours.distances
 
@@ -225,8 +218,7 @@ def test_distances_are_held_one_bounded_block_at_a_time(monkeypatch):
         unbounded = streamed_density_coverage(reference, generated, 5, batch=90, block=10000)
         monkeypatch.setattr(neighbours, "distances", recorded)
         assert ours(generated, reference, 3, variant, block=16) == whole
-        if variant == "exact":
-            assert streamed_density_coverage(reference, generated, 5, batch=90, block=16) == unbounded
+        assert streamed_density_coverage(reference, generated, 5, batch=9, block=16) == unbounded
         monkeypatch.setattr(neighbours, "distances", original)
     assert len(blocks) > 100 and max(alive) == 0  # never a second block alive
 
