@@ -361,7 +361,7 @@ NEIGHBOUR_STEPS: dict[str, NeighbourStep] = {
         "ganmetrics": ("`knn_radii` of the reference, then `CoverageCounts` fed the generated features in "
                        "batches of --batch-size, as `eval` streams them (prdc's float64-accumulated distances, "
                        "blocks of 10,000, on --device)", ganmetrics_dc),
-        "prdc": ("`prdc.compute_prdc(nearest_k=5)` (three full N x N float32 distance matrices, sklearn, CPU; "
+        "prdc": ("`prdc.compute_prdc(nearest_k=5)` (computes three full N x N float32 distance matrices, sklearn, CPU; "
                  "also computes its P/R)", prdc_dc),
     }),
 }

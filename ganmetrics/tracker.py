@@ -27,9 +27,9 @@ class GenerativeMetrics:
     ``batch_size``, ``cache``, ...) and the metrics' options (``splits``, ``kid_subset_size``, ...).
 
     Streaming metrics keep constant memory (FID, IS, density/coverage); KID and precision/recall
-    keep every generated feature (8 KiB an image). IS splits are assigned round-robin (the number of images is not known in
-    advance), so the IS differs slightly from ``ganmetrics is`` on the same images; the FID is
-    the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
+    keep every generated feature (8 KiB an image). IS splits are assigned round-robin (the
+    number of images is not known in advance), so the IS differs slightly from ``ganmetrics is``
+    on the same images; the FID is the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
     global RNG state. The network runs only as deep as the metrics' features need.
     """
 

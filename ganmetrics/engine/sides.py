@@ -137,7 +137,8 @@ def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config
     if opened.stats is not None:
         stored = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats
                   for need in image_needs(needs)}
-        reduced = {need: value for need, value in with_derived(stored, needs, extractor.device).items() if need in needs}
+        values = with_derived(stored, needs, extractor.device)
+        reduced = {need: values[need] for need in needs}
     else:
         reduced = reduce_with_cache(opened.source, extractor, needs, config, reference, given)
     return Side(opened.label, opened.n, reduced)
@@ -174,22 +175,20 @@ def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str],
     rest from one run of the source and its derivations (whose new entries are then stored).
     ``given``: the reference side's values, for needs built with some (``Need.given``)."""
     fingerprint = source.fingerprint() if use_cache(source, config, reference) else None
-    derived, keys = {}, {}
-    for need in (need for need in needs if need.derived and fingerprint is not None):
-        dims = extractor.features[need.feature]
-        keys[need] = derived_cache_key(fingerprint, extractor.provenance, dims, need)
+    cached, keys = {}, {}
+    for need in (need for need in needs if need.derived) if fingerprint is not None else ():
+        keys[need] = derived_cache_key(fingerprint, extractor.provenance, extractor.features[need.feature], need)
         state = cache.get_state(keys[need], len(source), source.describe())
         if state is not None:
-            derived[need] = need.reducer.from_state(state)
-    reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in derived), config,
+            cached[need] = need.reducer.from_state(state)
+    reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in cached), config,
                              fingerprint, given)
-    reduced = with_derived({**reduced, **derived}, needs, extractor.device)
+    values = with_derived({**reduced, **cached}, needs, extractor.device)
     for need, key in keys.items():
-        if need not in derived:
-            cache.put_state(key, need.reducer.state(reduced[need]), len(source),
-                            {**extractor.provenance.meta(extractor.features[need.feature], source.describe()),
-                             "derived": key["derived"]})
-    return {need: reduced[need] for need in needs}
+        if need not in cached:
+            meta = extractor.provenance.meta(extractor.features[need.feature], source.describe())
+            cache.put_state(key, need.reducer.state(values[need]), len(source), {**meta, "derived": key["derived"]})
+    return {need: values[need] for need in needs}
 
 
 def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: RunConfig, fingerprint: dict | None,

@@ -12,8 +12,8 @@ each that of a reference tool, so the same features give the same distances:
   same machine;
 - ``adm``: squared Euclidean with the float16 arithmetic of OpenAI's guided-diffusion evaluator
   (``DistanceBlock``): the features, their squares, the squared norms and the products xᵀy
-  rounded to float16, the sums and products accumulated in float32 (as a GPU's float16 matrix
-  product does), then max((|x|² - 2 xᵀy) + |y|², 0) in float16. A block holding a NaN or an
+  rounded to float16, the sums and products accumulated in float32 (as TensorFlow's float16
+  matrix product does on a GPU by default), then max((|x|² - 2 xᵀy) + |y|², 0) in float16. A block holding a NaN or an
   infinity (a float16 overflow: squared norms or distances above 65504) is computed again in
   float32, as ADM's graph does. ADM's max(·, 0) turns -inf (a product that overflows while
   both norms do not) into 0, so such a pair counts as one point; kept;

@@ -8,9 +8,9 @@ settings that change the numbers (extractor, weights sha256, resize, dims, tf32,
 version). So a changed, added or removed file, or another option, misses. The cache knows no
 extractor and no source: ``get``/``put`` take the key. Entries are ordinary statistics files
 (``statsfile.py``, with the feature bank where KID asked for it), or, for values derived from
-them (``get_state``/``put_state``: the k-NN radii of precision/recall), ``.npz`` files of named
-arrays with ``n`` and ``meta`` (a statistics file's, plus ``derived``: what they hold); all
-written atomically. An unreadable entry is reported in one line and recomputed.
+them (``get_state``/``put_state``: the k-NN radii of precision/recall and density/coverage),
+``.npz`` files of named arrays with ``n`` and ``meta`` (a statistics file's, plus ``derived``:
+what they hold); all written atomically. An unreadable entry is reported in one line and recomputed.
 """
 
 import hashlib
