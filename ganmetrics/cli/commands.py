@@ -79,14 +79,14 @@ def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
 @click.option("--features", is_flag=True,
-              help="Also store every image's features (the feature bank KID needs): 4 x dims bytes an image.")
+              help="Also store every image's features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @shared_options
 def stats_command(source, output: Path | None, features: bool, info_file: Path | None, options: RunConfig,
                   as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
-    --metrics kid`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
+    --metrics kid,pr,dc`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
     if info_file is not None:
         if source is not None or output is not None:
             raise click.UsageError("--info FILE takes no SOURCE and no -o", ctx=click.get_current_context())

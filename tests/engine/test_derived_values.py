@@ -16,7 +16,8 @@ from ganmetrics import api, tracker
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.density_coverage import CoverageCounts
-from ganmetrics.metrics.neighbours import NeighbourRadii
+from ganmetrics.metrics.neighbours import NeighbourRadii, knn_radii
+from ganmetrics.metrics.precision_recall import precision_recall
 from ganmetrics.provenance import Provenance
 from ganmetrics.sources import open_source
 
@@ -111,6 +112,17 @@ def test_the_reference_radii_come_from_the_cache_with_no_decode_and_no_recompute
         assert sum(holds in line for line in listing) == 1, listing
     radii = [np.load(path)["radii"] for path in entries if "radii" in np.load(path).files]
     assert [r.shape for r in radii] == [(N_REF,), (N_REF,)] and radii[0].dtype == np.float32
+
+
+def test_the_adm_variant_has_its_own_radii_and_gives_the_features_level_numbers(folders, tiny, tmp_path):
+    ref, gen = folders
+    adm = ganmetrics.evaluate(ref, gen, metrics=["pr"], pr_variant="adm", **OPTIONS)
+    real, fake = features_of(ref), features_of(gen)
+    radii = [knn_radii(torch.from_numpy(x), 3, "adm").numpy() for x in (real, fake)]
+    assert (adm.results["precision"], adm.results["recall"]) == precision_recall(real, radii[0], fake, radii[1], "adm")
+    assert adm.settings["pr_variant"] == "adm"
+    listing = CliRunner().invoke(cli, ["cache", "list"]).stdout
+    assert "neighbour_radii distances=adm k=3" in listing and "distances=exact" not in listing
 
 
 def test_a_damaged_radii_entry_is_reported_and_recomputed(folders, tiny, tmp_path):
