@@ -27,7 +27,10 @@ What it does (everything goes under --out, default bench/out, which git ignores)
 5. Compares ``ganmetrics eval A B --metrics fid,is,kid`` with torch-fidelity's
    ``calculate_metrics(fid=True, isc=True, kid=True)`` on each size set (time, memory, values;
    ``tools.EVAL_TOOLS``), and times the KID step alone on random float32 2048-d features of the
-   same counts (``tools.KID_STEPS``).
+   same counts (``tools.KID_STEPS``); likewise the precision/recall and density/coverage steps
+   (``tools.NEIGHBOUR_STEPS``: ganmetrics' exact and adm variants vs torch-fidelity's
+   ``prc_features_to_metric``, ganmetrics' streamed D/C vs prdc), each tool in its own process,
+   with its time and the step's peak memory (``--pr-sizes`` adds larger equal-size rows).
 6. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
 
@@ -62,7 +65,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from tools import EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, TOOLS, EvalSettings, Inputs, Skip, tool_names  # noqa: E402
+from tools import (EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, NEIGHBOUR_STEPS, TOOLS, EvalSettings, Inputs, Skip,  # noqa: E402
+                   tool_names)
 
 SETS = {"small": "32px PNG", "large": "256px JPEG"}
 EQUAL_RTOL = 1e-4  # "equal values" for the speed-up target: the parity tests' FID tolerance
@@ -266,6 +270,43 @@ def work_kid_step(job) -> dict:
     return out
 
 
+def clustered_features(n_gen: int, n_ref: int, seed: int):
+    """Random float32 2048-d (generated, reference) features for the k-NN steps: 64 uniform
+    cluster centres, the reference drawn around the first 48, the generated around the last
+    48, so k-NN balls overlap in part and precision, recall and coverage are neither 0 nor 1."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 2048, 3])
+    centres = rng.random((64, 2048), dtype=np.float32)
+
+    def around(n: int, first: int):
+        spread = rng.random((n, 2048), dtype=np.float32) * np.float32(0.6)
+        return centres[rng.integers(first, first + 48, n)] + spread
+
+    return around(n_gen, 16), around(n_ref, 0)
+
+
+def work_neighbour_step(job) -> dict:
+    """One tool of one k-NN step (``tools.NEIGHBOUR_STEPS[job["step"]]``) on clustered random
+    float32 2048-d features (n_gen and n_ref rows), alone in this process: median of ``repeats`` timed
+    calls, and the step's own peak memory (this process's peak RSS over its RSS before the
+    first call, the features already made)."""
+    import resource
+
+    torch = _torch_setup(job)
+    step = NEIGHBOUR_STEPS[job["step"]]
+    generated, reference = clustered_features(job["n_gen"], job["n_ref"], job["seed"])
+    call = step.tools[job["tool"]][1](step.k, job["device"], job["batch_size"])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, values = [], None
+    for _ in range(job["repeats"]):
+        values, timing = _timed(torch, job["device"], lambda: call(generated, reference))
+        times.append(timing["seconds"])
+    step_peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return {"seconds": statistics.median(times), "all_seconds": times, "values": [float(v) for v in values],
+            "step_peak_mib": step_peak, "rss_before_mib": before / 1024, "torch_threads": torch.get_num_threads()}
+
+
 def work_bare(job) -> dict:
     """The network alone: random uint8 batches already on the device through ``forward_batch``
     with an ``InceptionExtractor`` (resize + forward of the FID tap, GPU numerics with TF32
@@ -367,7 +408,8 @@ def work_reduction(job) -> dict:
     return out
 
 
-WORKERS = {"tool": work_tool, "eval": work_eval, "kid_step": work_kid_step, "bare": work_bare,
+WORKERS = {"tool": work_tool, "eval": work_eval, "kid_step": work_kid_step, "neighbour_step": work_neighbour_step,
+           "bare": work_bare,
            "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
 
 
@@ -714,6 +756,7 @@ def render(res: dict, derived: dict) -> str:
             lines.append(f"| {label} | {g['seconds']:.2f} | {p['seconds']:.2f} | {p['seconds'] / g['seconds']:.2f}x | "
                          f"{g['value']:.6f} | {p['value']:.6f} | {_fmt_rel(_rel(p['value'], g['value']))} |")
     lines += render_eval(res, derived)
+    lines += render_neighbour_steps(res)
     rss = res.get("rss")
     if rss:
         lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
@@ -805,6 +848,37 @@ def render_eval(res: dict, derived: dict) -> list[str]:
     return lines
 
 
+def render_neighbour_steps(res: dict) -> list[str]:
+    """One table per k-NN step (P/R, D/C): each tool's time, step memory and values per size."""
+    lines, a = [], res["args"]
+    for name, rows in res.get("neighbour_steps", {}).items():
+        step = NEIGHBOUR_STEPS[name]
+        ours = next(iter(step.tools))
+        first, second = step.values
+        lines += ["", f"{name.upper()} step alone (k = {step.k}): clustered random float32 2048-d features, median of "
+                  f"{a['pr_repeats']} runs, each tool in its own process; step peak = the process's peak RSS minus its "
+                  "RSS before the first call (features and imports already there):", "",
+                  f"| N generated / reference | tool | s | speed-up of {ours} | step peak MiB | peak RSS MiB | {first} "
+                  f"| {second} | vs {ours} |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for key, r in rows.items():
+            tool, label = key.split("/", 1)
+            sizes = f"{r['n_gen']} / {r['n_ref']}" + (f" ({SETS[label]})" if label in SETS else "")
+            if "error" in r:
+                lines.append(f"| {sizes} | {tool} | {r['error']} | | | | | | |")
+                continue
+            reference = rows.get(f"{ours}/{label}", {})
+            speedup = (f"{r['seconds'] / reference['seconds']:.2f}x" if tool != ours and "seconds" in reference else "")
+            # torch-fidelity reports float32 fractions: a difference below 1e-6 is the same count.
+            same = ("(reference)" if tool == ours else "–" if "values" not in reference else
+                    ", ".join("equal" if abs(v) < 1e-6 else f"{v:+.2g}"
+                              for v in (x - y for x, y in zip(r["values"], reference["values"]))))
+            lines.append(f"| {sizes} | {tool} | {r['seconds']:.3f} | {speedup} | {_fmt(r['step_peak_mib'])} | "
+                         f"{_fmt(r['peak_rss_mib'])} | {r['values'][0]:.6g} | {r['values'][1]:.6g} | {same} |")
+        lines.append("\nTools: " + "; ".join(f"{tool}: {note}" for tool, (note, _) in step.tools.items()) + ".")
+    return lines
+
+
 def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
     block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{title}\n"
@@ -844,8 +918,12 @@ def parse_args(argv=None):
     p.add_argument("--kid-subsets", type=int, default=100,
                    help="KID subsets for the eval rows and the KID step, both tools (default 100, both tools' default)")
     p.add_argument("--kid-repeats", type=int, default=3, help="repeats of each KID-step timing; the median counts (default 3)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid "
-                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid: the KID step alone)")
+    p.add_argument("--pr-sizes", type=lambda text: [int(n) for n in text.split(",") if n], default=[],
+                   help="comma-separated N: also run the P/R and D/C steps on N vs N random features (e.g. 10000,50000)")
+    p.add_argument("--pr-repeats", type=int, default=3,
+                   help="repeats of each P/R- and D/C-step timing; the median counts (default 3)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc "
+                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C steps alone)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -908,6 +986,23 @@ def run_eval(args, runner, folders, base, res, skip) -> None:
             res["kid_step"]["torch_threads"] = r.get("torch_threads")
             res["kid_step"][set_name] = dict(r, n_gen=n_gen, n_ref=n_ref, kid_subsets=args.kid_subsets,
                                              kid_subset_size=subset_size[set_name])
+
+
+def run_neighbour_steps(args, runner, folders, base, res, skip) -> None:
+    """The P/R and D/C steps (``tools.NEIGHBOUR_STEPS``) on random features of each set's
+    counts and of each ``--pr-sizes`` N (N against N): every tool in its own process."""
+    sizes = {s: (len(list(folders[s][1].iterdir())), len(list(folders[s][0].iterdir()))) for s in SETS}
+    sizes.update({f"{n} vs {n}": (n, n) for n in args.pr_sizes})
+    for name, step in NEIGHBOUR_STEPS.items():
+        if name in skip:
+            continue
+        rows = res.setdefault("neighbour_steps", {}).setdefault(name, {})
+        for label, (n_gen, n_ref) in sizes.items():
+            for tool in step.tools:
+                job = dict(base, kind="neighbour_step", step=name, tool=tool, n_gen=n_gen, n_ref=n_ref,
+                           repeats=args.pr_repeats, seed=args.seed)
+                rows[f"{tool}/{label}"] = dict(runner.job(f"{name}_step_{tool}_{label.replace(' ', '_')}", job),
+                                               n_gen=n_gen, n_ref=n_ref)
 
 
 def main(argv=None) -> int:
@@ -986,6 +1081,7 @@ def main(argv=None) -> int:
         runner.env = env
     if "eval" not in skip or "kid" not in skip:
         run_eval(args, runner, folders, base, res, skip)
+    run_neighbour_steps(args, runner, folders, base, res, skip)
     if "rss" not in skip:
         one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
         (out / "stats").mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
-folders), ``EVAL_TOOLS`` (FID + IS + KID in one call) and ``KID_STEPS`` (KID from two feature
-arrays).
+folders), ``EVAL_TOOLS`` (FID + IS + KID in one call), ``KID_STEPS`` (KID from two feature
+arrays) and ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays).
 
 An adapter is a function of the run's ``Inputs`` that does the tool's imports and patches (not
 timed) and returns the call to time: a function of no arguments that returns the FID (a float,
@@ -280,4 +280,88 @@ def torch_fidelity_kid(settings: EvalSettings, device: str):
 KID_STEPS: dict[str, tuple[str, Callable]] = {
     "ganmetrics": ("`ganmetrics.metrics.kid.kernel_inception_distance` (float32 Gram products, float64 kernel sums, on --device)", ganmetrics_kid),
     "torch-fidelity": ("`torch_fidelity.metric_kid.kid_features_to_metric` (float32 numpy, CPU)", torch_fidelity_kid),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Precision/recall and density/coverage from two feature arrays: an adapter of (k, device,
+# batch size) does the imports and returns the function to time, (generated, reference) float32
+# numpy -> two values ((precision, recall) or (density, coverage)).
+
+
+def ganmetrics_pr(k: int, device: str, batch_size: int, variant: str = "exact"):
+    from ganmetrics.metrics.neighbours import as_features, knn_radii
+    from ganmetrics.metrics.precision_recall import precision_recall
+
+    def pr(generated, reference):
+        ref_radii, gen_radii = (knn_radii(as_features(x, device), k, variant).cpu().numpy() for x in (reference, generated))
+        return precision_recall(reference, ref_radii, generated, gen_radii, variant, device)
+    return pr
+
+
+def torch_fidelity_pr(k: int, device: str, batch_size: int):
+    import torch
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    def pr(generated, reference):
+        out = prc_features_to_metric(torch.from_numpy(generated).to(device), torch.from_numpy(reference).to(device),
+                                     prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=True, verbose=False)
+        return out["precision"], out["recall"]
+    return pr
+
+
+def ganmetrics_dc(k: int, device: str, batch_size: int):
+    """As ``eval`` computes it: the reference's radii, then the generated features streamed in
+    batches of ``batch_size`` (``CoverageCounts``)."""
+    from ganmetrics.metrics.density_coverage import DISTANCES, CoverageCounts, density_coverage
+    from ganmetrics.metrics.neighbours import as_features, knn_radii
+
+    def dc(generated, reference):
+        ref = as_features(reference, device)
+        counts = CoverageCounts(ref, knn_radii(ref, k, DISTANCES), k)
+        gen = as_features(generated, device)
+        for start in range(0, len(gen), batch_size):
+            counts.update(gen[start:start + batch_size])
+        return density_coverage(*counts.result(), k)
+    return dc
+
+
+def prdc_dc(k: int, device: str, batch_size: int):
+    import contextlib
+
+    from prdc import compute_prdc
+
+    def dc(generated, reference):
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints the counts
+            out = compute_prdc(real_features=reference, fake_features=generated, nearest_k=k)
+        return float(out["density"]), float(out["coverage"])
+    return dc
+
+
+@dataclass(frozen=True)
+class NeighbourStep:
+    """One k-NN step: its ``k``, the names of its two values, and its tools {name: (note, adapter)};
+    the first tool is ganmetrics', the one the others are compared with."""
+
+    k: int
+    values: tuple[str, str]
+    tools: dict
+
+
+NEIGHBOUR_STEPS: dict[str, NeighbourStep] = {
+    "pr": NeighbourStep(3, ("precision", "recall"), {
+        "ganmetrics": ("`knn_radii` + `precision_recall`, exact variant (float32, blocks of 10,000, on --device)",
+                       ganmetrics_pr),
+        "ganmetrics-adm": ("the same, adm variant (float16 squared distances, ADM's blocks)",
+                           functools.partial(ganmetrics_pr, variant="adm")),
+        "torch-fidelity": ("`prc_features_to_metric(prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=True)` "
+                           "(rows of 10,000 x N distances, on --device)", torch_fidelity_pr),
+    }),
+    "dc": NeighbourStep(5, ("density", "coverage"), {
+        "ganmetrics": ("`knn_radii` of the reference, then `CoverageCounts` fed the generated features in "
+                       "batches of --batch-size, as `eval` streams them (prdc's float64-accumulated distances, "
+                       "blocks of 10,000, on --device)", ganmetrics_dc),
+        "prdc": ("`prdc.compute_prdc(nearest_k=5)` (computes three full N x N float32 distance matrices, sklearn, CPU; "
+                 "also computes its P/R)", prdc_dc),
+    }),
 }

@@ -9,7 +9,7 @@ pytorch-fid's or TTUR's) or ``Statistics``. The reference side's reduced states 
 default for folders and archives (see ``store/cache.py`` and ``RunConfig.cache``). Keywords:
 the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``dims``,
 ``splits``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``, ``kid_gamma``,
-``kid_coef0``, ``seed``, ``kid_shrink``).
+``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``).
 """
 
 from dataclasses import dataclass
@@ -95,7 +95,8 @@ def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: Ru
         for metric in metrics:
             metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)
     side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
-    for side_b in (reduce_side(side, extractor, needs_b, config) for side in opened):
+    given = side_a.reduced if side_a else None
+    for side_b in (reduce_side(side, extractor, needs_b, config, given=given) for side in opened):
         values, settings = {}, {"resize": extractor.provenance.resize}
         for metric in metrics:
             reference = side_a.reduced if metric.sides == 2 else None

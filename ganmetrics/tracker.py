@@ -12,7 +12,7 @@ import torch
 from .api import DEFAULT_METRICS, split_options
 from .engine.loader import ImageBatch
 from .engine.runner import forward_batch
-from .engine.sides import needs_of, open_extractor, resolve_side
+from .engine.sides import image_needs, needs_of, open_extractor, open_side, reduce_side, with_derived
 from .errors import GanMetricsError
 from .metrics.reducers import GaussianStats
 from .metrics.registry import build_metrics
@@ -26,10 +26,10 @@ class GenerativeMetrics:
     Keywords are the shared options (``weights``, ``device``, ``dims``, ``resize``,
     ``batch_size``, ``cache``, ...) and the metrics' options (``splits``, ``kid_subset_size``, ...).
 
-    Streaming metrics keep constant memory (FID, IS); KID keeps every generated feature (8 KiB
-    an image). IS splits are assigned round-robin (the number of images is not known in
-    advance), so the IS differs slightly from ``ganmetrics is`` on the same images; the FID is
-    the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
+    Streaming metrics keep constant memory (FID, IS, density/coverage); KID and precision/recall
+    keep every generated feature (8 KiB an image). IS splits are assigned round-robin (the
+    number of images is not known in advance), so the IS differs slightly from ``ganmetrics is``
+    on the same images; the FID is the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
     global RNG state. The network runs only as deep as the metrics' features need.
     """
 
@@ -43,7 +43,12 @@ class GenerativeMetrics:
             self.extractor = open_extractor(self.config)
             self.needs = needs_of(self.metrics, self.extractor, "b")
             needs_a = needs_of(self.metrics, self.extractor, "a")
-            self.reference_side = resolve_side(reference, self.extractor, needs_a, self.config, reference=True) if needs_a else None
+            self.reference_side = None
+            if needs_a:
+                opened = open_side(reference, self.extractor, needs_a, self.config)
+                for metric in self.metrics:
+                    metric.check_counts(opened.n if metric.sides == 2 else None, None)
+                self.reference_side = reduce_side(opened, self.extractor, needs_a, self.config, reference=True)
         self.reset()
 
     @property
@@ -60,7 +65,9 @@ class GenerativeMetrics:
     def reset(self) -> None:
         """Forget the generated images; the reference stays."""
         features = self.extractor.features
-        self.reducers = {need: need.build(features[need.feature], None, self.extractor.device) for need in self.needs}
+        reference = self.reference_side.reduced if self.reference_side else None
+        self.reducers = {need: need.build(features[need.feature], None, self.extractor.device, reference)
+                         for need in image_needs(self.needs)}
         self.count = 0
 
     def update(self, images: torch.Tensor, value_range: str | None = None) -> None:
@@ -86,7 +93,11 @@ class GenerativeMetrics:
         given since the last reset."""
         if self.count < 2:
             raise GanMetricsError(f"the metrics need at least 2 generated images, got {self.count}")
-        generated = {need: reducer.result() for need, reducer in self.reducers.items()}
+        n_reference = self.reference_side.n if self.reference_side else None
+        for metric in self.metrics:
+            metric.check_counts(n_reference if metric.sides == 2 else None, self.count)
+        generated = with_derived({need: reducer.result() for need, reducer in self.reducers.items()}, self.needs,
+                                 self.extractor.device)
         result = {"n": self.count}
         for metric in self.metrics:
             reference = self.reference_side.reduced if metric.sides == 2 else None

@@ -79,14 +79,14 @@ def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
 @click.option("--features", is_flag=True,
-              help="Also store every image's features (the feature bank KID needs): 4 x dims bytes an image.")
+              help="Also store every image's features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @shared_options
 def stats_command(source, output: Path | None, features: bool, info_file: Path | None, options: RunConfig,
                   as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
-    --metrics kid`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
+    --metrics kid,pr,dc`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
     if info_file is not None:
         if source is not None or output is not None:
             raise click.UsageError("--info FILE takes no SOURCE and no -o", ctx=click.get_current_context())
@@ -147,8 +147,10 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, option
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once.
 
     SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is)
-    are computed on each SOURCE_B. KID keeps every pool3 feature of both sides in memory (8 KiB
-    an image: 410 MB per side at 50,000 images); FID and IS stream.
+    are computed on each SOURCE_B. KID and P/R keep every pool3 feature of both sides in memory (8 KiB
+    an image: 410 MB per side at 50,000 images); FID, IS and D/C's generated side stream. P/R and
+    D/C compute distances one block of B x B = 10,000 x 10,000 at a time, never N x N: at most
+    6·B² + 12·B·D bytes a block (0.85 GB at D = 2048; D/C's float64 blocks 13·B² + 16·B·D, 1.6 GB).
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
     metrics = build_metrics(names, {"dims": options.dims, **metric_options})

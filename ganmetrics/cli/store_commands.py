@@ -22,15 +22,16 @@ def cache_group():
 
 @cache_group.command("list")
 def cache_list():
-    """One line per cached statistics file: source, n, dims, resize, size."""
+    """One line per cached file: source, n, dims, resize, (what a derived value's entry holds,) size."""
     entries = cache.list_entries()
     if not entries:
         click.echo(f"no cached statistics in {cache.stats_cache_dir()}", err=True)
         return
+    derived = any(e.derived for e in entries)  # a column only when some entry holds a derived value
     echo_table([
         [e.source or f"{e.path} (unreadable)",
          *(f"{name}={'?' if value is None else value}" for name, value in (("n", e.n), ("dims", e.dims), ("resize", e.resize))),
-         human_size(e.size)]
+         *([e.derived or "statistics"] if derived else []), human_size(e.size)]
         for e in entries
     ])
 

@@ -10,8 +10,9 @@ bank, which keeps them). On a GPU batches run in sequence; on the CPU one per co
 
 import collections
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -60,12 +61,14 @@ def _forward_on_threads(threads: int, extractor, batch: ImageBatch, wanted) -> d
         return forward_batch(extractor, batch, wanted)
 
 
-def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config: RunConfig) -> dict[Need, Reducer]:
+def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config: RunConfig,
+                  reference: Mapping[Need, Any] | None = None) -> dict[Need, Reducer]:
     """Stream every image of ``source`` through ``extractor`` once into one new reducer per
-    distinct need; returns {need: reducer}."""
+    distinct need; returns {need: reducer}. ``reference``: the reference side's values, for
+    needs built with some of them (``Need.given``)."""
     needs = list(dict.fromkeys(needs))
     device = extractor.device
-    reducers = {need: need.build(extractor.features[need.feature], len(source), device) for need in needs}
+    reducers = {need: need.build(extractor.features[need.feature], len(source), device, reference) for need in needs}
     wanted = {need.feature for need in needs}
     workers = default_workers() if config.workers is None else config.workers
     loader = make_loader(source, extractor.host_transform, config.batch_size, workers, pin_memory=device.type == "cuda")

@@ -3,7 +3,10 @@ cache, or by running its source once for every need that is not already there.
 
 Needs reduced by ``GaussianStats`` and ``FeatureBank`` are what statistics files and cache
 entries hold (one entry per feature: the Gaussian, plus the bank when one was asked for); any
-other need (the IS split sums) always comes from a run of the source.
+other reduced need (the IS split sums) always comes from a run of the source. A derived need
+(``Need.derived``: the k-NN radii of a bank) is computed from its source's value once that is
+there, and cached beside the side's statistics, one entry per derivation and options, whose
+key is the statistics' key plus the derivation (so every existing key stays as it was).
 """
 
 import os
@@ -48,21 +51,35 @@ def needs_of(metrics: list[Metric], extractor, side: str) -> dict[Need, str]:
     needs: dict[Need, str] = {}
     for metric in metrics:
         if side == "b" or metric.sides == 2:
-            for need in metric.needs(extractor):
+            for need in metric.needs(extractor) if side == "b" else metric.reference_needs(extractor):
                 needs[need] = f"{needs[need]}, {metric.name}" if need in needs else metric.name
     return needs
+
+
+def image_needs(needs) -> list[Need]:
+    """The needs reduced from images: those of ``needs`` that are, and the sources of the derived ones."""
+    return list(dict.fromkeys(need.source if need.derived else need for need in needs))
+
+
+def with_derived(reduced: Mapping[Need, Any], needs, device) -> dict[Need, Any]:
+    """``reduced`` and the value of every derived need of ``needs`` it lacks, from its source's value."""
+    out = dict(reduced)
+    for need in needs:
+        if need.derived and need not in out:
+            out[need] = need.derive(out[need.source], device)
+    return out
 
 
 def minimum_images(needs: Mapping[Need, str]) -> tuple[int, str]:
     """The fewest images the needs allow, and what needs them (for the message)."""
     minimum, purpose = 1, ""
     for need, names in needs.items():
-        least, purpose_of_need = 2, f"a covariance ({names.upper()})"
-        if need.reducer is SplitSums:
+        least, purpose_of_need = 2, names.upper()
+        if need.reducer is GaussianStats:
+            purpose_of_need = f"a covariance ({names.upper()})"
+        elif need.reducer is SplitSums:
             splits = dict(need.options)["splits"]
             least, purpose_of_need = max(2, splits), f"an Inception Score over {splits} splits"
-        elif need.reducer is FeatureBank:
-            purpose_of_need = names.upper()
         if least > minimum:
             minimum, purpose = least, purpose_of_need
     return minimum, purpose
@@ -114,21 +131,21 @@ def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> 
 
 
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
-                reference: bool = False) -> Side:
-    """The reduced values of an opened side; ``reference``: cached by default when a folder or archive."""
+                reference: bool = False, given: Mapping[Need, Any] | None = None) -> Side:
+    """The reduced values of an opened side; ``reference``: cached by default when a folder or
+    archive; ``given``: the reference side's values, for needs built with some (``Need.given``)."""
     if opened.stats is not None:
-        reduced = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats for need in needs}
+        stored = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats
+                  for need in image_needs(needs)}
+        values = with_derived(stored, needs, extractor.device)
+        reduced = {need: values[need] for need in needs}
     else:
-        reduced = reduce_with_cache(opened.source, extractor, needs, config, reference)
+        reduced = reduce_with_cache(opened.source, extractor, needs, config, reference, given)
     return Side(opened.label, opened.n, reduced)
 
 
-def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:
-    """``open_side`` then ``reduce_side``."""
-    return reduce_side(open_side(spec, extractor, needs, config), extractor, needs, config, reference)
-
-
 def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str, config: RunConfig) -> None:
+    need = need.source if need.derived else need
     if need.reducer not in STORED:
         raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
     if need.reducer is FeatureBank and stats.features is None:
@@ -145,11 +162,39 @@ def cache_key(fingerprint: dict, provenance, dims: int) -> dict:
     return {"source": fingerprint, "settings": provenance.meta(dims)}
 
 
+def derived_cache_key(fingerprint: dict, provenance, dims: int, need: Need) -> dict:
+    """The cache key of a derived need's value (``Need.derived``) for the source with
+    ``fingerprint``: its statistics' key plus the derivation's kind and options."""
+    return {**cache_key(fingerprint, provenance, dims),
+            "derived": {"kind": need.reducer.kind, "options": dict(need.options)}}
+
+
 def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str], config: RunConfig,
-                      reference: bool) -> dict[Need, Any]:
-    """{need: reduced value} of an opened source: cached entries where they hold what is
-    needed, the rest from one run of the source (whose new entries are then stored)."""
+                      reference: bool, given: Mapping[Need, Any] | None = None) -> dict[Need, Any]:
+    """{need: value} of an opened source: cached entries where they hold what is needed, the
+    rest from one run of the source and its derivations (whose new entries are then stored).
+    ``given``: the reference side's values, for needs built with some (``Need.given``)."""
     fingerprint = source.fingerprint() if use_cache(source, config, reference) else None
+    cached, keys = {}, {}
+    for need in (need for need in needs if need.derived) if fingerprint is not None else ():
+        keys[need] = derived_cache_key(fingerprint, extractor.provenance, extractor.features[need.feature], need)
+        state = cache.get_state(keys[need], len(source), source.describe())
+        if state is not None:
+            cached[need] = need.reducer.from_state(state)
+    reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in cached), config,
+                             fingerprint, given)
+    values = with_derived({**reduced, **cached}, needs, extractor.device)
+    for need, key in keys.items():
+        if need not in cached:
+            meta = extractor.provenance.meta(extractor.features[need.feature], source.describe())
+            cache.put_state(key, need.reducer.state(values[need]), len(source), {**meta, "derived": key["derived"]})
+    return {need: values[need] for need in needs}
+
+
+def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: RunConfig, fingerprint: dict | None,
+                   given: Mapping[Need, Any] | None) -> dict[Need, Any]:
+    """{need: reduced value} of needs reduced from images: the stored ones from cache entries
+    where they hold them (``fingerprint`` not None), the rest from one run of the source."""
     features = sorted({need.feature for need in needs if need.reducer in STORED}) if fingerprint is not None else []
     reduced, missing = {}, {}
     for feature in features:
@@ -166,7 +211,7 @@ def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str],
     to_run += [Need(feature, GaussianStats) for feature in missing]
     if not to_run:
         return reduced
-    reducers = reduce_source(source, extractor, to_run, config)
+    reducers = reduce_source(source, extractor, to_run, config, given)
     for feature, key in missing.items():
         gaussian = reducers[Need(feature, GaussianStats)].result()
         bank = reducers.get(Need(feature, FeatureBank))

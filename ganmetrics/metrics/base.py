@@ -1,9 +1,11 @@
-"""What a metric and a reducer are, and the ``Need`` that joins them.
+"""What a metric, a reducer and a derivation are, and the ``Need`` that joins them.
 
 A metric declares what it needs of each side as ``Need``s (a feature of the extractor, reduced
 by a reducer class with options); the engine builds one reducer per distinct need, feeds it
 every image once and hands the metric the reduced values (``Reducer.result()``): a metric is a
-pure function of those, and knows no files, sources or devices beyond where to compute.
+pure function of those, and knows no files, sources or devices beyond where to compute. A need
+may instead name a ``Derivation``: a value computed from another reduced value of the same side
+(the k-NN radii of a feature bank), which the engine computes once and caches with the side.
 """
 
 import dataclasses
@@ -37,17 +39,61 @@ class Reducer(Protocol):
         """The reduced value metrics use."""
 
 
+class Derivation(Protocol):
+    """A value derived from another reduced value of the same side, not from images: the value
+    of ``Need(feature, source)`` for the same feature (e.g. the k-NN radii of a ``FeatureBank``).
+    The engine derives it once that value is there, and caches it with the side's statistics
+    (``state``/``from_state``, keyed by ``kind`` and the need's options)."""
+
+    kind: ClassVar[str]
+    source: ClassVar[type]
+
+    @classmethod
+    def derive(cls, value: Any, device: torch.device | None, **options) -> Any:
+        """The derived value from the source's reduced ``value``, computed on ``device``."""
+
+    @classmethod
+    def state(cls, value: Any) -> dict[str, np.ndarray]:
+        """The arrays that rebuild ``value`` (``from_state``), for the cache."""
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> Any:
+        """The value ``state`` holds."""
+
+
 @dataclass(frozen=True)
 class Need:
     """A feature reduced by ``reducer`` with ``options`` ((name, value) pairs). Hashable: equal
-    needs of several metrics share one reducer."""
+    needs of several metrics share one reducer.
+
+    ``reducer`` is a ``Reducer`` class, fed the images, or a ``Derivation`` class, computed from
+    the side's value of ``source`` (``derived``). ``given``: needs of the reference side whose
+    values a generated side's reducer is built with (``create(..., given=(value, ...))``), for
+    a reducer that streams against the reference (density and coverage)."""
 
     feature: str
     reducer: type
     options: tuple = ()
+    given: tuple["Need", ...] = ()
 
-    def build(self, dims: int, total: int | None, device) -> Reducer:
-        return self.reducer.create(dims, total, device, **dict(self.options))
+    @property
+    def derived(self) -> bool:
+        """Whether it is derived from another need's value rather than reduced from images."""
+        return hasattr(self.reducer, "derive")
+
+    @property
+    def source(self) -> "Need":
+        """The need a derived need is computed from."""
+        return Need(self.feature, self.reducer.source)
+
+    def build(self, dims: int, total: int | None, device, reference: Mapping["Need", Any] | None = None) -> Reducer:
+        """A new reducer; ``reference``: the reference side's values, where ``given`` names some."""
+        given = {"given": tuple(reference[need] for need in self.given)} if self.given else {}
+        return self.reducer.create(dims, total, device, **dict(self.options), **given)
+
+    def derive(self, value: Any, device: torch.device | None) -> Any:
+        """A derived need's value from its source's ``value``."""
+        return self.reducer.derive(value, device, **dict(self.options))
 
 
 Reduced = Mapping[Need, Any]
@@ -76,8 +122,12 @@ class Metric:
     keys: ClassVar[tuple[str, ...]]
 
     def needs(self, extractor) -> list[Need]:
-        """What it needs of each side it uses, from ``extractor``'s features."""
+        """What it needs of a generated side, from ``extractor``'s features."""
         raise NotImplementedError
+
+    def reference_needs(self, extractor) -> list[Need]:
+        """What a two-sided metric needs of the reference side (by default what it needs of a generated one)."""
+        return self.needs(extractor)
 
     def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
         """Its values ({result key: value}) from the reference side ``a`` (None for one-sided

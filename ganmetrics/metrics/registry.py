@@ -4,14 +4,18 @@ import dataclasses
 
 from ..errors import GanMetricsError
 from .base import Metric
+from .density_coverage import DensityCoverage
 from .fid import FID
 from .inception_score import InceptionScore
 from .kid import KID
+from .precision_recall import PrecisionRecall
 
 METRICS: dict[str, type[Metric]] = {
     FID.name: FID,
     InceptionScore.name: InceptionScore,
     KID.name: KID,
+    PrecisionRecall.name: PrecisionRecall,
+    DensityCoverage.name: DensityCoverage,
 }
 
 

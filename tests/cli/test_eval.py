@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 import ganmetrics
 from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
+from ganmetrics.cli.gates import crossed, parse_gates
 from ganmetrics.metrics import registry
 from ganmetrics.metrics.base import Metric, Need, option
 from ganmetrics.metrics.reducers import GaussianStats
@@ -56,22 +58,42 @@ def test_eval_decodes_each_image_once_and_gives_the_fid_and_is_of_the_separate_c
     assert row["weights"]["calibrated"] is False and row["version"] == ganmetrics.__version__
 
 
-def test_eval_kid_equals_torch_fidelity_calculate_metrics(weights_file, tmp_path):
+def test_eval_kid_pr_and_dc_equal_torch_fidelity_calculate_metrics_and_prdc(weights_file, tmp_path, monkeypatch):
     import torch_fidelity
+    from prdc import compute_prdc
+    from torch_fidelity.metric_prc import prc_features_to_metric
 
     a = write_images(tmp_path / "a", smooth_images(40, (32, 32), seed=34))
     b = write_images(tmp_path / "b", smooth_images(40, (32, 32), seed=35, offset=0.15))
     reference = torch_fidelity.calculate_metrics(
-        input1=str(b), input2=str(a), kid=True, feature_extractor="inception-v3-compat", feature_layer_kid="2048",
-        feature_extractor_weights_path=str(weights_file), kid_subsets=10, kid_subset_size=30, batch_size=40,
-        cuda=False, cache=False, verbose=False, save_cpu_ram=True,
+        input1=str(b), input2=str(a), kid=True, prc=True, feature_extractor="inception-v3-compat",
+        feature_layer_kid="2048", feature_layer_prc="2048", feature_extractor_weights_path=str(weights_file),
+        kid_subsets=10, kid_subset_size=30, batch_size=40, cuda=False, cache=False, verbose=False, save_cpu_ram=True,
     )
-    row = run_json("eval", a, b, "--metrics", "kid", "--kid-subsets", "10", "--kid-subset-size", "30", "--no-cache",
+    monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+    row = run_json("eval", a, b, "--metrics", "kid,pr,dc", "--kid-subsets", "10", "--kid-subset-size", "30", "--cache",
                    options=("--weights", str(weights_file), "--quiet", "--workers", "0"))
     assert row["results"]["kid"] > 1e-3
     # Features agree to 1e-5 (tests/test_parity.py), the subsets are the same; float32 vs float64 kernels.
     assert row["results"]["kid"] == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-4, abs=1e-7)
     assert row["results"]["kid_std"] == pytest.approx(reference["kernel_inception_distance_std"], rel=1e-3, abs=1e-7)
+    assert set(row["results"]) == {"kid", "kid_std", "precision", "recall", "density", "coverage"}
+    assert {key: row["settings"][key] for key in ("pr_k", "pr_variant", "dc_k")} == {"pr_k": 3, "pr_variant": "exact",
+                                                                                  "dc_k": 5}
+    # P/R from features that agree to 1e-5: a distance that close to a radius could flip one image (1/N).
+    assert abs(row["results"]["precision"] - reference["precision"]) <= 1 / 40
+    assert abs(row["results"]["recall"] - reference["recall"]) <= 1 / 40
+    # --cache kept both sides' features: P/R are torch-fidelity's, density and coverage prdc's, on exactly those.
+    entries = [load_statistics(path) for path in (tmp_path / "cache" / "stats").glob("*.npz")
+               if "mu" in np.load(path).files]
+    banks = {side: next(e.features for e in entries if e.meta["source"].endswith(str(side))) for side in (a, b)}
+    prc = prc_features_to_metric(
+        torch.from_numpy(banks[b]), torch.from_numpy(banks[a]), prc_neighborhood=3, prc_batch_size=10000,
+        save_cpu_ram=True, verbose=False)
+    assert (np.float32(row["results"]["precision"]), np.float32(row["results"]["recall"])) == (prc["precision"],
+                                                                                               prc["recall"])
+    prdc = compute_prdc(real_features=banks[a], fake_features=banks[b], nearest_k=5)
+    assert (row["results"]["density"], row["results"]["coverage"]) == (prdc["density"], prdc["coverage"])
 
 
 def test_several_generated_sets_reuse_the_reference_and_print_a_list(sets, evaluated):
@@ -164,6 +186,11 @@ def test_gates_name_each_crossed_result(sets, evaluated):
     (("--fail-above", "fid=high"), "NAME=NUMBER"),
     (("--fail-below", "kid=0.1"), "'kid' is not a requested result"),
     (("--metrics", ""), "no metric requested"),
+    (("--metrics", "pr", "--pr-k", "0"), "--pr-k must be at least 1, got 0"),
+    (("--metrics", "pr", "--pr-variant", "fast"), "--pr-variant 'fast' is unknown: use one of exact, adm"),
+    (("--metrics", "fid,pr", "--pr-k", "20"), "--pr-k 20 needs more than 20 images on the reference side"),
+    (("--metrics", "dc", "--dc-k", "0"), "--dc-k must be at least 1, got 0"),
+    (("--metrics", "dc", "--dc-k", "25"), "--dc-k 25 needs more than 25 images on the reference side"),
 ])
 def test_bad_requests_are_one_line_errors_before_any_work(sets, tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
@@ -171,6 +198,15 @@ def test_bad_requests_are_one_line_errors_before_any_work(sets, tmp_path, monkey
         result = run_cli("eval", sets["a"], sets["b"], *args)
     assert message in one_line_error(result)
     assert decoded[0] == 0 and not (tmp_path / "cache").exists()
+
+
+def test_gates_take_precision_recall_density_and_coverage():
+    metrics = registry.build_metrics(["pr", "dc"], {})
+    above = parse_gates("recall=0.9", "--fail-above", metrics)
+    below = parse_gates("pr=0.5,coverage=0.8", "--fail-below", metrics)
+    assert (above, below) == ({"recall": 0.9}, {"precision": 0.5, "coverage": 0.8})
+    values = {"precision": 0.4, "recall": 0.95, "density": 1.2, "coverage": 0.85}
+    assert crossed(values, above, below) == ["recall 0.9500 > 0.9", "precision 0.4000 < 0.5"]
 
 
 def test_the_training_loop_api_takes_metrics(sets, evaluated):

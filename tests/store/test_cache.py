@@ -119,7 +119,7 @@ def counting(monkeypatch):
     """The engine's one pass replaced by fixed statistics; the list records each source run."""
     calls = []
 
-    def reduce_source(source, extractor, needs, config):
+    def reduce_source(source, extractor, needs, config, reference=None):
         calls.append(source.describe())
         return {need: FixedGaussian(len(source)) for need in needs}
 
@@ -168,8 +168,9 @@ def test_no_cache_stores_nothing_and_cache_stores_every_source(folders, extracto
     ref, fake = folders
     for cache_option, stored in [(False, 0), (None, 1), (True, 2)]:
         config = RunConfig(cache=cache_option, dims=64)
-        sides.resolve_side(ref, extractor, {GAUSSIAN_64: "fid"}, config, reference=True)
-        sides.resolve_side(fake, extractor, {GAUSSIAN_64: "fid"}, config)
+        for side, reference in ((ref, True), (fake, False)):
+            opened = sides.open_side(side, extractor, {GAUSSIAN_64: "fid"}, config)
+            sides.reduce_side(opened, extractor, {GAUSSIAN_64: "fid"}, config, reference=reference)
         assert len(entries(cache_dir)) == stored, cache_option
     assert len(counting) == 2 + 2 + 1  # --no-cache both; default the reference; --cache the fake
 
