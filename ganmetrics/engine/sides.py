@@ -18,7 +18,9 @@ from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
 from ..sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
 from ..store import cache
+from ..store.shardfile import is_shard_file
 from ..store.statsfile import Statistics, is_statistics_file, load_statistics
+from . import distributed
 from .runner import reduce_source
 from .runtime import resolve_device
 
@@ -108,6 +110,9 @@ def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> 
         for need, names in needs.items():
             _check_statistics(stats, where, extractor, need, names.upper(), config)
         return OpenedSide(str(where), stats.n, stats=stats)
+    if isinstance(spec, (str, os.PathLike)) and is_shard_file(spec):
+        raise GanMetricsError(f"{spec} is a shard file (part of a source's statistics): merge every part first, "
+                              "with `ganmetrics stats merge PART... -o all.npz`")
     source = open_checked(spec, config, needs)
     label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
     return OpenedSide(label, len(source), source=source)
@@ -145,29 +150,45 @@ def cache_key(fingerprint: dict, provenance, dims: int) -> dict:
     return {"source": fingerprint, "settings": provenance.meta(dims)}
 
 
-def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str], config: RunConfig,
-                      reference: bool) -> dict[Need, Any]:
-    """{need: reduced value} of an opened source: cached entries where they hold what is
-    needed, the rest from one run of the source (whose new entries are then stored)."""
-    fingerprint = source.fingerprint() if use_cache(source, config, reference) else None
-    features = sorted({need.feature for need in needs if need.reducer in STORED}) if fingerprint is not None else []
-    reduced, missing = {}, {}
-    for feature in features:
+def _cache_lookup(source: ImageSource, extractor, needs: Mapping[Need, str]) -> tuple[dict, dict]:
+    """({feature: cache entry} of the stored needs' features found in the cache, {feature:
+    cache key} of those missing)."""
+    fingerprint = source.fingerprint()
+    found, missing = {}, {}
+    if fingerprint is None:
+        return found, missing
+    for feature in sorted({need.feature for need in needs if need.reducer in STORED}):
         dims = extractor.features[feature]
         key = cache_key(fingerprint, extractor.provenance, dims)
         entry = cache.get(key, dims, source.describe())
         wanted = [need for need in needs if need.feature == feature and need.reducer in STORED]
         if entry is not None and (entry.features is not None or all(n.reducer is GaussianStats for n in wanted)):
-            reduced.update({need: entry.features if need.reducer is FeatureBank else entry for need in wanted})
+            found[feature] = entry
         else:
             missing[feature] = key
+    return found, missing
+
+
+def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str], config: RunConfig,
+                      reference: bool) -> dict[Need, Any]:
+    """{need: reduced value} of an opened source: cached entries where they hold what is
+    needed, the rest from one run of the source (whose new entries are then stored). Under
+    torch.distributed rank 0 alone reads and writes the cache, and its hits reach every rank."""
+    found, missing = {}, {}
+    if use_cache(source, config, reference):
+        if distributed.is_main():
+            found, missing = _cache_lookup(source, extractor, needs)
+        found, missing_features = distributed.broadcast_from_main((found, list(missing)))
+        missing = missing if distributed.is_main() else dict.fromkeys(missing_features)
+    reduced = {need: found[need.feature].features if need.reducer is FeatureBank else found[need.feature]
+               for need in needs if need.feature in found and need.reducer in STORED}
     to_run = [need for need in needs if need not in reduced]
     # An entry is stored whole: its Gaussian, with the bank where one is needed.
     to_run += [Need(feature, GaussianStats) for feature in missing]
     if not to_run:
         return reduced
     reducers = reduce_source(source, extractor, to_run, config)
-    for feature, key in missing.items():
+    for feature, key in missing.items() if distributed.is_main() else ():
         gaussian = reducers[Need(feature, GaussianStats)].result()
         bank = reducers.get(Need(feature, FeatureBank))
         cache.put(key, Statistics(gaussian.mu, gaussian.sigma, gaussian.n,
