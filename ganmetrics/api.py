@@ -24,15 +24,15 @@ from .engine import distributed
 from .engine.distributed import ShardSpec
 from .engine.runner import reduce_source
 from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
+from .errors import GanMetricsError
 from .metrics.base import Metric, Need
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
 from .metrics.linalg import covariance_rank
-from .errors import GanMetricsError
 from .metrics.reducers import FeatureBank, GaussianStats
 from .metrics.registry import build_metrics, metric_option_names
 from .provenance import Provenance
-from .store.shardfile import Shard, load_shard
+from .store.shardfile import Shard, load_shard, read_shard_meta
 from .store.statsfile import Statistics
 
 DEFAULT_METRICS = ("fid", "is")
@@ -216,9 +216,15 @@ def merge_stats_shards(shards) -> Statistics:
     co-moments merge as one pass would; feature banks join in image order); refused with a
     one-line error when a shard is missing or given twice, or when they differ in source or
     settings. The same result as ``compute_stats`` of the whole, to rounding (1e-12)."""
-    named = [(f"shard {i}", shard) if isinstance(shard, Shard) else (str(shard), load_shard(shard))
+    shards = list(shards)
+    metas = [(f"shard {i}", shard.meta) if isinstance(shard, Shard) else (str(shard), read_shard_meta(shard))
              for i, shard in enumerate(shards)]
-    meta, reducers = distributed.merge_shards(named)
+
+    def states_of(position: int) -> dict:
+        shard = shards[position]
+        return (shard if isinstance(shard, Shard) else load_shard(shard)).states
+
+    meta, reducers = distributed.merge_shards(metas, states_of)
     gaussian = reducers[GaussianStats.kind]
     bank = reducers.get(FeatureBank.kind)
     if gaussian.count < 2:

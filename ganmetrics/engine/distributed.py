@@ -30,7 +30,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -290,51 +290,53 @@ def shard_info(source, spec: "ShardSpec", batch_size: int) -> dict:
             "total": len(source), "batch_size": batch_size, "names_sha256": names_digest(source)}
 
 
-def merge_shards(shards: Sequence[tuple[str, Any]]) -> tuple[dict, dict]:
+def merge_shards(metas: Sequence[tuple[str, dict]], states_of: Callable[[int], dict]) -> tuple[dict, dict]:
     """(the meta of the whole, {reducer kind: every shard's state merged in shard order}) of
-    (name, ``store.shardfile.Shard``) pairs: refused unless they are every part of one run,
-    once (same meta and source, shards 0..N-1 each exactly once, tiling the images)."""
-    if not shards:
+    shards given as (name, meta) pairs (``store/shardfile.py``), refused unless they are every
+    part of one run, once (same meta and source, shards 0..N-1 each exactly once, tiling the
+    images): checked on the metas alone, before ``states_of(i)`` ({kind: state} of ``metas[i]``)
+    reads any states, one shard at a time (memory: the merged reducers and one shard's states)."""
+    if not metas:
         raise GanMetricsError("stats merge needs shard files: pass e.g. part-*.npz")
-    first_name, first = shards[0]
-    common = {key: value for key, value in first.meta.items() if key != "shard"}
-    run = {key: first.info[key] for key in ("count", "total", "batch_size", "names_sha256")}
-    by_index: dict[int, str] = {}
-    for name, shard in shards:
-        mine = {key: value for key, value in shard.meta.items() if key != "shard"}
-        mine_run = {key: shard.info[key] for key in run}
-        differ = [(key, (mine | mine_run).get(key), (common | run).get(key))
-                  for key in sorted(set(common | run) | set(mine | mine_run))
-                  if (mine | mine_run).get(key) != (common | run).get(key)]
+    first_name, first = metas[0]
+    common = {key: value for key, value in first.items() if key != "shard"}
+    run = {key: first["shard"][key] for key in ("count", "total", "batch_size", "names_sha256")}
+    by_index: dict[int, int] = {}
+    for position, (name, meta) in enumerate(metas):
+        info = meta["shard"]
+        mine = {key: value for key, value in meta.items() if key != "shard"} | {key: info[key] for key in run}
+        ours = common | run
+        differ = [key for key in sorted(set(mine) | set(ours)) if mine.get(key) != ours.get(key)]
         if differ:
-            key, theirs, ours = differ[0]
-            what = "the images (names)" if key == "names_sha256" else f"{key} ({theirs!r} vs {ours!r})"
+            key = differ[0]
+            what = "the images (names)" if key == "names_sha256" else f"{key} ({mine.get(key)!r} vs {ours.get(key)!r})"
             raise GanMetricsError(f"{name} differs from {first_name} in {what}: merge only the shards of one run "
                                   "(same source, options and number of shards)")
-        index = shard.info["index"]
+        index = info["index"]
         if index in by_index:
-            raise GanMetricsError(f"{by_index[index]} and {name} are both shard {index}/{run['count']}: pass each shard once")
+            raise GanMetricsError(f"{metas[by_index[index]][0]} and {name} are both shard {index}/{run['count']}: pass each shard once")
         expected = span(range(run["total"]), run["batch_size"], index, run["count"])
-        if (shard.info["start"], shard.info["stop"]) != (expected.start, expected.stop):
-            raise GanMetricsError(f"{name} says it is shard {index}/{run['count']} but holds images {shard.info['start']} "
-                                  f"to {shard.info['stop'] - 1}: compute it again")
-        by_index[index] = name
+        if (info["start"], info["stop"]) != (expected.start, expected.stop):
+            raise GanMetricsError(f"{name} says it is shard {index}/{run['count']} but holds images {info['start']} "
+                                  f"to {info['stop'] - 1}: compute it again")
+        by_index[index] = position
     missing = [index for index in range(run["count"]) if index not in by_index]
     if missing:
         images = span(range(run["total"]), run["batch_size"], missing[0], run["count"])
         held = f"images {images.start} to {images.stop - 1}" if images else "no images"
-        raise GanMetricsError(
-            f"shard {missing[0]}/{run['count']} ({held}) is missing{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}: "
-            f"compute it with `ganmetrics stats SOURCE --shard {missing[0]}/{run['count']}` and pass every shard"
-        )
-    unknown = sorted(set(first.meta["reducers"]) - set(REDUCERS))
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise GanMetricsError(f"shard {missing[0]}/{run['count']} ({held}) is missing{more}: compute it with "
+                              f"`ganmetrics stats SOURCE --shard {missing[0]}/{run['count']}` and pass every shard")
+    unknown = sorted(set(first["reducers"]) - set(REDUCERS))
     if unknown:
-        raise GanMetricsError(f"{first_name} holds reducer states of kind {unknown[0]!r}, unknown to ganmetrics "
-                              f"{common.get('version')}: merge with the version that wrote it")
-    ordered = sorted(shards, key=lambda pair: pair[1].info["index"])
-    reducers = {kind: merge_states(REDUCERS[kind], [shard.states[kind] for _, shard in ordered])
-                for kind in first.meta["reducers"]}
-    return {key: value for key, value in common.items() if key != "reducers"}, reducers
+        raise GanMetricsError(f"{first_name} holds reducer states of kind {unknown[0]!r}, unknown to this ganmetrics: "
+                              f"merge with the version that wrote it ({common.get('version')})")
+    merged: dict[str, Any] = {}
+    for index in range(run["count"]):
+        for kind, state in states_of(by_index[index]).items():
+            part = REDUCERS[kind].from_state(state)
+            merged[kind] = part if kind not in merged else merged[kind].merge(part)
+    return {key: value for key, value in common.items() if key != "reducers"}, merged
 
 
 def strided_positions(local: torch.Tensor) -> torch.Tensor:

@@ -65,41 +65,62 @@ def is_shard_file(path: str | os.PathLike) -> bool:
     return "gaussian.count.npy" in names and "mu.npy" not in names
 
 
+def _damaged(path: Path, what: str) -> GanMetricsError:
+    return GanMetricsError(f"shard file {quoted(path)} {what}: compute it again with `ganmetrics stats SOURCE --shard K/N`")
+
+
+def _arrays(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of the file at ``path`` (only ``names`` when given)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in (data.files if names is None else names)}
+    except FileNotFoundError:
+        raise GanMetricsError(f"shard file {quoted(path)} does not exist: check the path") from None
+    except KeyError:
+        raise _damaged(path, "has no shard metadata (is it a shard file?)") from None
+    except Exception as err:  # numpy raises several types for a damaged archive
+        raise _damaged(path, f"cannot be read ({describe_error(err)})") from None
+
+
+def _meta(path: Path, stored: np.ndarray) -> dict:
+    try:
+        meta = json.loads(str(stored))
+        info = meta["shard"]
+        if not isinstance(meta["reducers"], list) or not all(isinstance(info[key], int) for key in SHARD_KEYS[:-1]) \
+                or not isinstance(info["names_sha256"], str):
+            raise TypeError
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        raise _damaged(path, "has no shard metadata (is it a shard file?)") from None
+    return meta
+
+
+def read_shard_meta(path: str | os.PathLike) -> dict:
+    """The ``meta`` of a shard file, reading nothing else (its states may be large)."""
+    path = Path(path)
+    return _meta(path, _arrays(path, ("meta",))["meta"])
+
+
 def load_shard(path: str | os.PathLike) -> Shard:
     """Read and check a shard file."""
     path = Path(path)
-
-    def damaged(what: str) -> GanMetricsError:
-        return GanMetricsError(f"shard file {quoted(path)} {what}: compute it again with `ganmetrics stats SOURCE --shard K/N`")
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise GanMetricsError(f"shard file {quoted(path)} does not exist: check the path") from None
-    except Exception as err:  # numpy raises several types for a damaged archive
-        raise damaged(f"cannot be read ({describe_error(err)})") from None
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-        info = meta["shard"]
-        kinds = meta["reducers"]
-        if not all(isinstance(info[key], int) for key in SHARD_KEYS[:-1]) or not isinstance(info["names_sha256"], str):
-            raise TypeError
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-        raise damaged("has no shard metadata (is it a shard file?)") from None
+    arrays = _arrays(path)
+    if "meta" not in arrays:
+        raise _damaged(path, "has no shard metadata (is it a shard file?)")
+    meta = _meta(path, arrays.pop("meta"))
+    info, kinds = meta["shard"], meta["reducers"]
     states: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in kinds}
     for name, value in arrays.items():
         kind, _, key = name.partition(".")
         if kind not in states:
-            raise damaged(f"holds {name!r}, not of its reducers {kinds}")
+            raise _damaged(path, f"holds {name!r}, not of its reducers {kinds}")
         if value.dtype.kind == "f" and not np.isfinite(value).all():
-            raise damaged(f"holds NaN or infinity in {name!r}")
+            raise _damaged(path, f"holds NaN or infinity in {name!r}")
         states[kind][key] = value
     gaussian = states.get("gaussian", {})
     images = info["stop"] - info["start"]
     if set(gaussian) != {"count", "mean", "comoment"} or int(gaussian["count"]) != images:
-        raise damaged(f"does not hold the Gaussian state of its {images} images")
+        raise _damaged(path, f"does not hold the Gaussian state of its {images} images")
     bank = states.get("feature_bank")
     if bank is not None and not np.array_equal(bank.get("positions"), np.arange(info["start"], info["stop"])):
-        raise damaged(f"does not hold the features of its images {info['start']} to {info['stop'] - 1}")
+        raise _damaged(path, f"does not hold the features of its images {info['start']} to {info['stop'] - 1}")
     return Shard(meta, states)
