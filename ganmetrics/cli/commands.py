@@ -171,7 +171,11 @@ def _merge_command(ctx: click.Context, parts: list[str], output: Path | None, as
 
 def _check_output(output: Path, inputs: list[str], what: str = "the images") -> None:
     """Refuse, before any work, an output that is not a .npz, whose folder is missing or not
-    writable, or that is (or resolves to, through links) one of the ``inputs`` (``what`` they hold)."""
+    writable, or that is (or resolves to, through links) one of the ``inputs`` (``what`` they hold).
+    Under torchrun only rank 0 writes, so only its view of the folder counts (a refusal there
+    reaches the other ranks at their first exchange)."""
+    if not distributed.is_main():
+        return
     if output.suffix.lower() != ".npz":
         raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
     folder = output.parent

@@ -47,7 +47,8 @@ group beside a user's NCCL group) before torch.distributed gives up: only a rank
 (not one that fails: that is an exchange) makes the others wait this long."""
 
 _OK, _DONE, _FAILED = 0, 1, 2
-_control_groups: dict = {}
+_control_group_beside: list = []
+"""[(the default group, the gloo group made beside it)] once one is made."""
 
 
 class AgreedError(GanMetricsError):
@@ -99,11 +100,13 @@ def init_from_environment() -> bool:
     CUDA GPU, ``torch.cuda.set_device(LOCAL_RANK)`` first and NCCL for CUDA tensors beside gloo
     for CPU ones (the exchanges here are on gloo); without one, gloo."""
     dist = _dist()
-    if not launched_by_torchrun() or dist.is_initialized():
+    if not launched_by_torchrun():
         return False
     if not dist.is_available():
         raise GanMetricsError("torchrun started this run, but this PyTorch has no torch.distributed: "
                               "install a build with it, or run one process")
+    if dist.is_initialized():
+        return False
     backend = "gloo"
     if torch.cuda.is_available():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -126,7 +129,7 @@ def shutdown() -> None:
     dist = _dist()
     if dist.is_initialized():
         dist.destroy_process_group()
-    _control_groups.clear()
+    _control_group_beside.clear()
 
 
 def _control_group():
@@ -135,10 +138,9 @@ def _control_group():
     dist = _dist()
     if "gloo" in str(dist.get_backend()):
         return None
-    key = id(dist.group.WORLD)
-    if key not in _control_groups:
-        _control_groups[key] = dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
-    return _control_groups[key]
+    if not _control_group_beside or _control_group_beside[0][0] is not dist.group.WORLD:
+        _control_group_beside[:] = [(dist.group.WORLD, dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT))]
+    return _control_group_beside[0][1]
 
 
 def _collective_failed(err: BaseException) -> AgreedError:

@@ -172,3 +172,12 @@ def test_a_failure_outside_an_exchange_reaches_every_rank_and_the_group_survives
     assert [str(rank["settled"]) for rank in two_processes] == ["error: rank 1 cannot read its source"] * 2
     assert [list(rank["after"]) for rank in two_processes] == [[0, 1], [0, 1]]
     assert list(two_processes[0]["positions"]) == [0, 2, 4] and list(two_processes[1]["positions"]) == [1, 3, 5]
+
+
+def test_commands_that_do_not_shard_refuse_to_run_under_torchrun(monkeypatch):
+    from helpers import one_line_error, run_cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    message = one_line_error(run_cli("cache", "list", options=()))
+    assert "`ganmetrics cache` does not run under torchrun" in message
