@@ -80,9 +80,9 @@ def one_process(data, weights_file, tmp_path_factory, one_thread) -> dict:
 
 
 @pytest.fixture(scope="module")
-def two_ranks(data, weights_file) -> tuple[list[dict], Path]:
-    out = data["root"] / "two-ranks"
-    return torchrun(2, out, data, weights_file, "full"), out
+def two_ranks(data, weights_file) -> list[dict]:
+    """Every rank's results; its CLI outputs are in data["root"] / "two-ranks"."""
+    return torchrun(2, data["root"] / "two-ranks", data, weights_file, "full")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,6 @@ def relative(actual: np.ndarray, expected: np.ndarray) -> float:
 @pytest.mark.parametrize("ranks", ["two_ranks", "three_ranks"])
 def test_fid_statistics_equal_one_process_to_1e12_and_are_the_same_bits_on_every_rank(ranks, request, one_process):
     results = request.getfixturevalue(ranks)
-    results = results[0] if ranks == "two_ranks" else results
     expected = one_process["results"]
     for rank in results:
         assert np.array_equal(rank["mu"], results[0]["mu"]) and np.array_equal(rank["sigma"], results[0]["sigma"])
@@ -109,7 +108,6 @@ def test_fid_statistics_equal_one_process_to_1e12_and_are_the_same_bits_on_every
 @pytest.mark.parametrize("ranks", ["two_ranks", "three_ranks"])
 def test_is_and_kid_equal_one_process_and_fid_to_its_conditioning(ranks, request, one_process):
     results = request.getfixturevalue(ranks)
-    results = results[0] if ranks == "two_ranks" else results
     expected = one_process["results"]
     for rank in results:
         for key in ("fid", "is_mean", "is_std", "kid", "kid_std"):
@@ -122,31 +120,29 @@ def test_is_and_kid_equal_one_process_and_fid_to_its_conditioning(ranks, request
 
 
 def test_a_generator_source_gives_the_same_statistics_for_1_and_2_ranks_and_any_generator_batch(two_ranks, one_process):
-    results, _ = two_ranks
     expected = one_process["results"]
     for name in ("generator16", "generator50"):
         for key in ("mu", "sigma"):
             assert relative(expected[f"{name}_{key}"], expected[f"generator16_{key}"]) <= 1e-12
-            for rank in results:
+            for rank in two_ranks:
                 assert relative(rank[f"{name}_{key}"], expected[f"generator16_{key}"]) <= 1e-12
     assert relative(expected["generator16_mu"], expected["mu"]) > 1e-3  # not the folder's statistics
 
 
 def test_generative_metrics_in_a_users_process_group_merges_every_ranks_images(two_ranks, one_process):
-    results, _ = two_ranks
     expected = one_process["results"]
-    for rank in results:
+    for rank in two_ranks:
         assert int(rank["tracker_n"]) == len(tracker_images())
         for key in ("tracker_fid", "tracker_is_mean", "tracker_is_std"):
-            assert rank[key] == results[0][key]
+            assert rank[key] == two_ranks[0][key]
     # Rank r's i-th image is image i*2 + r: the one-process order, so IS splits match too.
     for key in ("tracker_is_mean", "tracker_is_std"):
-        assert results[0][key] == pytest.approx(expected[key], rel=1e-12)
-    assert results[0]["tracker_fid"] == pytest.approx(expected["tracker_fid"], rel=1e-6)
+        assert two_ranks[0][key] == pytest.approx(expected[key], rel=1e-12)
+    assert two_ranks[0]["tracker_fid"] == pytest.approx(expected["tracker_fid"], rel=1e-6)
 
 
-def test_only_rank_0_prints_and_writes_and_leaves_what_one_process_leaves(two_ranks, one_process):
-    _, out = two_ranks
+def test_only_rank_0_prints_and_writes_and_leaves_what_one_process_leaves(two_ranks, one_process, data):
+    out = data["root"] / "two-ranks"
     cli = [json.loads((out / f"cli-rank{rank}.json").read_text()) for rank in range(2)]
     assert [result["exit_code"] for result in cli] == [0, 0]
     assert len(cli[0]["stdout"].splitlines()) == 1 and json.loads(cli[0]["stdout"])["n"] == 15

@@ -15,7 +15,6 @@ atomically; a file read is checked to hold what its meta says, in finite numbers
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from ..errors import GanMetricsError, describe_error, quoted
 from .atomicfile import atomic_write
+from .statsfile import npz_members
 
 SHARD_KEYS = ("index", "count", "start", "stop", "total", "batch_size", "names_sha256")
 
@@ -54,14 +54,7 @@ def save_shard(path: str | os.PathLike, shard: Shard) -> None:
 
 def is_shard_file(path: str | os.PathLike) -> bool:
     """True for an ``.npz`` that holds a shard's Gaussian state (``gaussian.count``) and no ``mu``."""
-    path = Path(path)
-    if path.suffix.lower() != ".npz" or not path.is_file():
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+    names = npz_members(path)
     return "gaussian.count.npy" in names and "mu.npy" not in names
 
 
