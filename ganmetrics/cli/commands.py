@@ -127,8 +127,9 @@ def stats_command(sources: tuple[str, ...], output: Path | None, features: bool,
             echo_json({"path": str(output), "shard": str(spec), "start": info["start"], "stop": info["stop"],
                        "total": info["total"], **{k: v for k, v in part.meta.items() if k != "shard"}})
         else:
-            click.echo(f"wrote {output}: shard {spec} (images {info['start']} to {info['stop'] - 1} of {info['total']}), "
-                       f"dims={part.meta['dims']}, resize={part.meta['resize']}{', with features' if features else ''}"
+            held = f"images {info['start']} to {info['stop'] - 1}" if info["stop"] > info["start"] else "no images"
+            click.echo(f"wrote {output}: shard {spec} ({held} of {info['total']}), dims={part.meta['dims']}, "
+                       f"resize={part.meta['resize']}{', with features' if features else ''}"
                        f"{'' if part.meta['calibrated'] else ' [UNCALIBRATED weights]'}")
         return
     stats = compute_stats_with_config(options, source, features)
