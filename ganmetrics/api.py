@@ -10,19 +10,29 @@ default for folders and archives (see ``store/cache.py`` and ``RunConfig.cache``
 the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``dims``,
 ``splits``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``, ``kid_gamma``,
 ``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``).
+
+Inside a torch.distributed job (the caller's process group, e.g. under torchrun) every function
+runs on every rank: each reads its own share of each source, and every rank returns the same
+result (``engine/distributed.py``). ``compute_stats_shard`` and ``merge_stats_shards`` split one
+``compute_stats`` into parts that separate jobs run and any machine merges exactly.
 """
 
 from dataclasses import dataclass
 
 from .config import RunConfig
+from .engine import distributed
+from .engine.distributed import ShardSpec
+from .engine.runner import reduce_source
 from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
+from .errors import GanMetricsError
 from .metrics.base import Metric, Need
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
 from .metrics.linalg import covariance_rank
-from .metrics.reducers import FeatureBank
+from .metrics.reducers import FeatureBank, GaussianStats
 from .metrics.registry import build_metrics, metric_option_names
 from .provenance import Provenance
+from .store.shardfile import Shard, load_shard, read_shard_meta
 from .store.statsfile import Statistics
 
 DEFAULT_METRICS = ("fid", "is")
@@ -165,14 +175,59 @@ def compute_stats(source, features: bool = False, **options) -> Statistics:
     return compute_stats_with_config(RunConfig.from_keywords(options), source, features)
 
 
+def _stats_needs(extractor, config: RunConfig, features: bool) -> tuple[Need, Need, dict[Need, str]]:
+    """(the Gaussian need, the bank need, the needs of ``stats``: the bank's when ``features``)."""
+    gaussian = FID(config.dims).need(extractor)
+    bank = Need(gaussian.feature, FeatureBank)
+    return gaussian, bank, {gaussian: "fid", **({bank: "the feature bank"} if features else {})}
+
+
 def compute_stats_with_config(config: RunConfig, source, features: bool = False) -> Statistics:
     """``compute_stats`` with a ``RunConfig`` (the CLI's entry)."""
     extractor = open_extractor(config)
-    gaussian = FID(config.dims).need(extractor)
-    bank = Need(gaussian.feature, FeatureBank)
-    needs = {gaussian: "fid", **({bank: "the feature bank"} if features else {})}
+    gaussian, bank, needs = _stats_needs(extractor, config, features)
     image_source = open_checked(source, config, needs)
     reduced = reduce_with_cache(image_source, extractor, needs, config, reference=False)
     stats = reduced[gaussian]
     return Statistics(stats.mu, stats.sigma, stats.n, extractor.provenance.meta(len(stats.mu), image_source.describe()),
                       reduced.get(bank))
+
+
+def compute_stats_shard(source, shard: str, features: bool = False, **options) -> Shard:
+    """The exact reduced state of part ``shard`` ("K/N": K from 0 to N-1) of ``source`` (a
+    contiguous block of whole batches of ``batch_size``), to save with ``save_shard`` and merge
+    with ``merge_stats_shards``: what a batch scheduler runs, one part a job. Never cached."""
+    return compute_stats_shard_with_config(RunConfig.from_keywords(options), source, ShardSpec.parse(shard), features)
+
+
+def compute_stats_shard_with_config(config: RunConfig, source, spec: ShardSpec, features: bool = False) -> Shard:
+    """``compute_stats_shard`` with a ``RunConfig`` (the CLI's entry)."""
+    extractor = open_extractor(config)
+    gaussian, _, needs = _stats_needs(extractor, config, features)
+    image_source = open_checked(source, config, needs)
+    info = distributed.shard_info(image_source, spec, config.batch_size)
+    reducers = reduce_source(image_source, extractor, list(needs), config, positions=range(info["start"], info["stop"]))
+    meta = {**extractor.provenance.meta(extractor.features[gaussian.feature], image_source.describe()), "shard": info}
+    return Shard(meta, {reducer.kind: reducer.state() for reducer in reducers.values()})
+
+
+def merge_stats_shards(shards) -> Statistics:
+    """The statistics of a whole source from every shard of one ``compute_stats_shard`` run
+    (``Shard`` objects or shard file paths, in any order): exact (the counts, means and
+    co-moments merge as one pass would; feature banks join in image order); refused with a
+    one-line error when a shard is missing or given twice, or when they differ in source or
+    settings. The same result as ``compute_stats`` of the whole, to rounding (1e-12)."""
+    shards = list(shards)
+    metas = [(f"shard {i}", shard.meta) if isinstance(shard, Shard) else (str(shard), read_shard_meta(shard))
+             for i, shard in enumerate(shards)]
+
+    def states_of(position: int) -> dict:
+        shard = shards[position]
+        return (shard if isinstance(shard, Shard) else load_shard(shard)).states
+
+    meta, reducers = distributed.merge_shards(metas, states_of)
+    gaussian = reducers[GaussianStats.kind]
+    bank = reducers.get(FeatureBank.kind)
+    if gaussian.count < 2:
+        raise GanMetricsError(f"the shards hold {gaussian.count} image(s); a covariance needs at least 2: add images")
+    return Statistics(gaussian.mu(), gaussian.sigma(), gaussian.count, meta, None if bank is None else bank.result())

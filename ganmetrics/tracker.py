@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .api import DEFAULT_METRICS, split_options
+from .engine import distributed
 from .engine.loader import ImageBatch
 from .engine.runner import forward_batch
 from .engine.sides import image_needs, needs_of, open_extractor, open_side, reduce_side, with_derived
@@ -29,7 +30,10 @@ class GenerativeMetrics:
     Streaming metrics keep constant memory (FID, IS, density/coverage); KID and precision/recall
     keep every generated feature (8 KiB an image). IS splits are assigned round-robin (the
     number of images is not known in advance), so the IS differs slightly from ``ganmetrics is``
-    on the same images; the FID is the same. Nothing here changes the caller's models, their train/eval mode, gradients or the
+    on the same images; the FID is the same. Inside a torch.distributed job (the caller's process
+    group) every rank builds it (the reference side is then read in shards), updates with its own
+    images and calls ``compute()``: rank r's i-th image is image i·W + r of the whole set.
+    Nothing here changes the caller's models, their train/eval mode, gradients or the
     global RNG state. The network runs only as deep as the metrics' features need.
     """
 
@@ -83,22 +87,25 @@ class GenerativeMetrics:
         for start in range(0, len(pixels), step):
             chunk = pixels[start:start + step]
             out = forward_batch(self.extractor, ImageBatch.of_pixels(chunk), wanted)
-            positions = torch.arange(self.count, self.count + len(chunk), device=self.extractor.device)
+            positions = distributed.strided_positions(torch.arange(self.count, self.count + len(chunk),
+                                                                   device=self.extractor.device))
             for need, reducer in self.reducers.items():
                 reducer.update(out[need.feature], positions)
             self.count += len(chunk)
 
     def compute(self) -> dict:
         """{"n", and each metric's values ("fid", "is_mean", "is_std", "kid", ...)} of the images
-        given since the last reset."""
-        if self.count < 2:
-            raise GanMetricsError(f"the metrics need at least 2 generated images, got {self.count}")
+        given since the last reset. Under torch.distributed: of every rank's images (call it on
+        every rank; each gets the same values)."""
+        count = sum(distributed.gathered(self.count))
+        if count < 2:
+            raise GanMetricsError(f"the metrics need at least 2 generated images, got {count}")
         n_reference = self.reference_side.n if self.reference_side else None
         for metric in self.metrics:
-            metric.check_counts(n_reference if metric.sides == 2 else None, self.count)
-        generated = with_derived({need: reducer.result() for need, reducer in self.reducers.items()}, self.needs,
-                                 self.extractor.device)
-        result = {"n": self.count}
+            metric.check_counts(n_reference if metric.sides == 2 else None, count)
+        merged = {need: reducer.result() for need, reducer in distributed.merged(self.reducers).items()}
+        generated = with_derived(merged, self.needs, self.extractor.device)
+        result = {"n": count}
         for metric in self.metrics:
             reference = self.reference_side.reduced if metric.sides == 2 else None
             result.update(metric.compute(reference, generated, self.extractor.device))

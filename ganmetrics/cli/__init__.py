@@ -4,12 +4,14 @@ on stderr, never a traceback), 3 an internal error (a bug: one line asking for a
 traceback with ``--debug`` or ``GANMETRICS_DEBUG=1``), 130 interrupted. Every message is one
 line: a newline inside one (a file name, a third-party warning) is escaped."""
 
+import contextlib
 import os
 import sys
 import warnings
 
 import click
 
+from ..engine import distributed
 from ..errors import GanMetricsError
 from ..train.commands import sample_command, toy_data_command, train_command
 from ..version import __version__
@@ -23,25 +25,48 @@ EXIT_INTERNAL_ERROR = 3
 
 class GanMetricsGroup(click.Group):
     """Runs a command and turns every failure into one line on stderr and an exit code.
-    ``debug`` (``--debug`` or ``GANMETRICS_DEBUG=1``): an internal error keeps its traceback."""
+    ``debug`` (``--debug`` or ``GANMETRICS_DEBUG=1``): an internal error keeps its traceback.
+
+    Under torchrun the commands marked ``runs_distributed`` (fid, is, eval, stats) join the
+    process group before they run (``engine/distributed.py``); any other refuses. Rank 0 alone
+    prints results and warnings; every rank ends with the same outcome, and a failure's one
+    line is printed by every rank (each node's log says why it stopped)."""
 
     debug = False
+    owns_process_group = False
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and distributed.launched_by_torchrun():
+            if not getattr(command, "runs_distributed", False):
+                raise GanMetricsError(f"`ganmetrics {name}` does not run under torchrun: run it as one process "
+                                      "(fid, is, eval and stats run across ranks)")
+            self.owns_process_group = distributed.init_from_environment()
+        return name, command, rest
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         self.debug = os.environ.get(ENV_DEBUG, "").strip() not in ("", "0")
-        with warnings.catch_warnings():
+        self.owns_process_group = False
+        other_rank = distributed.launched_by_torchrun() and os.environ["RANK"] != "0"
+        code, line, agreed = 0, None, False
+        with warnings.catch_warnings(), _stdout_silenced(other_rank):
             warnings.showwarning = _show_warning
+            if other_rank:
+                warnings.simplefilter("ignore")  # rank 0 shows them
             try:
                 result = super().main(args, prog_name or "ganmetrics", standalone_mode=False, **extra)
+                code = result if isinstance(result, int) else 0
+            except distributed.AgreedError as err:
+                code, line, agreed = err.code, err.line, True
             except ThresholdCrossed as err:
-                _exit(str(err), 1)
+                code, line = 1, str(err)
             except GanMetricsError as err:
-                _exit(f"error: {err}", 2)
+                code, line = 2, f"error: {err}"
             except click.UsageError as err:
                 command = err.ctx.command_path if err.ctx else "ganmetrics"
-                _exit(f"error: {err.format_message()} (see `{command} --help`)", 2)
+                code, line = 2, f"error: {err.format_message()} (see `{command} --help`)"
             except click.ClickException as err:
-                _exit(f"error: {err.format_message()}", err.exit_code)
+                code, line = err.exit_code, f"error: {err.format_message()}"
             except click.Abort:
                 _exit("aborted", 130)
             except KeyboardInterrupt:
@@ -51,9 +76,24 @@ class GanMetricsGroup(click.Group):
                     raise
                 text = str(err).strip()
                 first = text.splitlines()[0][:300] if text else "(no message)"
-                _exit(f"internal error: {type(err).__name__}: {first} (please report it at the project's issue "
-                      "tracker; rerun with --debug for the traceback)", EXIT_INTERNAL_ERROR)
-        sys.exit(result if isinstance(result, int) else 0)
+                code, line = EXIT_INTERNAL_ERROR, (f"internal error: {type(err).__name__}: {first} (please report it at "
+                                                   "the project's issue tracker; rerun with --debug for the traceback)")
+        code, line = distributed.settle(code, line, agreed)
+        if self.owns_process_group:
+            distributed.shutdown()
+        if line:
+            _exit(line, code)
+        sys.exit(code)
+
+
+@contextlib.contextmanager
+def _stdout_silenced(silenced: bool):
+    """Standard output thrown away inside the block when ``silenced`` (ranks other than 0)."""
+    if not silenced:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def _one_line(message: str) -> str:

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import click
 
-from ..api import compute_stats_with_config, evaluate_with_config, fid_with_config, inception_score_with_config
+from ..api import (compute_stats_shard_with_config, compute_stats_with_config, evaluate_with_config,
+                   fid_with_config, inception_score_with_config, merge_stats_shards)
 from ..config import RunConfig
+from ..engine import distributed
+from ..engine.distributed import ShardSpec
 from ..errors import GanMetricsError
 from ..metrics.registry import METRICS, build_metrics
+from ..store.shardfile import save_shard
 from ..store.statsfile import load_statistics, save_statistics
 from ..version import __version__
 from .gates import ThresholdCrossed, crossed, parse_gates
@@ -54,6 +58,9 @@ def fid_command(reference, others, fail_above, options: RunConfig, as_json: bool
         raise ThresholdCrossed(f"FID above --fail-above {fail_above}: {names}")
 
 
+fid_command.runs_distributed = True
+
+
 @click.command("is")
 @click.argument("source")
 @click.option("--splits", default=10, show_default=True, type=int, help="Contiguous splits for mean ± std.")
@@ -74,29 +81,67 @@ def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
         raise ThresholdCrossed(f"IS {r.mean:.4f} below --fail-below {fail_below}")
 
 
+is_command.runs_distributed = True
+
+
 @click.command("stats")
-@click.argument("source", required=False)
+@click.argument("sources", metavar="SOURCE", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
 @click.option("--features", is_flag=True,
               help="Also store every image's features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
+@click.option("--shard", "shard", default=None, metavar="K/N",
+              help="Only part K (0 to N-1) of N of SOURCE, as an exact shard file for `stats merge`.")
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @shared_options
-def stats_command(source, output: Path | None, features: bool, info_file: Path | None, options: RunConfig,
-                  as_json: bool):
+def stats_command(sources: tuple[str, ...], output: Path | None, features: bool, shard: str | None,
+                  info_file: Path | None, options: RunConfig, as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
-    --metrics kid,pr,dc`), written atomically to -o; or, with --info FILE, what a statistics file holds."""
+    --metrics kid,pr,dc`), written atomically to -o; or, with --info FILE, what a statistics file holds.
+
+    For batch schedulers: `stats SOURCE --shard K/N -o part-K.npz` writes part K of N (a
+    contiguous block of whole batches; run every part with the same options), and `stats merge
+    part-*.npz -o all.npz` merges every part, exactly, into an ordinary statistics file.
+    """
+    ctx = click.get_current_context()
+    if sources[:1] == ("merge",):
+        _merge_command(ctx, list(sources[1:]), output, as_json)
+        return
     if info_file is not None:
-        if source is not None or output is not None:
-            raise click.UsageError("--info FILE takes no SOURCE and no -o", ctx=click.get_current_context())
+        if sources or output is not None or shard is not None:
+            raise click.UsageError("--info FILE takes no SOURCE, no -o and no --shard", ctx=ctx)
         _echo_info(info_file, as_json)
         return
-    if source is None or output is None:
-        raise click.UsageError("give SOURCE and -o OUT.npz (or --info FILE)", ctx=click.get_current_context())
-    _check_output(output, source)
+    if len(sources) != 1 or output is None:
+        raise click.UsageError("give one SOURCE and -o OUT.npz (or --info FILE, or merge PART... -o OUT.npz)", ctx=ctx)
+    source = sources[0]
+    spec = None if shard is None else ShardSpec.parse(shard)
+    _check_output(output, [source])
+    if spec is not None:
+        part = compute_stats_shard_with_config(options, source, spec, features)
+        if distributed.is_main():
+            save_shard(output, part)
+        info = part.info
+        if as_json:
+            echo_json({"path": str(output), "shard": str(spec), "start": info["start"], "stop": info["stop"],
+                       "total": info["total"], **{k: v for k, v in part.meta.items() if k != "shard"}})
+        else:
+            held = f"images {info['start']} to {info['stop'] - 1}" if info["stop"] > info["start"] else "no images"
+            click.echo(f"wrote {output}: shard {spec} ({held} of {info['total']}), dims={part.meta['dims']}, "
+                       f"resize={part.meta['resize']}{', with features' if features else ''}"
+                       f"{'' if part.meta['calibrated'] else ' [UNCALIBRATED weights]'}")
+        return
     stats = compute_stats_with_config(options, source, features)
-    save_statistics(output, stats)
+    if distributed.is_main():
+        save_statistics(output, stats)
+    _echo_written(output, stats, as_json)
+
+
+stats_command.runs_distributed = True
+
+
+def _echo_written(output: Path, stats, as_json: bool) -> None:
     if as_json:
         echo_json({"path": str(output), "n": stats.n, **stats.meta})
     else:
@@ -105,9 +150,33 @@ def stats_command(source, output: Path | None, features: bool, info_file: Path |
         click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}{note}")
 
 
-def _check_output(output: Path, source: str) -> None:
+MERGE_OPTIONS = ("output", "as_json", "quiet")
+"""What ``stats merge`` takes besides the part files: the rest would not change the result."""
+
+
+def _merge_command(ctx: click.Context, parts: list[str], output: Path | None, as_json: bool) -> None:
+    """``stats merge PART... -o OUT.npz``: every shard of one run merged into a statistics file."""
+    given = [param for param in ctx.command.params if param.name not in MERGE_OPTIONS and param.name != "sources"
+             and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"stats merge takes part files, -o and --json only, not {given[0].opts[0]} "
+                               "(the parts carry their settings)", ctx=ctx)
+    if not parts or output is None:
+        raise click.UsageError("give the part files and -o OUT.npz: stats merge part-*.npz -o all.npz", ctx=ctx)
+    _check_output(output, parts, "a part")
+    stats = merge_stats_shards(parts)
+    if distributed.is_main():
+        save_statistics(output, stats)
+    _echo_written(output, stats, as_json)
+
+
+def _check_output(output: Path, inputs: list[str], what: str = "the images") -> None:
     """Refuse, before any work, an output that is not a .npz, whose folder is missing or not
-    writable, or that is (or resolves to, through links) the input."""
+    writable, or that is (or resolves to, through links) one of the ``inputs`` (``what`` they hold).
+    Under torchrun only rank 0 writes, so only its view of the folder counts (a refusal there
+    reaches the other ranks at their first exchange)."""
+    if not distributed.is_main():
+        return
     if output.suffix.lower() != ".npz":
         raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
     folder = output.parent
@@ -115,8 +184,9 @@ def _check_output(output: Path, source: str) -> None:
         raise GanMetricsError(f"cannot write {output}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise GanMetricsError(f"cannot write {output}: folder {folder} is not writable; choose another -o")
-    if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
-        raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace the images; choose another -o")
+    for source in inputs:
+        if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
+            raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace {what}; choose another -o")
 
 
 def _echo_info(path: Path, as_json: bool) -> None:
@@ -168,3 +238,4 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, option
         raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
 
 
+eval_command.runs_distributed = True

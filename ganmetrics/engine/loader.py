@@ -18,30 +18,33 @@ from ..sources import ImageSource
 
 
 class IndexedImages(Dataset):
-    """(position, transformed image or error) by index, for sources with random access."""
+    """(position, transformed image or error) of the images at ``positions`` (a range of the
+    source's indices), for sources with random access."""
 
-    def __init__(self, source: ImageSource, transform: Callable):
-        self.source, self.transform = source, transform
+    def __init__(self, source: ImageSource, transform: Callable, positions: range):
+        self.source, self.transform, self.positions = source, transform, positions
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.positions)
 
     def __getitem__(self, index: int):
+        position = self.positions[index]
         try:
-            return index, self.transform(self.source.read(index))
+            return position, self.transform(self.source.read(position))
         except GanMetricsError as err:
-            return index, err
+            return position, err
 
 
 class SequentialImages(IterableDataset):
-    """(position, transformed image or error) in one pass, for sequential sources."""
+    """(position, transformed image or error) of the images at ``positions`` (a range of the
+    source's indices) in one pass, for sequential sources."""
 
-    def __init__(self, source: ImageSource, transform: Callable):
-        self.source, self.transform = source, transform
+    def __init__(self, source: ImageSource, transform: Callable, positions: range):
+        self.source, self.transform, self.positions = source, transform, positions
 
     def __iter__(self):
         try:
-            for index, image in self.source.iterate():
+            for index, image in self.source.iterate(self.positions.start, self.positions.stop):
                 yield index, self.transform(image)
         except GanMetricsError as err:
             yield -1, err
@@ -103,14 +106,17 @@ def checked_batches(loader: DataLoader):
 
 
 
-def make_loader(source: ImageSource, transform: Callable, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
-    """Batches of ``source`` decoded by ``workers`` processes (0: here; sequential sources use
-    at most one, in-process sources none), each image passed through ``transform``."""
+def make_loader(source: ImageSource, transform: Callable, batch_size: int, workers: int, pin_memory: bool,
+                positions: range | None = None) -> DataLoader:
+    """Batches of the images of ``source`` at ``positions`` (a range of its indices; default:
+    all) decoded by ``workers`` processes (0: here; sequential sources use at most one,
+    in-process sources none), each image passed through ``transform``."""
+    positions = range(len(source)) if positions is None else positions
     if source.in_process:  # e.g. a generator module on the GPU: runs here, not in a worker
         workers = 0
     elif not source.random_access:
         workers = min(workers, 1)
-    dataset = (IndexedImages if source.random_access else SequentialImages)(source, transform)
+    dataset = (IndexedImages if source.random_access else SequentialImages)(source, transform, positions)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..config import RunConfig
 from ..metrics.base import Need, Reducer
 from ..sources import ImageSource
+from . import distributed
 from .loader import ImageBatch, checked_batches, make_loader
 from .runtime import cuda_numerics, default_workers, intra_op_threads
 
@@ -62,16 +63,21 @@ def _forward_on_threads(threads: int, extractor, batch: ImageBatch, wanted) -> d
 
 
 def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config: RunConfig,
-                  reference: Mapping[Need, Any] | None = None) -> dict[Need, Reducer]:
-    """Stream every image of ``source`` through ``extractor`` once into one new reducer per
-    distinct need; returns {need: reducer}. ``reference``: the reference side's values, for
-    needs built with some of them (``Need.given``)."""
+                  reference: Mapping[Need, Any] | None = None, positions: range | None = None) -> dict[Need, Reducer]:
+    """Stream every image of ``source`` (or those at ``positions``, a range of its indices: a
+    ``--shard``) through ``extractor`` once into one new reducer per distinct need; returns
+    {need: reducer}. ``reference``: the reference side's values, for needs built with some of
+    them (``Need.given``). Under torch.distributed each rank reads its own whole batches, in
+    lock step with the others, and every rank returns the same reducers, merged in rank order
+    (``distributed.py``)."""
     needs = list(dict.fromkeys(needs))
     device = extractor.device
     reducers = {need: need.build(extractor.features[need.feature], len(source), device, reference) for need in needs}
     wanted = {need.feature for need in needs}
     workers = default_workers() if config.workers is None else config.workers
-    loader = make_loader(source, extractor.host_transform, config.batch_size, workers, pin_memory=device.type == "cuda")
+    mine = distributed.rank_span(source, range(len(source)) if positions is None else positions, config.batch_size)
+    loader = make_loader(source, extractor.host_transform, config.batch_size, workers, pin_memory=device.type == "cuda",
+                         positions=mine)
 
     def reduce_output(batch: ImageBatch, out: dict[str, torch.Tensor]) -> None:
         positions = torch.arange(batch.start, batch.start + batch.size, device=device)
@@ -81,12 +87,12 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
 
     concurrent = concurrent_batches(device)
     extractor.prepare()  # built here, not by two forward threads at once
-    with tqdm(total=len(source), desc=source.describe(), unit="img", disable=not config.progress,
+    with tqdm(total=len(mine), desc=source.describe(), unit="img", disable=not config.progress or not distributed.is_main(),
               leave=False, dynamic_ncols=True) as bar:
         if concurrent == 1:
-            for batch in checked_batches(loader):
+            for batch in distributed.lockstep(checked_batches(loader)):
                 reduce_output(batch, forward_batch(extractor, batch, wanted))
-            return reducers
+            return distributed.merged(reducers)
         # CPU: `concurrent` batches at once, each on threads // concurrent intra-op threads,
         # sharing the network. The last batches, too few to fill a round, run one at a time
         # on every thread. Outputs are reduced in batch order, and the features do not
@@ -96,7 +102,7 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
         tail = len(loader) - len(loader) % concurrent if source.random_access else None
         in_flight: collections.deque = collections.deque()
         with ThreadPoolExecutor(concurrent, thread_name_prefix="ganmetrics-forward") as pool:
-            for index, batch in enumerate(checked_batches(loader)):
+            for index, batch in enumerate(distributed.lockstep(checked_batches(loader))):
                 alone = tail is not None and index >= tail
                 while len(in_flight) > (0 if alone else concurrent - 1):
                     done, future = in_flight.popleft()
@@ -106,4 +112,4 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
             while in_flight:
                 done, future = in_flight.popleft()
                 reduce_output(done, future.result())
-    return reducers
+    return distributed.merged(reducers)

@@ -21,7 +21,9 @@ from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
 from ..sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
 from ..store import cache
+from ..store.shardfile import is_shard_file
 from ..store.statsfile import Statistics, is_statistics_file, load_statistics
+from . import distributed
 from .runner import reduce_source
 from .runtime import resolve_device
 
@@ -125,6 +127,9 @@ def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> 
         for need, names in needs.items():
             _check_statistics(stats, where, extractor, need, names.upper(), config)
         return OpenedSide(str(where), stats.n, stats=stats)
+    if isinstance(spec, (str, os.PathLike)) and is_shard_file(spec):
+        raise GanMetricsError(f"{spec} is a shard file (part of a source's statistics): merge every part first, "
+                              "with `ganmetrics stats merge PART... -o all.npz`")
     source = open_checked(spec, config, needs)
     label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
     return OpenedSide(label, len(source), source=source)
@@ -173,46 +178,68 @@ def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str],
                       reference: bool, given: Mapping[Need, Any] | None = None) -> dict[Need, Any]:
     """{need: value} of an opened source: cached entries where they hold what is needed, the
     rest from one run of the source and its derivations (whose new entries are then stored).
-    ``given``: the reference side's values, for needs built with some (``Need.given``)."""
-    fingerprint = source.fingerprint() if use_cache(source, config, reference) else None
-    cached, keys = {}, {}
-    for need in (need for need in needs if need.derived) if fingerprint is not None else ():
-        keys[need] = derived_cache_key(fingerprint, extractor.provenance, extractor.features[need.feature], need)
-        state = cache.get_state(keys[need], len(source), source.describe())
-        if state is not None:
-            cached[need] = need.reducer.from_state(state)
-    reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in cached), config,
-                             fingerprint, given)
-    values = with_derived({**reduced, **cached}, needs, extractor.device)
-    for need, key in keys.items():
-        if need not in cached:
+    ``given``: the reference side's values, for needs built with some (``Need.given``). Under
+    torch.distributed rank 0 alone reads and writes the cache, and its hits reach every rank."""
+    derived_keys, derived, found, missing = {}, {}, {}, {}
+    if use_cache(source, config, reference):
+        if distributed.is_main():
+            fingerprint = source.fingerprint()
+            derived_keys, derived = _derived_lookup(source, extractor, needs, fingerprint)
+            found, missing = _cache_lookup(source, extractor, image_needs(n for n in needs if n not in derived),
+                                           fingerprint)
+        derived, found, missing_features = distributed.broadcast_from_main((derived, found, list(missing)))
+        missing = missing if distributed.is_main() else dict.fromkeys(missing_features)
+    reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in derived), config,
+                             found, missing, given)
+    values = with_derived({**reduced, **derived}, needs, extractor.device)
+    for need, key in derived_keys.items():  # none on ranks other than 0
+        if need not in derived:
             meta = extractor.provenance.meta(extractor.features[need.feature], source.describe())
             cache.put_state(key, need.reducer.state(values[need]), len(source), {**meta, "derived": key["derived"]})
     return {need: values[need] for need in needs}
 
 
-def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: RunConfig, fingerprint: dict | None,
-                   given: Mapping[Need, Any] | None) -> dict[Need, Any]:
-    """{need: reduced value} of needs reduced from images: the stored ones from cache entries
-    where they hold them (``fingerprint`` not None), the rest from one run of the source."""
-    features = sorted({need.feature for need in needs if need.reducer in STORED}) if fingerprint is not None else []
-    reduced, missing = {}, {}
-    for feature in features:
+def _derived_lookup(source: ImageSource, extractor, needs, fingerprint: dict | None) -> tuple[dict, dict]:
+    """({derived need: cache key}, {derived need: its cached value} of those found)."""
+    keys, found = {}, {}
+    for need in (need for need in needs if need.derived) if fingerprint is not None else ():
+        keys[need] = derived_cache_key(fingerprint, extractor.provenance, extractor.features[need.feature], need)
+        state = cache.get_state(keys[need], len(source), source.describe())
+        if state is not None:
+            found[need] = need.reducer.from_state(state)
+    return keys, found
+
+
+def _cache_lookup(source: ImageSource, extractor, needs: list[Need], fingerprint: dict | None) -> tuple[dict, dict]:
+    """({feature: cache entry} of the stored needs' features found in the cache, {feature:
+    cache key} of those missing)."""
+    found, missing = {}, {}
+    for feature in sorted({need.feature for need in needs if need.reducer in STORED}) if fingerprint is not None else ():
         dims = extractor.features[feature]
         key = cache_key(fingerprint, extractor.provenance, dims)
         entry = cache.get(key, dims, source.describe())
         wanted = [need for need in needs if need.feature == feature and need.reducer in STORED]
         if entry is not None and (entry.features is not None or all(n.reducer is GaussianStats for n in wanted)):
-            reduced.update({need: entry.features if need.reducer is FeatureBank else entry for need in wanted})
+            found[feature] = entry
         else:
             missing[feature] = key
+    return found, missing
+
+
+def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: RunConfig, found: dict, missing: dict,
+                   given: Mapping[Need, Any] | None) -> dict[Need, Any]:
+    """{need: reduced value} of needs reduced from images: the stored ones from the cache
+    entries ``found`` ({feature: entry}) where they hold them, the rest from one run of the
+    source, whose entries for the ``missing`` features ({feature: key}) rank 0 then stores."""
+    reduced = {need: found[need.feature].features if need.reducer is FeatureBank else found[need.feature]
+               for need in needs if need.feature in found and need.reducer in STORED}
     to_run = [need for need in needs if need not in reduced]
     # An entry is stored whole: its Gaussian, with the bank where one is needed.
     to_run += [Need(feature, GaussianStats) for feature in missing]
     if not to_run:
         return reduced
     reducers = reduce_source(source, extractor, to_run, config, given)
-    for feature, key in missing.items():
+    for feature, key in missing.items() if distributed.is_main() else ():
         gaussian = reducers[Need(feature, GaussianStats)].result()
         bank = reducers.get(Need(feature, FeatureBank))
         cache.put(key, Statistics(gaussian.mu, gaussian.sigma, gaussian.n,

@@ -35,6 +35,11 @@ class Reducer(Protocol):
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild it exactly (``from_state``): for files and ranks."""
 
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "Reducer":
+        """The reducer whose ``state()`` was ``state``, on ``device``: what ranks and shard files
+        merge (``engine/distributed.py`` needs nothing else of a reducer)."""
+
     def result(self) -> Any:
         """The reduced value metrics use."""
 

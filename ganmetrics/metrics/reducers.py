@@ -1,10 +1,10 @@
 """Mergeable reducers (``base.Reducer``): Gaussian statistics and split sums, whose memory does
 not depend on the image count, and the feature bank, which keeps every feature.
 
-Each has ``update(x, positions)``, ``merge(other)``, ``state()``/``from_state()`` and, for use
-under ``torchrun``, ``merge_across_processes()``; batches, workers and machines all combine
-through ``merge``. No I/O and no metric math here: the metric modules turn ``result()`` into
-numbers.
+Each has ``update(x, positions)``, ``merge(other)`` and ``state()``/``from_state()``; batches,
+workers, ranks and shard files all combine through ``merge`` (ranks and shards by
+``engine/distributed.py``, generically). No I/O and no metric math here: the metric modules
+turn ``result()`` into numbers.
 """
 
 from dataclasses import dataclass
@@ -70,13 +70,6 @@ class GaussianStats:
             raise ValueError(f"cannot merge statistics of {other.dims} dims into {self.dims}")
         if other.count:
             self._combine(other.count, other.mean.to(self.mean.device), other.comoment.to(self.mean.device))
-        return self
-
-    def merge_across_processes(self) -> "GaussianStats":
-        """Under torch.distributed, replace this with the merge of every rank's statistics."""
-        for count, mean, comoment in _all_gather((self.count, self.mean, self.comoment))[1:]:
-            if count:  # a rank that saw no images
-                self._combine(count, mean.to(self.mean.device), comoment.to(self.mean.device))
         return self
 
     def state(self) -> dict[str, np.ndarray]:
@@ -196,14 +189,6 @@ class SplitSums:
         self.neg_entropy_sums += neg_entropy_sums.to(device)
         self.seen = max(self.seen, seen)
 
-    def merge_across_processes(self) -> "SplitSums":
-        """Under torch.distributed, replace this with the merge of every rank's sums."""
-        for counts, prob_sums, neg_entropy_sums, seen in _all_gather(
-            (self.counts, self.prob_sums, self.neg_entropy_sums, self.seen)
-        )[1:]:
-            self._add(counts, prob_sums, neg_entropy_sums, seen)
-        return self
-
 
 class FeatureBank:
     """Every image's features, float32, kept with their global positions; ``result()`` returns
@@ -267,14 +252,5 @@ class FeatureBank:
         return bank
 
 
-def _all_gather(state: tuple) -> list[tuple]:
-    """Every rank's ``state``, this rank's first (a one-element list outside torch.distributed)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return [state]
-    cpu_state = tuple(v.cpu() if isinstance(v, torch.Tensor) else v for v in state)
-    gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, cpu_state)
-    rank = dist.get_rank()
-    return [gathered[rank]] + [g for i, g in enumerate(gathered) if i != rank]
+REDUCERS = {reducer.kind: reducer for reducer in (GaussianStats, SplitSums, FeatureBank)}
+"""Every reducer by its ``kind``: what rebuilds a state read from a file (shard files)."""

@@ -152,21 +152,24 @@ class TarSource(_ArchiveSource):
             ) from None
         self._select(members, strict)
 
-    def iterate(self):
-        wanted = len(self.names)
+    def iterate(self, start: int = 0, stop: int | None = None):
+        """Images ``start`` to ``stop`` in one pass: the members before ``start`` are passed
+        over unread (a .tar.gz still decompresses them), and after ``stop`` nothing is read
+        unless ``stop`` is the end (then the end-of-archive checks run)."""
+        stop = len(self.names) if stop is None else min(stop, len(self.names))
         index, name = 0, None
         try:
             with tarfile.open(self.path) as archive:
                 for member in _checked_members(archive):
-                    if index == wanted and wanted < self._all_images:
-                        return  # a --limit: the rest is not read
+                    if index == stop and stop < self._all_images:
+                        return  # a --limit or a shard: the rest is not read
                     if member.isfile() and is_image_name(member.name):
                         name = member.name
-                        file = archive.extractfile(member)  # bytes in memory; nothing on disk
-                        data = read_bounded(file, f"{self.path}:{name}", member.size)
-                        if len(data) != member.size:
-                            raise tarfile.ReadError(f"member {quoted(name)} is truncated")
-                        if index < wanted:
+                        if index >= start:
+                            file = archive.extractfile(member)  # bytes in memory; nothing on disk
+                            data = read_bounded(file, f"{self.path}:{name}", member.size)
+                            if len(data) != member.size:
+                                raise tarfile.ReadError(f"member {quoted(name)} is truncated")
                             yield index, decode_image(data, f"{self.path}:{name}")
                         index += 1
                     name = None

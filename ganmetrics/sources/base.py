@@ -168,9 +168,10 @@ class ImageSource:
         """Image ``index`` as uint8 (H, W, 3)."""
         raise NotImplementedError
 
-    def iterate(self):
-        """Yield (index, uint8 (H, W, 3)) in order."""
-        for index in range(len(self)):
+    def iterate(self, start: int = 0, stop: int | None = None):
+        """Yield (index, uint8 (H, W, 3)) in order, for the indices ``start`` to ``stop``
+        (excluded; None: to the end): a shard of a sequential source reads no image before it."""
+        for index in range(start, len(self) if stop is None else stop):
             yield index, self.read(index)
 
     def limited(self, limit: int | None) -> "ImageSource":

@@ -112,17 +112,21 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
         )
 
 
-def is_statistics_file(path: str | os.PathLike) -> bool:
-    """True for an ``.npz`` holding ``mu`` and ``sigma`` (ours, pytorch-fid's or TTUR's)."""
+def npz_members(path: str | os.PathLike) -> set[str]:
+    """The member names (``mu.npy``, ...) of the ``.npz`` file at ``path``; none for anything else."""
     path = Path(path)
     if path.suffix.lower() != ".npz" or not path.is_file():
-        return False
+        return set()
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
+            return set(archive.namelist())
     except (zipfile.BadZipFile, OSError):
-        return False
-    return {"mu.npy", "sigma.npy"} <= names
+        return set()
+
+
+def is_statistics_file(path: str | os.PathLike) -> bool:
+    """True for an ``.npz`` holding ``mu`` and ``sigma`` (ours, pytorch-fid's or TTUR's)."""
+    return {"mu.npy", "sigma.npy"} <= npz_members(path)
 
 
 def load_statistics(path: str | os.PathLike) -> Statistics:

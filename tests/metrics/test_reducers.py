@@ -1,17 +1,11 @@
-"""GaussianStats and SplitSums: values against NumPy, merges against one pass,
-and a real two-process torch.distributed merge on the CPU (gloo)."""
-
-import multiprocessing
+"""GaussianStats, SplitSums and FeatureBank: values against NumPy, merges against one pass
+(across ranks and shard files: tests/engine/test_distributed.py)."""
 
 import numpy as np
 import pytest
 import torch
 
 from ganmetrics.metrics.reducers import GaussianStats, SplitSums
-
-DIST_SEED = 11
-DIST_N, DIST_DIMS, DIST_SPLITS, DIST_CUT = 37, 8, 4, 20  # rank 0 sees [0, 20), rank 1 [20, 37)
-
 
 def features(n: int, dims: int, seed: int) -> np.ndarray:
     """Correlated, off-centre float64 features (N, D)."""
@@ -111,17 +105,6 @@ def test_covariance_needs_two_samples():
         stats.sigma()
 
 
-def test_merge_across_processes_outside_torch_distributed_changes_nothing():
-    x = features(9, 3, seed=7)
-    stats = gaussian_of([x], 3).merge_across_processes()
-    assert_same_gaussian(stats, gaussian_of([x], 3), 1e-15)
-    accumulator = SplitSums(2, total=9)
-    accumulator.update(logits(9, seed=7))
-    before = [a.copy() for a in accumulator.sums()]
-    for a, b in zip(accumulator.merge_across_processes().sums(), before):
-        np.testing.assert_array_equal(a, b)
-
-
 # --- SplitSums ------------------------------------------------------------------
 
 
@@ -194,83 +177,6 @@ def test_update_beyond_the_declared_total_is_refused_and_changes_nothing():
 def test_at_least_one_split():
     with pytest.raises(ValueError):
         SplitSums(0, total=10)
-
-
-# --- torch.distributed --------------------------------------------------------------------------
-
-
-def dist_data():
-    x = features(DIST_N, DIST_DIMS, seed=DIST_SEED)
-    return x, logits(DIST_N, seed=DIST_SEED)
-
-
-def _distributed_worker(rank: int, world_size: int, init_method: str, out_path: str) -> None:
-    """One rank: reduce its part of the data set, merge across processes, rank 0 saves."""
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
-    try:
-        x, y = dist_data()
-        part = slice(0, DIST_CUT) if rank == 0 else slice(DIST_CUT, DIST_N)
-        gaussian = GaussianStats(DIST_DIMS)
-        gaussian.update(torch.from_numpy(x[part][:5]))  # two batches on each rank
-        gaussian.update(torch.from_numpy(x[part][5:]))
-        accumulator = SplitSums(DIST_SPLITS, total=DIST_N)
-        accumulator.update(y[part], torch.arange(part.start, part.stop))
-        gaussian.merge_across_processes()
-        accumulator.merge_across_processes()
-        if rank == 0:
-            counts, prob_sums, neg_entropy_sums = accumulator.sums()
-            np.savez(out_path, count=gaussian.count, mu=gaussian.mu(), sigma=gaussian.sigma(),
-                     counts=counts, prob_sums=prob_sums, neg_entropy_sums=neg_entropy_sums, seen=accumulator.seen)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def test_merge_across_two_processes_equals_one_process(tmp_path):
-    out_path = str(tmp_path / "rank0.npz")
-    init_method = (tmp_path / "store").as_uri()  # a FileStore: no port to pick
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_distributed_worker, args=(rank, 2, init_method, out_path)) for rank in range(2)]
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            process.join(timeout=90)
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
-    assert [process.exitcode for process in processes] == [0, 0]
-
-    x, y = dist_data()
-    expected_gaussian = gaussian_of([x], DIST_DIMS)
-    expected_is = SplitSums(DIST_SPLITS, total=DIST_N)
-    expected_is.update(y)
-    with np.load(out_path) as result:
-        assert int(result["count"]) == DIST_N
-        np.testing.assert_allclose(result["mu"], expected_gaussian.mu(), rtol=1e-10)
-        np.testing.assert_allclose(result["sigma"], expected_gaussian.sigma(), rtol=1e-10,
-                                   atol=1e-10 * np.abs(expected_gaussian.sigma()).max())
-        for key, value in zip(("counts", "prob_sums", "neg_entropy_sums"), expected_is.sums()):
-            np.testing.assert_allclose(result[key], value, rtol=1e-12)
-        assert int(result["seen"]) == DIST_N
-
-
-def test_merge_across_processes_skips_ranks_without_images(monkeypatch):
-    # torchrun with more ranks than images leaves some ranks empty; the gathered states are
-    # faked here (this rank's first, as _all_gather returns them).
-    x = features(6, 3, seed=8)
-    full = gaussian_of([x], 3)
-    empty = GaussianStats(3)
-    states = [(0, empty.mean.clone(), empty.comoment.clone()), (0, empty.mean.clone(), empty.comoment.clone()),
-              (full.count, full.mean.clone(), full.comoment.clone())]
-    monkeypatch.setattr("ganmetrics.metrics.reducers._all_gather", lambda state: states)
-    merged = GaussianStats(3).merge_across_processes()
-    assert_same_gaussian(merged, full, 1e-15)
 
 
 # --- FeatureBank -------------------------------------------------------------------------------

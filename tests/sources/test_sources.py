@@ -171,6 +171,23 @@ def test_callable_drawing_from_the_global_rng_leaves_it_unchanged():
     assert not np.array_equal(images[:4], images[4:8])  # the private RNG carries on across batches
 
 
+def test_generator_image_i_depends_on_the_seed_and_i_only():
+    from distributed_battery import ElementwiseGenerator
+
+    def images(source, start=0, stop=None):
+        return np.stack([image for _, image in source.iterate(start, stop)])
+
+    module = ElementwiseGenerator()
+    whole = images(GeneratorSource(module, n=20, batch_size=8, seed=1))
+    assert np.array_equal(images(GeneratorSource(module, n=20, batch_size=5, seed=1)), whole)  # any batch size
+    assert np.array_equal(images(GeneratorSource(module, n=20, batch_size=8, seed=1), 7, 13), whole[7:13])  # a shard
+    assert not np.array_equal(images(GeneratorSource(module, n=20, batch_size=8, seed=2)), whole)
+    # A callable: one call per chunk of batch_size, torch's RNG seeded per chunk, so a shard
+    # starting inside a chunk gets the images the whole set has there.
+    drawing = GeneratorSource(lambda count: torch.rand(count, 3, 4, 4), n=12, batch_size=4, value_range="0,1", seed=1)
+    assert np.array_equal(images(drawing, 5, 11), images(drawing)[5:11])
+
+
 def test_generator_statistics_through_the_api_are_computed_in_the_main_process(same_images, pixels, extractor):
     expected = statistics(open_source(same_images["folder"]), extractor)
     stats = api.compute_stats(GeneratorSource(generator_of(pixels, True), n=N, batch_size=9),
