@@ -9,7 +9,7 @@ The same rules for both:
 - **Lock step.** Ranks take their batches in lock step, one ``exchange`` a step (``lockstep``):
   a rank with fewer batches keeps joining until every rank is done, and a rank's bad image
   stops every rank at that step with the same message (no hang, no collective timeout).
-- **Merge in rank order.** Reducers (anything with ``state()``, ``from_state()`` and ``merge()``)
+- **Merge in rank order.** Reducers (anything with ``state()``, ``from_state()`` (or ``restored()``) and ``merge()``)
   are gathered and merged in rank order 0..W-1 on every rank (``merged``; shard files in shard
   order, ``merge_states``): every rank holds the same bits, and a feature bank is in global image
   order before any seeded subset is drawn from it.
@@ -234,12 +234,19 @@ def broadcast_from_main(value: T) -> T:
     return exchange(value if is_main() else None)[0]
 
 
-def merge_states(reducer_type, states: Sequence[Mapping]) -> Any:
-    """One reducer of ``reducer_type`` from ``states`` (``state()`` dicts of parts of one set:
-    ranks or shards) merged in the given order: the same bits wherever it runs."""
-    merged = reducer_type.from_state(states[0])
+def restorer(reducer) -> Callable[[Mapping], Any]:
+    """What rebuilds a reducer like ``reducer`` from a ``state()`` dict: its ``restored`` where it
+    has one (a reducer configured by more than its state, e.g. built with reference values that
+    its state leaves out), else its class's ``from_state``."""
+    return getattr(reducer, "restored", None) or type(reducer).from_state
+
+
+def merge_states(restore: Callable[[Mapping], Any], states: Sequence[Mapping]) -> Any:
+    """One reducer from ``states`` (``state()`` dicts of parts of one set: ranks or shards), each
+    rebuilt by ``restore`` (``restorer``), merged in the given order: the same bits wherever it runs."""
+    merged = restore(states[0])
     for state in states[1:]:
-        merged.merge(reducer_type.from_state(state))
+        merged.merge(restore(state))
     return merged
 
 
@@ -250,7 +257,7 @@ def merged(reducers: Mapping[Any, Any]) -> dict:
     if not active():
         return dict(reducers)
     every_rank = gathered([reducer.state() for reducer in reducers.values()])
-    return {key: merge_states(type(reducer), [states[i] for states in every_rank])
+    return {key: merge_states(restorer(reducer), [states[i] for states in every_rank])
             for i, (key, reducer) in enumerate(reducers.items())}
 
 

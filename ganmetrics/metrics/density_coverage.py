@@ -91,6 +91,15 @@ class CoverageCounts:
         self._count_waiting()
         return {"within": np.int64(self.within), "images": np.int64(self.images), "covered": self.covered.cpu().numpy()}
 
+    def restored(self, state: dict) -> "CoverageCounts":
+        """A reducer with this one's reference and radii holding ``state`` (the counts of other
+        generated images, e.g. another rank's): what ``from_state`` is to the other reducers."""
+        counts = CoverageCounts(self.reference, self.radii, self.k, self.block)
+        counts.within += int(state["within"])
+        counts.images = int(state["images"])
+        counts.covered |= torch.as_tensor(state["covered"]).to(counts.covered.device)
+        return counts
+
     def result(self) -> tuple[int, int, np.ndarray]:
         """(pairs within a radius, generated images, covered flags bool (N,))."""
         state = self.state()

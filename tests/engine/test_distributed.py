@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from ganmetrics.engine import distributed
-from ganmetrics.engine.distributed import AgreedError, ShardSpec, merge_states, span
+from ganmetrics.engine.distributed import AgreedError, ShardSpec, merge_states, restorer, span
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.metrics.density_coverage import CoverageCounts
+from ganmetrics.metrics.neighbours import knn_radii
 from ganmetrics.metrics.reducers import FeatureBank, GaussianStats, SplitSums
 
 N, DIMS, SPLITS, BATCH = 37, 6, 4, 5
@@ -44,17 +46,29 @@ def data() -> tuple[np.ndarray, torch.Tensor]:
     return x, torch.from_numpy(rng.normal(0, 3, (N, 12)))
 
 
+def coverage_counts() -> CoverageCounts:
+    """D/C counts against a fixed reference (the first 20 rows of ``data``, k = 3), in blocks of 4:
+    a reducer built with reference values that its state leaves out."""
+    reference = torch.from_numpy(data()[0][:20]).float()
+    return CoverageCounts(reference, knn_radii(reference, 3, "prdc"), 3, block=4)
+
+
 def reduced(positions: range, batch_size: int = BATCH) -> dict:
-    """The three reducers over ``positions``, fed in batches as the runner feeds them."""
+    """The reducers over ``positions``, fed in batches as the runner feeds them."""
     x, logits = data()
     reducers = {"gaussian": GaussianStats(DIMS), "splits": SplitSums(SPLITS, total=N, num_classes=12),
-                "bank": FeatureBank(DIMS)}
+                "bank": FeatureBank(DIMS), "coverage": coverage_counts()}
     for start in range(positions.start, positions.stop, batch_size):
         index = torch.arange(start, min(start + batch_size, positions.stop))
         reducers["gaussian"].update(torch.from_numpy(x[index.numpy()]), index)
         reducers["splits"].update(logits[index], index)
         reducers["bank"].update(torch.from_numpy(x[index.numpy()]).float(), index)
+        reducers["coverage"].update(torch.from_numpy(x[index.numpy()] * 1.05).float(), index)
     return reducers
+
+
+def assert_same_coverage(got: tuple, expected: tuple) -> None:
+    assert got[:2] == expected[:2] and np.array_equal(got[2], expected[2])
 
 
 def test_merging_states_in_order_equals_one_pass_and_skips_empty_parts():
@@ -62,8 +76,11 @@ def test_merging_states_in_order_equals_one_pass_and_skips_empty_parts():
     parts = [reduced(span(range(N), BATCH, part, 9)) for part in range(9)]  # 8 batches: one part is empty
     assert any(part["gaussian"].count == 0 for part in parts)
     for key, reducer in whole.items():
-        merged = merge_states(type(reducer), [part[key].state() for part in parts])
-        if key == "gaussian":
+        merged = merge_states(restorer(reducer), [part[key].state() for part in parts])
+        if key == "coverage":
+            assert_same_coverage(merged.result(), reducer.result())
+            assert 0 < merged.result()[0] and not merged.result()[2].all()  # some pairs within, some not covered
+        elif key == "gaussian":
             assert merged.count == N
             assert np.linalg.norm(merged.sigma() - reducer.sigma()) <= 1e-14 * np.linalg.norm(reducer.sigma())
             assert np.allclose(merged.mu(), reducer.mu(), rtol=1e-15, atol=0)
@@ -103,8 +120,10 @@ def _worker(rank: int, init_method: str, out: str) -> None:
     try:
         mine = span(range(N), BATCH, rank, 2)
         merged = distributed.merged(reduced(mine))
+        within, images, covered = merged["coverage"].result()
         results.update(mu=merged["gaussian"].mu(), sigma=merged["gaussian"].sigma(), bank=merged["bank"].result(),
-                       **{f"splits{i}": s for i, s in enumerate(merged["splits"].sums())})
+                       **{f"splits{i}": s for i, s in enumerate(merged["splits"].sums())},
+                       coverage_counts=np.array([within, images]), covered=covered)
         results["positions"] = distributed.strided_positions(torch.arange(3)).numpy()
         results["steps"] = np.array(list(distributed.lockstep(_items(rank, failing=False))))
         try:
@@ -160,6 +179,7 @@ def test_two_ranks_merge_to_the_same_bits_and_to_one_pass(two_processes):
     assert np.array_equal(result["bank"], whole["bank"].result())  # global image order
     for i, expected in enumerate(whole["splits"].sums()):
         np.testing.assert_allclose(result[f"splits{i}"], expected, rtol=1e-14)
+    assert_same_coverage((*result["coverage_counts"], result["covered"]), whole["coverage"].result())
 
 
 def test_lock_step_gives_each_rank_its_items_and_stops_both_on_one_ranks_error(two_processes):
