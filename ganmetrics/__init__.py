@@ -1,6 +1,7 @@
 """ganmetrics: FID, IS, KID and more for generative image models, identical to the reference tools."""
 
-from .api import EvalResult, FIDResult, ISResult, compute_stats, evaluate, evaluate_many, fid, inception_score
+from .api import (EvalResult, FIDResult, ISResult, PackResult, compute_stats, evaluate, evaluate_many, fid,
+                  inception_score, pack)
 from .config import RunConfig, SourceOptions
 from .errors import GanMetricsError
 from .sources import GeneratorSource
@@ -9,7 +10,7 @@ from .tracker import GenerativeMetrics
 from .version import __version__
 
 __all__ = [
-    "EvalResult", "FIDResult", "GanMetricsError", "GenerativeMetrics", "GeneratorSource", "ISResult", "RunConfig",
-    "SourceOptions", "Statistics", "__version__", "compute_stats", "evaluate", "evaluate_many", "fid",
-    "inception_score", "load_statistics", "save_statistics",
+    "EvalResult", "FIDResult", "GanMetricsError", "GenerativeMetrics", "GeneratorSource", "ISResult", "PackResult",
+    "RunConfig", "SourceOptions", "Statistics", "__version__", "compute_stats", "evaluate", "evaluate_many", "fid",
+    "inception_score", "load_statistics", "pack", "save_statistics",
 ]

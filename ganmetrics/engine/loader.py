@@ -103,6 +103,11 @@ def checked_batches(loader: DataLoader):
 
 
 
+def unchanged(image: np.ndarray) -> np.ndarray:
+    """The transform that keeps each decoded image as it is (picklable, for the workers)."""
+    return image
+
+
 def make_loader(source: ImageSource, transform: Callable, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
     """Batches of ``source`` decoded by ``workers`` processes (0: here; sequential sources use
     at most one, in-process sources none), each image passed through ``transform``."""
