@@ -120,7 +120,7 @@ def images_key(path: Path) -> str | None:
 
 class ArraySource(ImageSource):
     """uint8 images in an array (N, H, W, 3) or (N, 3, H, W): in memory, ``.npy`` (memory-mapped)
-    or one array of an ``.npz`` (the first, or ``key``) read image by image. ``path``: the file
+    or one array of an ``.npz`` (``images_key``'s, or ``key``) read image by image. ``path``: the file
     the array was read from (None for an in-memory array)."""
 
     def __init__(self, array, description: str, path: Path | None = None, key: str | None = None):
