@@ -31,7 +31,10 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    (``tools.NEIGHBOUR_STEPS``: ganmetrics' exact and adm variants vs torch-fidelity's
    ``prc_features_to_metric``, ganmetrics' streamed D/C vs prdc), each tool in its own process,
    with its time and the step's peak memory (``--pr-sizes`` adds larger equal-size rows).
-6. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
+6. Compares ``ganmetrics eval A.npz B.npz --metrics adm`` (the ADM evaluator's IS, FID, sFID,
+   precision and recall) with torch-fidelity's ``calculate_metrics(fid=True, isc=True, prc=True)``
+   on two ADM batches of ``--n-adm`` 64px images each (``tools.ADM_TOOLS``).
+7. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
 
 Like with like: ganmetrics ``--resize pytorch`` is compared with pytorch-fid and clean-fid
@@ -65,8 +68,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from tools import (EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, NEIGHBOUR_STEPS, TOOLS, EvalSettings, Inputs, Skip,  # noqa: E402
-                   tool_names)
+from tools import (ADM_REFERENCE, ADM_TOOLS, EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, NEIGHBOUR_STEPS, TOOLS,  # noqa: E402
+                   EvalSettings, Inputs, Skip, tool_names)
 
 SETS = {"small": "32px PNG", "large": "256px JPEG"}
 EQUAL_RTOL = 1e-4  # "equal values" for the speed-up target: the parity tests' FID tolerance
@@ -160,6 +163,29 @@ def make_rss_folders(root: Path, n: int, seed: int) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
+ADM_SIZE = 64  # the ADM rows' images: 64px, as the issue's benchmark
+
+
+def make_adm_batches(root: Path, n: int, seed: int) -> tuple[Path, Path]:
+    """Two ADM batches (``arr_0``: n uint8 64px images each, A and B styled as the folders),
+    written with ``np.savez`` as the ADM evaluator's are (reused while their size matches)."""
+    import numpy as np
+
+    out = []
+    for folder, ((gains, offsets), shape_share) in FOLDER_STYLE.items():
+        path = root / f"adm_{folder}_{n}.npz"
+        if not path.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng([seed, 64, ord(folder)])
+            colour = (np.array(gains, np.float32), np.array(offsets, np.float32))
+            images = np.stack([_image(rng, ADM_SIZE, colour, shape_share) for _ in range(n)])
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            np.savez(tmp, images)
+            tmp.replace(path)
+        out.append(path)
+    return out[0], out[1]
+
+
 def work_weights(job) -> dict:
     """random_state_dict(0) as a .pth file, built once (deterministic, so reused)."""
     import torch
@@ -246,6 +272,20 @@ def work_eval(job) -> dict:
     values, timing = _timed(torch, job["device"], call)
     return {"values": values, "kid_subsets": settings.kid_subsets, "kid_subset_size": settings.kid_subset_size,
             "is_splits": settings.is_splits, **timing}
+
+
+def work_adm(job) -> dict:
+    """The ADM evaluator's suite between batches A and B (``tools.ADM_TOOLS``), timed alone."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    torch = _torch_setup(job)
+    try:
+        call = ADM_TOOLS[job["tool"]][1](Inputs.of_job(job))
+    except Skip as skip:
+        return {"skipped": str(skip)}
+    values, timing = _timed(torch, job["device"], call)
+    return {"values": values, **timing}
 
 
 def work_kid_step(job) -> dict:
@@ -408,8 +448,8 @@ def work_reduction(job) -> dict:
     return out
 
 
-WORKERS = {"tool": work_tool, "eval": work_eval, "kid_step": work_kid_step, "neighbour_step": work_neighbour_step,
-           "bare": work_bare,
+WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "kid_step": work_kid_step,
+           "neighbour_step": work_neighbour_step, "bare": work_bare,
            "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
 
 
@@ -757,6 +797,7 @@ def render(res: dict, derived: dict) -> str:
                          f"{g['value']:.6f} | {p['value']:.6f} | {_fmt_rel(_rel(p['value'], g['value']))} |")
     lines += render_eval(res, derived)
     lines += render_neighbour_steps(res)
+    lines += render_adm(res)
     rss = res.get("rss")
     if rss:
         lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
@@ -879,6 +920,38 @@ def render_neighbour_steps(res: dict) -> list[str]:
     return lines
 
 
+ADM_KEYS = ("is_mean", "fid", "sfid", "precision", "recall")
+
+
+def render_adm(res: dict) -> list[str]:
+    """The ADM suite table: ganmetrics `eval --metrics adm` vs torch-fidelity, on two ADM batches."""
+    rows = res.get("adm")
+    if not rows:
+        return []
+    n = res["args"]["n_adm"]
+    lines = ["", f"`ganmetrics eval A.npz B.npz --metrics adm` vs torch-fidelity `calculate_metrics(fid=True, "
+             f"isc=True, prc=True)` on two ADM batches of {n} {ADM_SIZE}px images each (resize tf; the call only, "
+             "not the imports):", "",
+             "| tool | eval call s | images/s | CPU s | peak RSS MiB | peak tree PSS MiB | IS (reported) | FID | sFID "
+             "| precision | recall | FID vs ganmetrics |", "| --- |" + " ---: |" * 11]
+    ours = rows.get(ADM_REFERENCE, {}).get("values")
+    for tool, (note, _) in ADM_TOOLS.items():
+        r = rows.get(tool, {})
+        if "values" not in r:
+            reason = r.get("skipped") or r.get("error", "–")
+            lines.append(f"| {tool} |" + " – |" * 10 + f" {reason} |")
+            continue
+        v = r["values"]
+        compare = "(reference)" if tool == ADM_REFERENCE else (_fmt_rel(_rel(v["fid"], ours["fid"])) if ours else "–")
+        lines.append(f"| {tool} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(2 * n / r['seconds'], 2)} | "
+                     f"{_fmt(r.get('cpu_seconds'))} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | "
+                     + " | ".join(f"{v[k]:.6g}" if k in v else "–" for k in ADM_KEYS) + f" | {compare} |")
+    lines.append("\nIS is reported, not compared (torch-fidelity shuffles before its splits); precision and recall "
+                 "differ by design where ganmetrics runs ADM's float16 distances. ADM tools: "
+                 + "; ".join(f"{name}: {note}" for name, (note, _) in ADM_TOOLS.items()) + ".")
+    return lines
+
+
 def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
     block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{title}\n"
@@ -922,8 +995,12 @@ def parse_args(argv=None):
                    help="comma-separated N: also run the P/R and D/C steps on N vs N random features (e.g. 10000,50000)")
     p.add_argument("--pr-repeats", type=int, default=3,
                    help="repeats of each P/R- and D/C-step timing; the median counts (default 3)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc "
-                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C steps alone)")
+    p.add_argument("--n-adm", type=int, default=1000,
+                   help="64px images in each ADM batch of the `eval --metrics adm` rows (default 1000; the issue's "
+                        "figure is 10000)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc,adm "
+                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C steps alone; "
+                   "adm: the `eval --metrics adm` rows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -1082,6 +1159,14 @@ def main(argv=None) -> int:
     if "eval" not in skip or "kid" not in skip:
         run_eval(args, runner, folders, base, res, skip)
     run_neighbour_steps(args, runner, folders, base, res, skip)
+    if "adm" not in skip:
+        a, b = make_adm_batches(out / "data", args.n_adm, args.seed)
+        res["adm"] = {}
+        for tool in ADM_TOOLS:
+            runs = [runner.job(f"adm_{tool}_r{round_index}", dict(base, kind="adm", tool=tool, a=str(a), b=str(b),
+                                                                   dims=2048))
+                    for round_index in range(args.rounds)]
+            res["adm"][tool] = combine_rounds(runs)
     if "rss" not in skip:
         one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
         (out / "stats").mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
 folders), ``EVAL_TOOLS`` (FID + IS + KID in one call), ``KID_STEPS`` (KID from two feature
-arrays) and ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays).
+arrays), ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays)
+and ``ADM_TOOLS`` (the ADM evaluator's suite between two ADM batches).
 
 An adapter is a function of the run's ``Inputs`` that does the tool's imports and patches (not
 timed) and returns the call to time: a function of no arguments that returns the FID (a float,
@@ -365,3 +366,74 @@ NEIGHBOUR_STEPS: dict[str, NeighbourStep] = {
                  "also computes its P/R)", prdc_dc),
     }),
 }
+# The ADM evaluator's suite between two ADM batches (.npz, arr_0 uint8 (N, H, W, 3)): the
+# reference batch A, the sample batch B. Adapters of ``Inputs`` (a, b: the batches) returning a
+# call that returns {"is_mean", "fid", "sfid", "precision", "recall"} (a tool that has no sFID
+# leaves it out).
+
+ADM_SPLIT_SIZE = 5000  # the ADM evaluator's IS splits
+
+
+def ganmetrics_adm(inputs: Inputs):
+    """``ganmetrics eval A.npz B.npz --metrics adm --json`` in this process (the command line's
+    own entry point). Skipped while no ``adm`` suite is registered (it needs precision/recall)."""
+    from ganmetrics.cli import cli
+    from ganmetrics.metrics.registry import SUITES
+
+    if "adm" not in SUITES:
+        raise Skip("`--metrics adm` is not registered yet: it needs precision/recall (`pr`, issue 10)")
+    args = ["eval", inputs.a, inputs.b, "--metrics", "adm", "--weights", inputs.weights, "--device", inputs.device,
+            "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--resize", "tf", "--no-cache",
+            "--quiet", "--json"]
+
+    def call():
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            try:
+                cli.main(args)
+            except SystemExit as exit_:
+                if exit_.code not in (0, None):
+                    raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
+        results = json.loads(stdout.getvalue())["results"]
+        return {key: float(results[key]) for key in ("is_mean", "fid", "sfid", "precision", "recall")}
+    return call
+
+
+def torch_fidelity_adm(inputs: Inputs):
+    """``calculate_metrics(fid=True, isc=True, prc=True)`` on pool3 for P/R (ADM's features, not
+    torch-fidelity's default VGG16), IS over ceil(N / 5000) splits as ADM's split size gives;
+    the batches read by a Dataset of CHW uint8 tensors (torch-fidelity reads no .npz). input1
+    (the generated side, where it computes IS) is B. torch-fidelity has no sFID."""
+    import numpy as np
+    import torch
+    import torch_fidelity  # noqa: F401  (imported before the timed call)
+
+    class Batch(torch.utils.data.Dataset):
+        def __init__(self, path):
+            with np.load(path) as data:
+                self.images = data["arr_0"]
+
+        def __len__(self):
+            return len(self.images)
+
+        def __getitem__(self, i):
+            return torch.from_numpy(self.images[i]).permute(2, 0, 1).contiguous()
+
+    def call():
+        generated, reference = Batch(inputs.b), Batch(inputs.a)
+        splits = -(-len(generated) // ADM_SPLIT_SIZE)
+        out = torch_fidelity_metrics(inputs, generated, reference, fid=True, isc=True, prc=True,
+                                     feature_layer_prc="2048", isc_splits=splits)
+        return {"is_mean": out["inception_score_mean"], "fid": out["frechet_inception_distance"],
+                "precision": out["precision"], "recall": out["recall"]}
+    return call
+
+
+ADM_TOOLS: dict[str, tuple[str, Callable]] = {
+    "ganmetrics": ("`ganmetrics eval A.npz B.npz --metrics adm --no-cache --json` (IS over splits of 5000, FID, "
+                   "sFID, precision/recall with the adm variant)", ganmetrics_adm),
+    "torch-fidelity": ("`calculate_metrics(input1=B, input2=A, fid=True, isc=True, prc=True, feature_layer_prc='2048', "
+                       "isc_splits=ceil(N/5000), feature_extractor='inception-v3-compat', "
+                       "feature_extractor_weights_path=...)`, the batches as Datasets", torch_fidelity_adm),
+}
+ADM_REFERENCE = "ganmetrics"

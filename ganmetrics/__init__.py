@@ -1,7 +1,7 @@
 """ganmetrics: FID, IS, KID and more for generative image models, identical to the reference tools."""
 
-from .api import (EvalResult, FIDResult, ISResult, compute_stats, compute_stats_shard, evaluate, evaluate_many, fid,
-                  inception_score, merge_stats_shards)
+from .api import (EvalResult, FIDResult, ISResult, PackResult, compute_stats, compute_stats_shard, evaluate,
+                  evaluate_many, fid, inception_score, merge_stats_shards, pack)
 from .config import RunConfig, SourceOptions
 from .errors import GanMetricsError
 from .sources import GeneratorSource
@@ -11,7 +11,8 @@ from .tracker import GenerativeMetrics
 from .version import __version__
 
 __all__ = [
-    "EvalResult", "FIDResult", "GanMetricsError", "GenerativeMetrics", "GeneratorSource", "ISResult", "RunConfig",
-    "SourceOptions", "Statistics", "__version__", "compute_stats", "compute_stats_shard", "evaluate", "evaluate_many",
-    "fid", "inception_score", "load_statistics", "merge_stats_shards", "save_shard", "save_statistics",
+    "EvalResult", "FIDResult", "GanMetricsError", "GenerativeMetrics", "GeneratorSource", "ISResult", "PackResult",
+    "RunConfig", "SourceOptions", "Statistics", "__version__", "compute_stats", "compute_stats_shard", "evaluate",
+    "evaluate_many", "fid", "inception_score", "load_statistics", "merge_stats_shards", "pack", "save_shard",
+    "save_statistics",
 ]

@@ -1,15 +1,15 @@
-"""The Python API: ``evaluate`` (any registered metrics, one pass per source) and the thin
-``fid``, ``inception_score`` and ``compute_stats`` wrappers. Every function raises
+"""The Python API: ``evaluate`` (any registered metrics, one pass per source), the thin
+``fid``, ``inception_score`` and ``compute_stats`` wrappers, and ``pack`` (images to an ADM batch). Every function raises
 ``GanMetricsError`` for bad input.
 
 A source is a folder of images, a ``.zip``/``.tar``/``.tar.gz`` archive, a ``.npy``/``.npz``
 array file, a uint8 array or tensor (N, H, W, 3) or (N, 3, H, W), or an ``ImageSource`` (e.g.
 ``GeneratorSource(generator, n=N)``); for the reference side also a statistics ``.npz`` (ours,
-pytorch-fid's or TTUR's) or ``Statistics``. The reference side's reduced states are cached by
+pytorch-fid's, TTUR's, or an ADM batch's: images with statistics beside them) or ``Statistics``. The reference side's reduced states are cached by
 default for folders and archives (see ``store/cache.py`` and ``RunConfig.cache``). Keywords:
 the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``dims``,
-``splits``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``, ``kid_gamma``,
-``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``).
+``splits``, ``is_split_size``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``,
+``kid_gamma``, ``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``).
 
 Inside a torch.distributed job (the caller's process group, e.g. under torchrun) every function
 runs on every rank: each reads its own share of each source, and every rank returns the same
@@ -17,14 +17,19 @@ result (``engine/distributed.py``). ``compute_stats_shard`` and ``merge_stats_sh
 ``compute_stats`` into parts that separate jobs run and any machine merges exactly.
 """
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
+
+from tqdm import tqdm
 
 from .config import RunConfig
 from .engine import distributed
 from .engine.distributed import ShardSpec
+from .engine.loader import checked_batches, make_loader, unchanged
 from .engine.runner import reduce_source
+from .engine.runtime import default_workers
 from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
-from .errors import GanMetricsError
+from .errors import GanMetricsError, quoted
 from .metrics.base import Metric, Need
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
@@ -32,6 +37,7 @@ from .metrics.linalg import covariance_rank
 from .metrics.reducers import FeatureBank, GaussianStats
 from .metrics.registry import build_metrics, metric_option_names
 from .provenance import Provenance
+from .store.batchfile import image_batch_writer
 from .store.shardfile import Shard, load_shard, read_shard_meta
 from .store.statsfile import Statistics
 
@@ -73,7 +79,8 @@ class FIDResult:
 
 @dataclass(frozen=True)
 class ISResult:
-    """Inception Score: mean and population std over ``splits`` contiguous splits of ``n`` images.
+    """Inception Score: mean and population std over ``splits`` contiguous splits of ``n`` images
+    (with ``split_size``: runs of that many images, the last one shorter, as the ADM evaluator).
     ``tf32``: the network ran with TF32 on a GPU (``allow_tf32``)."""
 
     mean: float
@@ -84,6 +91,7 @@ class ISResult:
     weights_sha256: str
     calibrated: bool
     tf32: bool = False
+    split_size: int | None = None
 
 
 def split_options(options: dict) -> tuple[RunConfig, dict]:
@@ -153,44 +161,55 @@ def fid(a, b, **options) -> FIDResult:
     return fid_with_config(RunConfig.from_keywords(options), a, [b])[0]
 
 
-def inception_score(source, splits: int = 10, **options) -> ISResult:
-    """Inception Score of a source over ``splits`` contiguous splits (keywords: ``RunConfig``)."""
-    return inception_score_with_config(RunConfig.from_keywords(options), source, splits)
+def inception_score(source, splits: int = 10, is_split_size: int | None = None, **options) -> ISResult:
+    """Inception Score of a source over ``splits`` contiguous splits, or with ``is_split_size``
+    over contiguous runs of that many images (the ADM evaluator's 5000) (keywords: ``RunConfig``)."""
+    return inception_score_with_config(RunConfig.from_keywords(options), source, splits, is_split_size)
 
 
-def inception_score_with_config(config: RunConfig, source, splits: int = 10) -> ISResult:
+def inception_score_with_config(config: RunConfig, source, splits: int = 10,
+                                is_split_size: int | None = None) -> ISResult:
     """``inception_score`` with a ``RunConfig`` (the CLI's entry)."""
-    metric = InceptionScore(splits)
+    metric = InceptionScore(splits, is_split_size)
     extractor = open_extractor(config)
-    (_, side, values, _), = evaluate_sides(extractor, None, [source], [metric], config)
+    (_, side, values, settings), = evaluate_sides(extractor, None, [source], [metric], config)
     provenance = extractor.provenance
-    return ISResult(values["is_mean"], values["is_std"], splits, side.n, provenance.resize, provenance.weights_sha256,
-                    provenance.calibrated, provenance.tf32)
+    return ISResult(values["is_mean"], values["is_std"], settings["splits"], side.n, provenance.resize,
+                    provenance.weights_sha256, provenance.calibrated, provenance.tf32, is_split_size)
 
 
-def compute_stats(source, features: bool = False, **options) -> Statistics:
+def compute_stats(source, features: bool = False, more: tuple[str, ...] = (), **options) -> Statistics:
     """FID statistics (mu, sigma, n, meta) of an image source at ``dims``; with ``features``
-    also its feature bank (every image's features, for KID: 4 x dims bytes an image). Save
-    with ``save_statistics``."""
-    return compute_stats_with_config(RunConfig.from_keywords(options), source, features)
+    also its feature bank (every image's features, for KID: 4 x dims bytes an image); with
+    ``more`` the Gaussians of those further features, in the same pass (``("spatial",)``:
+    sFID's, what ``ganmetrics stats --format adm`` writes). Save with ``save_statistics``."""
+    return compute_stats_with_config(RunConfig.from_keywords(options), source, features, more)
 
 
-def _stats_needs(extractor, config: RunConfig, features: bool) -> tuple[Need, Need, dict[Need, str]]:
-    """(the Gaussian need, the bank need, the needs of ``stats``: the bank's when ``features``)."""
+def _stats_needs(extractor, config: RunConfig, features: bool,
+                 more: tuple[str, ...] = ()) -> tuple[Need, Need, dict[Need, Need], dict[Need, str]]:
+    """(the Gaussian need, the bank need, {further feature's Gaussian need} of ``more``, the needs
+    of ``stats``: the bank's when ``features``)."""
     gaussian = FID(config.dims).need(extractor)
     bank = Need(gaussian.feature, FeatureBank)
-    return gaussian, bank, {gaussian: "fid", **({bank: "the feature bank"} if features else {})}
+    unknown = [feature for feature in more if feature not in extractor.features]
+    if unknown:
+        raise GanMetricsError(f"the feature extractor has no feature {unknown[0]!r}: use one of {', '.join(extractor.features)}")
+    beside = {Need(feature, GaussianStats): f"the {feature} statistics" for feature in more if feature != gaussian.feature}
+    return gaussian, bank, beside, {gaussian: "fid", **({bank: "the feature bank"} if features else {}), **beside}
 
 
-def compute_stats_with_config(config: RunConfig, source, features: bool = False) -> Statistics:
+def compute_stats_with_config(config: RunConfig, source, features: bool = False,
+                              more: tuple[str, ...] = ()) -> Statistics:
     """``compute_stats`` with a ``RunConfig`` (the CLI's entry)."""
     extractor = open_extractor(config)
-    gaussian, bank, needs = _stats_needs(extractor, config, features)
+    gaussian, bank, beside, needs = _stats_needs(extractor, config, features, more)
     image_source = open_checked(source, config, needs)
     reduced = reduce_with_cache(image_source, extractor, needs, config, reference=False)
     stats = reduced[gaussian]
-    return Statistics(stats.mu, stats.sigma, stats.n, extractor.provenance.meta(len(stats.mu), image_source.describe()),
-                      reduced.get(bank))
+    primary = Statistics(stats.mu, stats.sigma, stats.n,
+                         extractor.provenance.meta(len(stats.mu), image_source.describe()), reduced.get(bank))
+    return replace(primary, more={need.feature: primary.beside(reduced[need].mu, reduced[need].sigma) for need in beside})
 
 
 def compute_stats_shard(source, shard: str, features: bool = False, **options) -> Shard:
@@ -203,7 +222,7 @@ def compute_stats_shard(source, shard: str, features: bool = False, **options) -
 def compute_stats_shard_with_config(config: RunConfig, source, spec: ShardSpec, features: bool = False) -> Shard:
     """``compute_stats_shard`` with a ``RunConfig`` (the CLI's entry)."""
     extractor = open_extractor(config)
-    gaussian, _, needs = _stats_needs(extractor, config, features)
+    gaussian, _, _, needs = _stats_needs(extractor, config, features)
     image_source = open_checked(source, config, needs)
     info = distributed.shard_info(image_source, spec, config.batch_size)
     reducers = reduce_source(image_source, extractor, list(needs), config, positions=range(info["start"], info["stop"]))
@@ -231,3 +250,52 @@ def merge_stats_shards(shards) -> Statistics:
     if gaussian.count < 2:
         raise GanMetricsError(f"the shards hold {gaussian.count} image(s); a covariance needs at least 2: add images")
     return Statistics(gaussian.mu(), gaussian.sigma(), gaussian.count, meta, None if bank is None else bank.result())
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What ``pack`` wrote: ``n`` images of ``height`` x ``width`` as ``arr_0`` of ``path``."""
+
+    path: str
+    n: int
+    height: int
+    width: int
+
+
+def pack(source, output, **options) -> PackResult:
+    """Write the images of ``source`` (a folder, archive, array or ``ImageSource``) to ``output``
+    as an ADM batch: an ``.npz`` whose ``arr_0`` is uint8 (N, H, W, 3), streamed batch by batch
+    (memory: a few decoded batches, whatever N), atomically. Every image must have the size of
+    the first (keywords: ``RunConfig``'s ``batch_size``, ``workers``, ``progress`` and the
+    source options)."""
+    return pack_with_config(RunConfig.from_keywords(options), source, output)
+
+
+def pack_with_config(config: RunConfig, source, output) -> PackResult:
+    """``pack`` with a ``RunConfig`` (the CLI's entry)."""
+    image_source = open_checked(source, config, {})
+    workers = default_workers() if config.workers is None else config.workers
+    loader = make_loader(image_source, unchanged, config.batch_size, workers, pin_memory=False)
+    batches = checked_batches(loader)
+    first = next(batches)
+    height, width = first.groups[0][1].shape[1:3]
+    with tqdm(total=len(image_source), desc=image_source.describe(), unit="img", disable=not config.progress,
+              leave=False, dynamic_ncols=True) as bar, \
+            image_batch_writer(output, (len(image_source), height, width, 3)) as write:
+        for batch in itertools.chain([first], batches):
+            if len(batch.groups) > 1 or batch.groups[0][1].shape[1:3] != (height, width):
+                _refuse_mixed_sizes(image_source, batch, (height, width))
+            write(batch.groups[0][1].numpy())
+            bar.update(batch.size)
+    return PackResult(str(output), len(image_source), height, width)
+
+
+def _refuse_mixed_sizes(source, batch, size: tuple[int, int]) -> None:
+    """The error for a batch holding an image of another size than the first image's."""
+    position, shape = min((int(positions.min()), tuple(images.shape[1:3])) for positions, images in batch.groups
+                          if tuple(images.shape[1:3]) != size)
+    name, first = source.names[batch.start + position], source.names[0]
+    raise GanMetricsError(
+        f"image {quoted(name)} in {source.describe()} is {shape[1]}x{shape[0]}, but the first image {quoted(first)} is "
+        f"{size[1]}x{size[0]}: the images of a batch share one size; resize them first"
+    )

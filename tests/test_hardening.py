@@ -371,7 +371,8 @@ def _all_commands(group, prefix=()):
 COMMANDS = list(_all_commands(cli))
 # enough arguments for click to reach each command's body
 ARGUMENTS = {("fid",): ("a", "b"), ("eval",): ("a", "b"), ("is",): ("a",), ("sample",): ("c", "-n", "1", "-o", "o"),
-             ("toy-data",): ("o", "-n", "1"), ("train",): ("d", "--out", "o"), ("weights", "install"): ("f",)}
+             ("toy-data",): ("o", "-n", "1"), ("train",): ("d", "--out", "o"), ("weights", "install"): ("f",),
+             ("pack",): ("a", "-o", "o.npz")}
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])

@@ -15,7 +15,7 @@ from ..engine import distributed
 from ..errors import GanMetricsError
 from ..train.commands import sample_command, toy_data_command, train_command
 from ..version import __version__
-from .commands import eval_command, fid_command, is_command, stats_command
+from .commands import eval_command, fid_command, is_command, pack_command, stats_command
 from .gates import ThresholdCrossed
 from .store_commands import cache_group, weights_group
 
@@ -123,7 +123,7 @@ def cli():
     """Scores for generative image models: FID, IS, KID and more, identical to the reference tools."""
 
 
-for command in (fid_command, is_command, stats_command, eval_command, cache_group, weights_group,
+for command in (fid_command, is_command, stats_command, eval_command, pack_command, cache_group, weights_group,
                 train_command, sample_command, toy_data_command):
     cli.add_command(command)
 

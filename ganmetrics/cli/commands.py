@@ -1,5 +1,5 @@
 """The metric commands: ``eval`` (any registered metrics, one pass per source) and ``fid``,
-``is`` and ``stats`` with their CONTRACT.md output."""
+``is`` and ``stats`` with their CONTRACT.md output; ``pack`` (images to an ADM batch)."""
 
 import json
 import os
@@ -8,18 +8,22 @@ from pathlib import Path
 import click
 
 from ..api import (compute_stats_shard_with_config, compute_stats_with_config, evaluate_with_config,
-                   fid_with_config, inception_score_with_config, merge_stats_shards)
+                   fid_with_config, inception_score_with_config, merge_stats_shards, pack_with_config)
 from ..config import RunConfig
 from ..engine import distributed
 from ..engine.distributed import ShardSpec
 from ..errors import GanMetricsError
-from ..metrics.registry import METRICS, build_metrics
+from ..metrics.registry import build_metrics, known_names, suite_rows
+from ..store.batchfile import IMAGES_KEY
 from ..store.shardfile import save_shard
-from ..store.statsfile import load_statistics, save_statistics
+from ..store.statsfile import gaussian_keys, load_statistics, save_statistics
 from ..version import __version__
 from .gates import ThresholdCrossed, crossed, parse_gates
 from .options import MetricOptionsCommand, shared_options
-from .render import calibration_note, echo_eval, echo_json, echo_table, eval_row, require_finite
+from .render import calibration_note, echo_eval, echo_json, echo_suite, echo_table, eval_row, require_finite
+
+STATS_FORMATS = {"ganmetrics": (), "adm": ("spatial",)}
+"""``stats --format``: the features whose Gaussians go beside the FID tap's (``Statistics.more``)."""
 
 
 @click.command("fid")
@@ -64,18 +68,23 @@ fid_command.runs_distributed = True
 @click.command("is")
 @click.argument("source")
 @click.option("--splits", default=10, show_default=True, type=int, help="Contiguous splits for mean ± std.")
+@click.option("--is-split-size", "split_size", default=None, type=int, metavar="N",
+              help="Contiguous splits of N images instead of --splits, the last one shorter (the ADM evaluator: 5000).")
 @click.option("--fail-below", type=float, default=None, help="Exit 1 when the IS mean is below this value.")
 @shared_options
-def is_command(source, splits, fail_below, options: RunConfig, as_json: bool):
-    """Inception Score of SOURCE: mean ± std over --splits contiguous splits."""
-    r = inception_score_with_config(options, source, splits)
+def is_command(source, splits, split_size, fail_below, options: RunConfig, as_json: bool):
+    """Inception Score of SOURCE: mean ± std over --splits contiguous splits (or splits of
+    --is-split-size images, as the ADM evaluator, which reports the mean)."""
+    r = inception_score_with_config(options, source, splits, split_size)
     require_finite({"mean": r.mean, "std": r.std}, f"IS of {source}")
+    sized = {} if r.split_size is None else {"split_size": r.split_size}
     if as_json:
-        echo_json({"metric": "is", "mean": r.mean, "std": r.std, "splits": r.splits, "n": r.n, "resize": r.resize,
-                   "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
-                   "version": __version__})
+        echo_json({"metric": "is", "mean": r.mean, "std": r.std, "splits": r.splits, **sized, "n": r.n,
+                   "resize": r.resize, "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated},
+                   "tf32": r.tf32, "version": __version__})
     else:
-        click.echo(f"IS {r.mean:.6f} ± {r.std:.6f}  (n={r.n}, splits={r.splits}, resize={r.resize})"
+        size = "" if r.split_size is None else f" of {r.split_size}"
+        click.echo(f"IS {r.mean:.6f} ± {r.std:.6f}  (n={r.n}, splits={r.splits}{size}, resize={r.resize})"
                    f"{calibration_note(r.calibrated)}")
     if fail_below is not None and r.mean < fail_below:
         raise ThresholdCrossed(f"IS {r.mean:.4f} below --fail-below {fail_below}")
@@ -94,11 +103,15 @@ is_command.runs_distributed = True
               help="Only part K (0 to N-1) of N of SOURCE, as an exact shard file for `stats merge`.")
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
+@click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
+              help="adm: also sFID's spatial statistics (mu_s, sigma_s: 2023 dims) beside pool3's mu, sigma, as the "
+                   "ADM evaluator's reference batches hold them (pool3: --dims 2048).")
 @shared_options
 def stats_command(sources: tuple[str, ...], output: Path | None, features: bool, shard: str | None,
-                  info_file: Path | None, options: RunConfig, as_json: bool):
+                  info_file: Path | None, file_format: str, options: RunConfig, as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
-    --metrics kid,pr,dc`), written atomically to -o; or, with --info FILE, what a statistics file holds.
+    --metrics kid,pr,dc`; with --format adm, also `eval --metrics sfid`), written atomically to
+    -o; or, with --info FILE, what a statistics file holds.
 
     For batch schedulers: `stats SOURCE --shard K/N -o part-K.npz` writes part K of N (a
     contiguous block of whole batches; run every part with the same options), and `stats merge
@@ -117,6 +130,11 @@ def stats_command(sources: tuple[str, ...], output: Path | None, features: bool,
         raise click.UsageError("give one SOURCE and -o OUT.npz (or --info FILE, or merge PART... -o OUT.npz)", ctx=ctx)
     source = sources[0]
     spec = None if shard is None else ShardSpec.parse(shard)
+    if file_format == "adm" and options.dims != 2048:
+        raise GanMetricsError(f"--format adm writes pool3 statistics (2048 dims), not --dims {options.dims}: drop --dims")
+    if file_format != "ganmetrics" and spec is not None:
+        raise GanMetricsError(f"--format {file_format} and --shard do not go together: shard files hold the exact "
+                              "states of the FID features; write the parts, merge them, then compute the other format")
     _check_output(output, [source])
     if spec is not None:
         part = compute_stats_shard_with_config(options, source, spec, features)
@@ -132,22 +150,30 @@ def stats_command(sources: tuple[str, ...], output: Path | None, features: bool,
                        f"resize={part.meta['resize']}{', with features' if features else ''}"
                        f"{'' if part.meta['calibrated'] else ' [UNCALIBRATED weights]'}")
         return
-    stats = compute_stats_with_config(options, source, features)
+    stats = compute_stats_with_config(options, source, features, STATS_FORMATS[file_format])
     if distributed.is_main():
         save_statistics(output, stats)
-    _echo_written(output, stats, as_json)
+    _echo_written(output, stats, as_json, file_format)
 
 
 stats_command.runs_distributed = True
 
 
-def _echo_written(output: Path, stats, as_json: bool) -> None:
+def _echo_written(output: Path, stats, as_json: bool, file_format: str = "ganmetrics") -> None:
     if as_json:
-        echo_json({"path": str(output), "n": stats.n, **stats.meta})
+        echo_json({"path": str(output), "n": stats.n, **stats.meta,
+                   **({"format": file_format} if stats.more else {})})
     else:
         note = "" if stats.meta["calibrated"] else " [UNCALIBRATED weights]"
         bank = ", with features" if stats.features is not None else ""
-        click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}{note}")
+        click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}"
+                   f"{_beside(stats)}{note}")
+
+
+def _beside(stats) -> str:
+    """", with spatial statistics (2023 dims: mu_s, sigma_s)" for each Gaussian beside the FID tap's."""
+    return "".join(f", with {feature} statistics ({other.dims} dims: {', '.join(gaussian_keys(feature))})"
+                   for feature, other in stats.more.items())
 
 
 MERGE_OPTIONS = ("output", "as_json", "quiet")
@@ -170,15 +196,15 @@ def _merge_command(ctx: click.Context, parts: list[str], output: Path | None, as
     _echo_written(output, stats, as_json)
 
 
-def _check_output(output: Path, inputs: list[str], what: str = "the images") -> None:
-    """Refuse, before any work, an output that is not a .npz, whose folder is missing or not
-    writable, or that is (or resolves to, through links) one of the ``inputs`` (``what`` they hold).
-    Under torchrun only rank 0 writes, so only its view of the folder counts (a refusal there
+def _check_output(output: Path, inputs: list[str], what: str = "the images", kind: str = "statistics files") -> None:
+    """Refuse, before any work, an output that is not a .npz (``kind``: what it holds), whose
+    folder is missing or not writable, or that is (or resolves to, through links) one of the
+    ``inputs`` (``what`` they hold). Under torchrun only rank 0 writes, so only its view of the folder counts (a refusal there
     reaches the other ranks at their first exchange)."""
     if not distributed.is_main():
         return
     if output.suffix.lower() != ".npz":
-        raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
+        raise GanMetricsError(f"-o {output}: {kind} end in .npz; pass e.g. {output.with_suffix('.npz')}")
     folder = output.parent
     if not folder.is_dir():
         raise GanMetricsError(f"cannot write {output}: folder {folder} does not exist; create it first")
@@ -193,10 +219,11 @@ def _echo_info(path: Path, as_json: bool) -> None:
     stats = load_statistics(path)  # warns when the file has no metadata (pytorch-fid, TTUR)
     if as_json:
         echo_json({"path": str(path), "n": stats.n, "dims": stats.dims, **(stats.meta or {}),
-                   **({"features": True} if stats.features is not None else {})})
+                   **({"features": True} if stats.features is not None else {}),
+                   **({"more": {feature: other.dims for feature, other in stats.more.items()}} if stats.more else {})})
         return
     click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}"
-               f"{', with features' if stats.features is not None else ''}")
+               f"{', with features' if stats.features is not None else ''}{_beside(stats)}")
     if stats.meta is None:
         click.echo("  no metadata (written by pytorch-fid or TTUR?)")
     for key, value in sorted((stats.meta or {}).items()):
@@ -204,11 +231,30 @@ def _echo_info(path: Path, as_json: bool) -> None:
             click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
 
 
+@click.command("pack")
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The batch to write (.npz).")
+@shared_options(only=("batch_size", "workers", "limit", "recursive", "key", "strict", "as_json", "quiet"))
+def pack_command(source, output: Path, options: RunConfig, as_json: bool):
+    """Write the images of SOURCE (a folder, archive or array) as an ADM batch: OUT.npz whose
+    arr_0 is uint8 (N, H, W, 3), as np.savez writes it and the ADM evaluator reads it, streamed
+    (a few batches in memory, whatever N) and written atomically. Every image must have the size
+    of the first."""
+    _check_output(output, [source], kind="batches")
+    result = pack_with_config(options, source, output)
+    if as_json:
+        echo_json({"path": result.path, "key": IMAGES_KEY, "n": result.n, "height": result.height,
+                   "width": result.width})
+    else:
+        click.echo(f"wrote {output}: {result.n} images of {result.width}x{result.height} as {IMAGES_KEY}")
+
+
 @click.command("eval", cls=MetricOptionsCommand)
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
-              help=f"Comma-separated metrics: {', '.join(METRICS)} (one-sided ones, e.g. is, on each SOURCE_B).")
+              help=f"Comma-separated metrics: {known_names()} (one-sided ones, e.g. is, on each SOURCE_B).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
 @shared_options
@@ -228,9 +274,12 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, option
     results = evaluate_with_config(options, reference, list(others), metrics)
     for r in results:
         require_finite(r.results, f"results for {r.source_b}")
+    suite = suite_rows(names)
     if as_json:
         rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)
+    elif suite:
+        echo_suite(results, suite, results[0].provenance)
     else:
         echo_eval(results, results[0].provenance)
     reasons = [f"{r.source_b}: {', '.join(c)}" for r in results if (c := crossed(r.results, above, below))]

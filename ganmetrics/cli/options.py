@@ -25,7 +25,7 @@ OPTIONS = {
                          help="FID feature layer."),
     "limit": click.option("--limit", default=None, type=int, help="Use only the first N images of each source."),
     "recursive": click.option("--no-recursive", "recursive", flag_value=False, default=True, help="Do not search subfolders."),
-    "key": click.option("--key", default=None, help="Array to read from an .npz source [default: the first]."),
+    "key": click.option("--key", default=None, help="Array to read from an .npz source [default: the first holding uint8 images]."),
     "allow_mismatch": click.option("--allow-mismatch", is_flag=True,
                                    help="Accept statistics files made with other resize or weights."),
     "strict": click.option("--strict", is_flag=True,

@@ -88,3 +88,18 @@ def echo_eval(results: list, provenance: Provenance) -> None:
     settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
     click.echo(f"against {first.source_a} (n_a={'?' if first.n_a is None else first.n_a}; {settings})"
                f"{calibration_note(provenance.calibrated)}")
+
+
+def echo_suite(results: list, rows: tuple[tuple[str, str], ...], provenance: Provenance) -> None:
+    """A suite's results as the tool it follows prints them: one "Label: value" line per row, in
+    its order (the ADM evaluator's "Inception Score: 215.8..." to "Recall: ..."), under a
+    "SOURCE_B:" line each where there are several; then what they were computed against."""
+    for r in results:
+        if len(results) > 1:
+            click.echo(f"{r.source_b}:")
+        for key, label in rows:
+            click.echo(f"{label}: {float(r.results[key])}")
+    first = results[0]
+    settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
+    click.echo(f"against {first.source_a} (n_a={'?' if first.n_a is None else first.n_a}, "
+               f"n_b={'?' if first.n_b is None else first.n_b}; {settings}){calibration_note(provenance.calibrated)}")

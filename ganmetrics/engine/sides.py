@@ -1,5 +1,7 @@
 """One side of a comparison, reduced: from a statistics object or file, from the statistics
-cache, or by running its source once for every need that is not already there.
+cache, or by running its source once for every need that is not already there. An ADM batch
+(``arr_0`` images with ``mu``, ``sigma``, ``mu_s``, ``sigma_s`` beside them) is both: its
+statistics serve FID and sFID as the ADM evaluator uses them, its images everything else.
 
 Needs reduced by ``GaussianStats`` and ``FeatureBank`` are what statistics files and cache
 entries hold (one entry per feature: the Gaussian, plus the bank when one was asked for); any
@@ -12,6 +14,7 @@ key is the statistics' key plus the derivation (so every existing key stays as i
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
@@ -19,10 +22,10 @@ from ..errors import GanMetricsError
 from ..extractors.registry import DEFAULT_EXTRACTOR, build_extractor
 from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
-from ..sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
+from ..sources import FolderSource, ImageSource, TarSource, ZipSource, images_key, open_source
 from ..store import cache
 from ..store.shardfile import is_shard_file
-from ..store.statsfile import Statistics, is_statistics_file, load_statistics
+from ..store.statsfile import Statistics, is_statistics_file, read_statistics, warn_without_metadata
 from . import distributed
 from .runner import reduce_source
 from .runtime import resolve_device
@@ -79,9 +82,11 @@ def minimum_images(needs: Mapping[Need, str]) -> tuple[int, str]:
         least, purpose_of_need = 2, names.upper()
         if need.reducer is GaussianStats:
             purpose_of_need = f"a covariance ({names.upper()})"
-        elif need.reducer is SplitSums:
+        elif need.reducer is SplitSums and "splits" in dict(need.options):
             splits = dict(need.options)["splits"]
             least, purpose_of_need = max(2, splits), f"an Inception Score over {splits} splits"
+        elif need.reducer is SplitSums:  # with a split size, as many splits as the images make
+            purpose_of_need = "an Inception Score"
         if least > minimum:
             minimum, purpose = least, purpose_of_need
     return minimum, purpose
@@ -109,9 +114,11 @@ def open_checked(spec, config: RunConfig, needs: Mapping[Need, str]) -> ImageSou
 
 @dataclass(frozen=True)
 class OpenedSide:
-    """A side checked and opened, not yet reduced: a statistics file's contents (``stats``) or
-    an opened ``source``. Opening is cheap (a folder listing, an archive's index), so every
-    side of a run is opened, and every count checked, before any image is decoded."""
+    """A side checked and opened, not yet reduced: a statistics file's contents (``stats``), an
+    opened ``source``, or both (an ADM batch: statistics beside its images, which serve what the
+    statistics do not). Opening is cheap (a folder listing, an archive's index, an array's
+    header), so every side of a run is opened, and every count checked, before any image is
+    decoded."""
 
     label: str
     n: int | None
@@ -121,32 +128,52 @@ class OpenedSide:
 
 def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
-    ``Statistics``, a statistics file, or any source."""
-    if isinstance(spec, Statistics) or isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
-        stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (load_statistics(spec), spec)
-        for need, names in needs.items():
+    ``Statistics``, a statistics file (with images beside: an ADM batch), or any source."""
+    is_path = isinstance(spec, (str, os.PathLike))
+    if not isinstance(spec, Statistics) and not (is_path and is_statistics_file(spec)):
+        if is_path and is_shard_file(spec):
+            raise GanMetricsError(f"{spec} is a shard file (part of a source's statistics): merge every part first, "
+                                  "with `ganmetrics stats merge PART... -o all.npz`")
+        source = open_checked(spec, config, needs)
+        label = str(spec) if is_path else source.describe()
+        return OpenedSide(label, len(source), source=source)
+    stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (read_statistics(spec), spec)
+    images_beside = is_path and images_key(Path(spec)) is not None
+    from_images = {need: names for need, names in needs.items() if not _stored(stats, need)}
+    for need, names in needs.items():
+        if need not in from_images or not images_beside:
             _check_statistics(stats, where, extractor, need, names.upper(), config)
+    if stats.meta is None and is_path and len(from_images) < len(needs):  # used, and cannot be checked
+        warn_without_metadata(spec)
+    if not from_images:
         return OpenedSide(str(where), stats.n, stats=stats)
-    if isinstance(spec, (str, os.PathLike)) and is_shard_file(spec):
-        raise GanMetricsError(f"{spec} is a shard file (part of a source's statistics): merge every part first, "
-                              "with `ganmetrics stats merge PART... -o all.npz`")
-    source = open_checked(spec, config, needs)
-    label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
-    return OpenedSide(label, len(source), source=source)
+    source = open_checked(spec, config, from_images)
+    return OpenedSide(str(where), len(source), stats=stats, source=source)
+
+
+def _stored(stats: Statistics, need: Need) -> bool:
+    """Whether ``stats`` hold ``need``'s reduced value (its feature's Gaussian, or the bank), or
+    for a derived need its source's."""
+    need = need.source if need.derived else need
+    if need.reducer is GaussianStats:
+        return stats.of_feature(need.feature) is not None
+    return need.reducer is FeatureBank and stats.features is not None and stats.of_feature(need.feature) is stats
 
 
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
                 reference: bool = False, given: Mapping[Need, Any] | None = None) -> Side:
-    """The reduced values of an opened side; ``reference``: cached by default when a folder or
+    """The reduced values of an opened side: from its statistics what they hold (and what derives
+    from that), the rest from its images; ``reference``: cached by default when a folder or
     archive; ``given``: the reference side's values, for needs built with some (``Need.given``)."""
-    if opened.stats is not None:
-        stored = {need: opened.stats.features if need.reducer is FeatureBank else opened.stats
-                  for need in image_needs(needs)}
-        values = with_derived(stored, needs, extractor.device)
-        reduced = {need: values[need] for need in needs}
-    else:
-        reduced = reduce_with_cache(opened.source, extractor, needs, config, reference, given)
-    return Side(opened.label, opened.n, reduced)
+    stats = opened.stats
+    held = [need for need in needs if stats is not None and _stored(stats, need)]
+    stored = {need: stats.features if need.reducer is FeatureBank else stats.of_feature(need.feature)
+              for need in image_needs(held)}
+    rest = {need: names for need, names in needs.items() if need not in held}
+    values = with_derived(stored, held, extractor.device)
+    if rest:
+        values.update(reduce_with_cache(opened.source, extractor, rest, config, reference, given))
+    return Side(opened.label, opened.n, {need: values[need] for need in needs})
 
 
 def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str, config: RunConfig) -> None:
@@ -158,7 +185,13 @@ def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: 
             f"{where} holds statistics only, but {purpose} needs every image's features: pass the image "
             "source, or write the file with `ganmetrics stats --features`"
         )
-    extractor.provenance.check(stats.meta, stats.dims, extractor.features[need.feature], where, config.allow_mismatch)
+    stored = stats.of_feature(need.feature)
+    if stored is None:
+        raise GanMetricsError(
+            f"{where} holds no statistics of the {need.feature} features, but {purpose} needs them: pass the "
+            "image source, or write the file with `ganmetrics stats --format adm`"
+        )
+    extractor.provenance.check(stored.meta, stored.dims, extractor.features[need.feature], where, config.allow_mismatch)
 
 
 def cache_key(fingerprint: dict, provenance, dims: int) -> dict:

@@ -38,7 +38,6 @@ def frechet_distance_scipy(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean).real)
 
 
-
 @dataclass(frozen=True)
 class FID(Metric):
     """FID of the ``dims``-wide tap (64, 192, 768 or 2048 = pool3), in squared feature units.
@@ -58,11 +57,18 @@ class FID(Metric):
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
         (need,) = (n for n in a if n.reducer is GaussianStats and n.feature == str(self.dims))
         ref, other = a[need], b[need]
-        for side in (ref, other):
-            if side.n is not None and side.n <= self.dims:
-                warnings.warn(
-                    f"only {side.n} images for {self.dims}-dim features: the covariance is singular and "
-                    f"FID is biased upwards; use more than {self.dims} images or a smaller --dims",
-                    stacklevel=2,
-                )
+        warn_if_singular(ref, other, self.dims, "FID", "use more than {dims} images or a smaller --dims")
         return {"fid": frechet_distance(ref.mu, ref.sigma, other.mu, other.sigma, device)}
+
+
+def warn_if_singular(ref, other, dims: int, metric: str, advice: str) -> None:
+    """Warn when a side (a reduced Gaussian: ``n`` images, None where unknown) has too few
+    images for a non-singular ``dims``-wide covariance: the distance is then biased upwards.
+    ``advice``: what to do, with ``{dims}`` filled in."""
+    for side in (ref, other):
+        if side.n is not None and side.n <= dims:
+            warnings.warn(
+                f"only {side.n} images for {dims}-dim features: the covariance is singular and "
+                f"{metric} is biased upwards; {advice.format(dims=dims)}",
+                stacklevel=3,
+            )

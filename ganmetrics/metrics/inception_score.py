@@ -35,22 +35,43 @@ def inception_score_from_sums(
 
 @dataclass(frozen=True)
 class InceptionScore(Metric):
-    """IS of a generated set: mean and population std over ``splits`` contiguous splits of the
-    extractor's unbiased logits. One-sided; streams (``SplitSums``)."""
+    """IS of a generated set: mean and population std over contiguous splits of the extractor's
+    unbiased logits: ``splits`` equal splits (the original TF code's), or with ``is_split_size``
+    runs of that many images, the last one shorter (the ADM evaluator's, which reports the mean
+    over splits of 5000). One-sided; streams (``SplitSums``)."""
 
     name = "is"
     sides = 1
     keys = ("is_mean", "is_std")
     splits: int = option(10, "IS: contiguous splits for mean ± std.")
+    is_split_size: int | None = option(None, "IS: contiguous splits of this many images instead of --splits, the "
+                                             "last one shorter (the ADM evaluator uses 5000).")
 
     def __post_init__(self):
         if self.splits < 1:
             raise GanMetricsError(f"--splits must be at least 1, got {self.splits}")
+        if self.is_split_size is not None and self.is_split_size < 1:
+            raise GanMetricsError(f"--is-split-size must be at least 1, got {self.is_split_size}")
+
+    def _split_options(self) -> tuple:
+        if self.is_split_size is None:
+            return (("splits", self.splits),)
+        return (("split_size", self.is_split_size),)
 
     def needs(self, extractor) -> list[Need]:
-        return [Need(extractor.default_feature("is"), SplitSums, (("splits", self.splits),))]
+        return [Need(extractor.default_feature("is"), SplitSums, self._split_options())]
+
+    def _sums(self, b: Reduced) -> tuple:
+        (sums,) = (value for need, value in b.items() if need.reducer is SplitSums and need.options == self._split_options())
+        return sums
 
     def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
-        (sums,) = (value for need, value in b.items() if need.reducer is SplitSums and need.options == (("splits", self.splits),))
-        mean, std = inception_score_from_sums(*sums)
+        mean, std = inception_score_from_sums(*self._sums(b))
         return {"is_mean": mean, "is_std": std}
+
+    def settings(self, a: Reduced | None, b: Reduced) -> dict:
+        """``splits``; with ``is_split_size`` also that, and ``splits`` the number of splits it made."""
+        if self.is_split_size is None:
+            return {"splits": self.splits}
+        counts = self._sums(b)[0]
+        return {"splits": len(counts), "is_split_size": self.is_split_size}

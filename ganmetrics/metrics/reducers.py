@@ -105,33 +105,57 @@ class SplitSums:
     images of sum_y p log p. That is all ``IS = exp(E_x KL(p(y|x) || p(y)))`` needs, since
     E_x sum_y p log p(y) = sum_y p(y) log p(y) with p(y) the split's mean.
 
-    Image i goes to a split by its position in the whole set: with ``total`` known, splits are
-    contiguous ``[s*N//splits, (s+1)*N//splits)`` as in the original TF code; with ``total=None``
-    (an open-ended stream), image i goes to split ``i % splits``. Memory: 8 (K + 2) bytes a split.
+    Image i goes to a split by its position in the whole set. With ``splits``: for ``total``
+    known, contiguous ``[s*N//splits, (s+1)*N//splits)`` as in the original TF code; with
+    ``total=None`` (an open-ended stream), split ``i % splits``. With ``split_size`` instead
+    (the ADM evaluator's 5000): split ``i // split_size``, contiguous runs of that many images,
+    the last one shorter where N is not a multiple (ceil(N / split_size) splits, added as
+    images arrive when N is open-ended). Memory: 8 (K + 2) bytes a split.
     """
 
     kind: ClassVar[str] = "split_sums"
 
     @classmethod
-    def create(cls, dims: int, total: int | None, device: torch.device | str = "cpu", splits: int = 10) -> "SplitSums":
-        return cls(splits, total, num_classes=dims, device=device)
+    def create(cls, dims: int, total: int | None, device: torch.device | str = "cpu", splits: int | None = 10,
+               split_size: int | None = None) -> "SplitSums":
+        return cls(None if split_size else splits, total, num_classes=dims, device=device, split_size=split_size)
 
-    def __init__(self, splits: int, total: int | None, num_classes: int = 1008, device: torch.device | str = "cpu"):
-        if splits < 1:
-            raise ValueError("splits must be at least 1")
-        self.splits = splits
+    def __init__(self, splits: int | None, total: int | None, num_classes: int = 1008,
+                 device: torch.device | str = "cpu", split_size: int | None = None):
+        if (splits is None) == (split_size is None):
+            raise ValueError("give either splits or split_size")
+        if (split_size if splits is None else splits) < 1:
+            raise ValueError("splits and split_size must be at least 1")
+        self.split_size = split_size
         self.total = total
         self.seen = 0
+        if split_size is not None:
+            splits = 0 if total is None else -(-total // split_size)
         self.counts = torch.zeros(splits, dtype=torch.float64, device=device)
         self.prob_sums = torch.zeros(splits, num_classes, dtype=torch.float64, device=device)
         self.neg_entropy_sums = torch.zeros(splits, dtype=torch.float64, device=device)
 
+    @property
+    def splits(self) -> int:
+        """The number of splits (with ``split_size``: so far, for an open-ended stream)."""
+        return len(self.counts)
+
     def _split_of(self, index: torch.Tensor) -> torch.Tensor:
+        if self.split_size is not None:
+            return torch.div(index, self.split_size, rounding_mode="floor")
         if self.total is None:
             return index % self.splits
         # Largest s with s*N//splits <= i; the bounds are the TF code's slice bounds.
         bounds = torch.tensor([s * self.total // self.splits for s in range(1, self.splits)], device=index.device)
         return torch.bucketize(index, bounds, right=True)
+
+    def _grow(self, splits: int) -> None:
+        """At least ``splits`` splits (split_size mode: new ones are empty)."""
+        missing = splits - self.splits
+        if missing > 0:
+            self.counts = torch.cat([self.counts, self.counts.new_zeros(missing)])
+            self.prob_sums = torch.cat([self.prob_sums, self.prob_sums.new_zeros(missing, self.prob_sums.shape[1])])
+            self.neg_entropy_sums = torch.cat([self.neg_entropy_sums, self.neg_entropy_sums.new_zeros(missing)])
 
     def update(self, logits: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         """Add a batch of unbiased logits, float (N, K) on any device (summed on this
@@ -144,6 +168,8 @@ class SplitSums:
         stop = int(positions.max()) + 1 if len(positions) else self.seen
         if self.total is not None and stop > self.total:
             raise ValueError(f"image position {stop - 1} beyond the declared total {self.total}")
+        if self.split_size is not None:
+            self._grow(-(-stop // self.split_size))
         log_p = torch.log_softmax(logits.detach().to(device, torch.float64), dim=1)
         p = log_p.exp()
         split = self._split_of(positions)
@@ -165,28 +191,35 @@ class SplitSums:
 
     def state(self) -> dict[str, np.ndarray]:
         counts, prob_sums, neg_entropy_sums = self.sums()
-        return {"splits": np.int64(self.splits), "total": np.int64(-1 if self.total is None else self.total),
+        return {"splits": np.int64(self.splits), "split_size": np.int64(self.split_size or -1),
+                "total": np.int64(-1 if self.total is None else self.total),
                 "seen": np.int64(self.seen), "counts": counts, "prob_sums": prob_sums, "neg_entropy_sums": neg_entropy_sums}
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "SplitSums":
         total = int(state["total"])
-        sums = cls(int(state["splits"]), None if total < 0 else total, state["prob_sums"].shape[1], device)
+        split_size = int(state.get("split_size", -1))
+        splits = None if split_size > 0 else int(state["splits"])
+        sums = cls(splits, None if total < 0 else total, state["prob_sums"].shape[1], device,
+                   split_size if split_size > 0 else None)
         sums._add(*(torch.as_tensor(state[k]) for k in ("counts", "prob_sums", "neg_entropy_sums")), int(state["seen"]))
         return sums
 
     def merge(self, other: "SplitSums") -> "SplitSums":
         """Fold ``other`` (which saw other positions of the same set) into this one."""
-        if (other.splits, other.total) != (self.splits, self.total):
+        fixed_splits_differ = self.split_size is None and other.splits != self.splits
+        if fixed_splits_differ or (other.split_size, other.total) != (self.split_size, self.total):
             raise ValueError("cannot merge Inception Score accumulators with different splits or totals")
         self._add(other.counts, other.prob_sums, other.neg_entropy_sums, other.seen)
         return self
 
     def _add(self, counts: torch.Tensor, prob_sums: torch.Tensor, neg_entropy_sums: torch.Tensor, seen: int) -> None:
         device = self.counts.device
-        self.counts += counts.to(device)
-        self.prob_sums += prob_sums.to(device)
-        self.neg_entropy_sums += neg_entropy_sums.to(device)
+        self._grow(len(counts))
+        rows = slice(0, len(counts))
+        self.counts[rows] += counts.to(device)
+        self.prob_sums[rows] += prob_sums.to(device)
+        self.neg_entropy_sums[rows] += neg_entropy_sums.to(device)
         self.seen = max(self.seen, seen)
 
 

@@ -1,6 +1,8 @@
-"""The metrics by name (as ``--metrics`` takes them): a new metric is one module plus one line here."""
+"""The metrics by name (as ``--metrics`` takes them): a new metric is one module plus one line
+here; a suite of metrics reported together (``--metrics adm``) is one ``Suite`` line."""
 
 import dataclasses
+from dataclasses import dataclass
 
 from ..errors import GanMetricsError
 from .base import Metric
@@ -9,6 +11,7 @@ from .fid import FID
 from .inception_score import InceptionScore
 from .kid import KID
 from .precision_recall import PrecisionRecall
+from .sfid import SFID
 
 METRICS: dict[str, type[Metric]] = {
     FID.name: FID,
@@ -16,7 +19,34 @@ METRICS: dict[str, type[Metric]] = {
     KID.name: KID,
     PrecisionRecall.name: PrecisionRecall,
     DensityCoverage.name: DensityCoverage,
+    SFID.name: SFID,
 }
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A name for several metrics with options fixed as another tool runs them, printed as that
+    tool's table. ``metrics``: (metric name, {option: value}) in order; ``rows``: (result key,
+    label) in the table's order, e.g. (("is_mean", "Inception Score"), ("fid", "FID"), ...)."""
+
+    metrics: tuple[tuple[str, dict], ...]
+    rows: tuple[tuple[str, str], ...]
+
+
+SUITES: dict[str, Suite] = {
+    "adm": Suite((("is", {"is_split_size": 5000}), ("fid", {"dims": 2048}), ("sfid", {}), ("pr", {"pr_variant": "adm"})),
+                 (("is_mean", "Inception Score"), ("fid", "FID"), ("sfid", "sFID"), ("precision", "Precision"),
+                  ("recall", "Recall"))),
+}
+"""The suites by name, as ``--metrics`` takes them beside the metrics: ``adm`` is the ADM
+evaluator's (guided-diffusion ``evaluations/evaluator.py``): IS over contiguous splits of 5,000,
+FID and sFID, and precision/recall as its float16 ``ManifoldEstimator``, printed in its order."""
+
+
+def suite_rows(names) -> tuple[tuple[str, str], ...] | None:
+    """The table rows of a request that is exactly one suite (``--metrics adm``), else None."""
+    names = list(dict.fromkeys(names))
+    return SUITES[names[0]].rows if len(names) == 1 and names[0] in SUITES else None
 
 
 def metric_options() -> dict[str, dataclasses.Field]:
@@ -38,15 +68,29 @@ def metric_option_names() -> set[str]:
     return set(metric_options())
 
 
+def known_names() -> str:
+    """The names ``--metrics`` takes, for messages and help: the metrics, then the suites."""
+    return ", ".join([*METRICS, *SUITES])
+
+
 def build_metrics(names, options: dict) -> list[Metric]:
-    """The metrics ``names`` (in that order, duplicates dropped), each given the ``options``
-    it declares as fields. An unknown name is a GanMetricsError listing the known ones."""
-    metrics = []
+    """The metrics ``names`` (in that order, a suite's metrics in its order, each metric once:
+    its first request counts), each given the ``options`` it declares as fields (a suite's
+    fixed options over them). An unknown name is a GanMetricsError listing the known ones."""
+    requests: dict[str, dict] = {}
     for name in dict.fromkeys(names):
-        if name not in METRICS:
-            raise GanMetricsError(f"unknown metric {name!r}: use one of {', '.join(METRICS)} (comma-separated)")
+        if name in SUITES:
+            for metric, fixed in SUITES[name].metrics:
+                requests.setdefault(metric, fixed)
+        elif name in METRICS:
+            requests.setdefault(name, {})
+        else:
+            raise GanMetricsError(f"unknown metric {name!r}: use one of {known_names()} (comma-separated)")
+    metrics = []
+    for name, fixed in requests.items():
         cls = METRICS[name]
-        metrics.append(cls(**{f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options}))
+        given = {**options, **fixed}
+        metrics.append(cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given}))
     if not metrics:
-        raise GanMetricsError(f"no metric requested: pass --metrics with some of {', '.join(METRICS)}")
+        raise GanMetricsError(f"no metric requested: pass --metrics with some of {known_names()}")
     return metrics

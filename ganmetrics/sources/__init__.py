@@ -7,7 +7,7 @@ picks the kind from what the user passed.
 """
 
 from .archives import TarSource, ZipSource
-from .arrays import ArraySource, NpzMember
+from .arrays import ArraySource, NpzMember, images_key
 from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name
 from .files import FolderSource
 from .generator import GeneratorSource
@@ -16,6 +16,6 @@ from .pixels import VALUE_RANGES, rgb_pixels, to_uint8
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "ARRAY_SUFFIXES", "IMAGE_EXTENSIONS", "VALUE_RANGES", "ArraySource", "FolderSource",
-    "GeneratorSource", "ImageSource", "NpzMember", "TarSource", "ZipSource", "decode_image", "is_hidden",
-    "is_image_name", "open_source", "rgb_pixels", "to_uint8",
+    "GeneratorSource", "ImageSource", "NpzMember", "TarSource", "ZipSource", "decode_image", "images_key",
+    "is_hidden", "is_image_name", "open_source", "rgb_pixels", "to_uint8",
 ]

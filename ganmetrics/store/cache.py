@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import GanMetricsError
 from .atomicfile import atomic_write
 from .paths import cache_dir
-from .statsfile import Statistics, load_statistics, save_statistics
+from .statsfile import Statistics, read_statistics, save_statistics
 
 
 def stats_cache_dir() -> Path:
@@ -46,9 +46,7 @@ def get(key: dict, dims: int, label: str) -> Statistics | None:
     if not path.is_file():
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a missing meta makes the entry corrupt, not foreign
-            stats = load_statistics(path)
+        stats = read_statistics(path)  # no warning for a missing meta: that makes the entry corrupt, not foreign
     except GanMetricsError:
         stats = None
     if stats is None or stats.meta is None or stats.n is None or stats.dims != dims:

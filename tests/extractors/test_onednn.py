@@ -31,7 +31,7 @@ def test_outputs_equal_the_plain_network_bit_for_bit(networks, batch):
     x = torch.rand(batch, 3, 299, 299, generator=torch.Generator().manual_seed(batch)) * 2 - 1
     with torch.inference_mode():
         for dims in ("64", "192", "768", "2048"):
-            wanted = {dims, "logits_unbiased"}
+            wanted = {dims, "spatial", "logits_unbiased"}
             expected, got = plain(x, wanted), blocked(x, wanted)
             for feature in wanted:
                 assert torch.equal(got[feature], expected[feature]), dims

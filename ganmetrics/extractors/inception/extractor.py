@@ -1,5 +1,5 @@
-"""The FID Inception-v3 as a feature extractor: the taps "64", "192", "768", "2048" (pool3) and
-"logits_unbiased" of one forward pass, with the named resize of ``preprocess.py``.
+"""The FID Inception-v3 as a feature extractor: the taps "64", "192", "768", "2048" (pool3),
+"logits_unbiased" and "spatial" (sFID's) of one forward pass, with the named resize of ``preprocess.py``.
 
 On the CPU the network runs in oneDNN's blocked layout (``onednn.py``) with its stem two images
 at a time: the same numbers, faster. Resizing (``tf``, ``pytorch``) runs on the compute device;

@@ -29,12 +29,23 @@ auxiliary classifier (after Mixed_6e), 2048 after the final average pool (pool3)
 
 NUM_CLASSES = 1008
 
-FEATURES = {**{str(dims): dims for dims in FEATURE_DIMS}, "logits_unbiased": NUM_CLASSES}
-"""The named features of one forward pass and their widths: the spatially averaged activations
-of each tap, and ``logits_unbiased``, pool3 @ fc.weight.T without the fc bias (the IS logits)."""
+SPATIAL_CHANNELS = 7
+SPATIAL_SIZE = 17
+"""sFID's features: the first ``SPATIAL_CHANNELS`` channels of ``Mixed_6d.branch1x1`` (the TF
+graph's ``mixed_6/conv``), whose maps are ``SPATIAL_SIZE`` x ``SPATIAL_SIZE`` at the 299 input."""
 
-DEEP_FEATURES = frozenset({"768", "2048", "logits_unbiased"})
+FEATURES = {**{str(dims): dims for dims in FEATURE_DIMS}, "logits_unbiased": NUM_CLASSES,
+            "spatial": SPATIAL_SIZE * SPATIAL_SIZE * SPATIAL_CHANNELS}
+"""The named features of one forward pass and their widths: the spatially averaged activations
+of each tap; ``logits_unbiased``, pool3 @ fc.weight.T without the fc bias (the IS logits); and
+``spatial`` (2023, sFID's, as the ADM evaluator): the ``Mixed_6d.branch1x1`` output after batch
+norm and ReLU, channels 0-6, flattened channels last: index (h * 17 + w) * 7 + c."""
+
+DEEP_FEATURES = frozenset({"spatial", "768", "2048", "logits_unbiased"})
 """The features that need the Inception blocks (beyond the stem)."""
+
+AFTER_MIXED_6D = frozenset({"768", "2048", "logits_unbiased"})
+"""The features that need the layers after Mixed_6d."""
 
 
 class BasicConv2d(nn.Module):
@@ -126,6 +137,10 @@ class InceptionC(LayoutAware):
         self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_and_branch1x1(x)[0]
+
+    def forward_and_branch1x1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the block's output, its ``branch1x1`` output: N x 192 x H x W, in the block's layout)."""
         x = self.branch_input(x)
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
@@ -133,7 +148,7 @@ class InceptionC(LayoutAware):
         bd = self.branch7x7dbl_3(self.branch7x7dbl_2(bd))
         bd = self.branch7x7dbl_5(self.branch7x7dbl_4(bd))
         bp = self.branch_pool(_tf_avg_pool(x))
-        return _concat([b1, b7, bd, bp])
+        return _concat([b1, b7, bd, bp]), b1
 
 
 class InceptionD(LayoutAware):
@@ -190,6 +205,13 @@ def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(_dense(x), output_size=(1, 1)).flatten(1)
 
 
+def _channels_last_head(x: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> float32 (N, H * W * SPATIAL_CHANNELS): the first channels, flattened
+    channels last (index (h * W + w) * SPATIAL_CHANNELS + c), as the ADM evaluator's
+    ``mixed_6/conv[..., :7]`` of an NHWC TF tensor."""
+    return _dense(x)[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).reshape(len(x), -1)
+
+
 class FIDInceptionV3(LayoutAware):
     """The FID Inception-v3. Build it, then ``load_state_dict`` a checkpoint (see ``weights.py``)."""
 
@@ -225,7 +247,7 @@ class FIDInceptionV3(LayoutAware):
     def forward(self, x: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
         """x: float32 (N, 3, 299, 299) in [-1, 1] -> {feature: float32 (N, FEATURES[feature])}
         for each wanted feature of ``FEATURES``. Runs only as deep as the wanted features need:
-        ``forward(x, {"64"})`` stops after the first max pool."""
+        ``forward(x, {"64"})`` stops after the first max pool, ``forward(x, {"spatial"})`` after Mixed_6d."""
         unknown = set(wanted) - FEATURES.keys()
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}: the network provides {list(FEATURES)}")
@@ -235,9 +257,14 @@ class FIDInceptionV3(LayoutAware):
         if not deeper:
             return out
         x = chunks[0][1] if len(chunks) == 1 else torch.cat([_dense(blocks) for _, blocks in chunks])  # N x 192 x 35 x 35
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
-                      self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
+        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
             x = block(x)  # ends N x 768 x 17 x 17
+        x, branch1x1 = self.Mixed_6d.forward_and_branch1x1(x)
+        if "spatial" in wanted:
+            out["spatial"] = _channels_last_head(branch1x1)
+            if AFTER_MIXED_6D.isdisjoint(wanted):
+                return out
+        x = self.Mixed_6e(x)
         if "768" in wanted:
             out["768"] = _spatial_mean(x)
             if {"2048", "logits_unbiased"}.isdisjoint(wanted):

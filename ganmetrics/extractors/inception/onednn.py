@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .network import BasicConv2d, FIDInceptionV3, LayoutAware
 from .preprocess import INPUT_SIZE
 
-PROBED = ("2048", "logits_unbiased")
+PROBED = ("spatial", "2048", "logits_unbiased")
 
 
 def _batch_norm_terms(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +66,7 @@ def use_blocked_layout(network: FIDInceptionV3) -> bool:
     """Convert an eval-mode network in place to run in oneDNN's blocked layout (inference only:
     no gradients). Returns True when converted. It stays plain, and False is returned, where
     oneDNN is missing, the network is not fp32 on the CPU, or the converted network's features
-    and logits of a probe image differ in any bit from the plain network's: the kernels oneDNN
+    (sFID's spatial ones and pool3) and logits of a probe image differ in any bit from the plain network's: the kernels oneDNN
     picks depend on the machine, and the equivalence is checked on this one."""
     parameter = network.fc.weight
     if not (torch.backends.mkldnn.is_available() and parameter.device.type == "cpu"
