@@ -207,13 +207,19 @@ class EvalSettings:
 def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
     """``ganmetrics eval A B --metrics fid,is,kid --json`` in this process (the command line's
     own entry point, its JSON read from stdout)."""
-    from ganmetrics.cli import cli
-
     args = ["eval", inputs.a, inputs.b, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits),
             "--kid-subsets", str(settings.kid_subsets), "--kid-subset-size", str(settings.kid_subset_size),
             "--seed", str(settings.seed), "--weights", inputs.weights, "--device", inputs.device,
             "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--dims", str(inputs.dims),
             "--resize", "tf", "--no-cache", "--quiet", "--json"]
+
+    return eval_call(args, ("fid", "is_mean", "is_std", "kid", "kid_std"))
+
+
+def eval_call(args: list[str], keys: tuple[str, ...]):
+    """The call to time: ``ganmetrics ARGS`` (an ``eval ... --json``) through the command line's
+    own entry point in this process, returning {key: float} of its ``results``."""
+    from ganmetrics.cli import cli
 
     def call():
         stdout = io.StringIO()
@@ -224,7 +230,7 @@ def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
                 if exit_.code not in (0, None):
                     raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
         results = json.loads(stdout.getvalue())["results"]
-        return {key: float(results[key]) for key in ("fid", "is_mean", "is_std", "kid", "kid_std")}
+        return {key: float(results[key]) for key in keys}
     return call
 
 
@@ -376,27 +382,12 @@ ADM_SPLIT_SIZE = 5000  # the ADM evaluator's IS splits
 
 def ganmetrics_adm(inputs: Inputs):
     """``ganmetrics eval A.npz B.npz --metrics adm --json`` in this process (the command line's
-    own entry point). Skipped while no ``adm`` suite is registered (it needs precision/recall)."""
-    from ganmetrics.cli import cli
-    from ganmetrics.metrics.registry import SUITES
-
-    if "adm" not in SUITES:
-        raise Skip("`--metrics adm` is not registered yet: it needs precision/recall (`pr`, issue 10)")
+    own entry point)."""
     args = ["eval", inputs.a, inputs.b, "--metrics", "adm", "--weights", inputs.weights, "--device", inputs.device,
             "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--resize", "tf", "--no-cache",
             "--quiet", "--json"]
 
-    def call():
-        stdout = io.StringIO()
-        with contextlib.redirect_stdout(stdout):
-            try:
-                cli.main(args)
-            except SystemExit as exit_:
-                if exit_.code not in (0, None):
-                    raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
-        results = json.loads(stdout.getvalue())["results"]
-        return {key: float(results[key]) for key in ("is_mean", "fid", "sfid", "precision", "recall")}
-    return call
+    return eval_call(args, ("is_mean", "fid", "sfid", "precision", "recall"))
 
 
 def torch_fidelity_adm(inputs: Inputs):
