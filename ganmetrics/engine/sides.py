@@ -48,7 +48,7 @@ def needs_of(metrics: list[Metric], extractor, side: str) -> dict[Need, str]:
     needs: dict[Need, str] = {}
     for metric in metrics:
         if side == "b" or metric.sides == 2:
-            for need in metric.needs(extractor):
+            for need in metric.needs(extractor) if side == "b" else metric.reference_needs(extractor):
                 needs[need] = f"{needs[need]}, {metric.name}" if need in needs else metric.name
     return needs
 

@@ -41,6 +41,7 @@ class InceptionScore(Metric):
     name = "is"
     sides = 1
     keys = ("is_mean", "is_std")
+    interval_keys = ("is_mean",)
     splits: int = option(10, "IS: contiguous splits for mean ± std.")
 
     def __post_init__(self):

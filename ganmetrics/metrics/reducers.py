@@ -157,10 +157,15 @@ class SplitSums:
         # A (splits, N) one-hot matrix sums images into their splits: deterministic on a GPU,
         # where index_add_ adds in arbitrary order, and with no synchronisation.
         one_hot = (split == torch.arange(self.splits, device=device)[:, None]).to(torch.float64)
+        self._accumulate(one_hot, p, positions)
+        self.seen = max(self.seen, stop)
+
+    def _accumulate(self, one_hot: torch.Tensor, p: torch.Tensor, positions: torch.Tensor) -> None:
+        """Add the class probabilities ``p``, float64 (N, K), of the images at ``positions`` into
+        their splits (``one_hot``, float64 (S, N))."""
         self.counts += one_hot.sum(dim=1)
         self.prob_sums += one_hot @ p
         self.neg_entropy_sums += one_hot @ torch.special.xlogy(p, p).sum(dim=1)
-        self.seen = max(self.seen, stop)
 
     def sums(self) -> tuple:
         """(counts (S,), prob_sums (S, K), neg_entropy_sums (S,)) as float64 NumPy arrays, the

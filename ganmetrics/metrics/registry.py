@@ -6,12 +6,15 @@ from ..errors import GanMetricsError
 from .base import Metric
 from .fid import FID
 from .inception_score import InceptionScore
+from .infinity import FIDInfinity, ISInfinity
 from .kid import KID
 
 METRICS: dict[str, type[Metric]] = {
     FID.name: FID,
     InceptionScore.name: InceptionScore,
     KID.name: KID,
+    FIDInfinity.name: FIDInfinity,
+    ISInfinity.name: ISInfinity,
 }
 
 

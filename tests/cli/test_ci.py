@@ -1,0 +1,182 @@
+"""`--ci`, FID∞/IS∞, the interval gates and `--plot` end to end: the interval does not depend on
+the batch size or the worker count, `fid` and `eval` agree, a statistics file stays fixed unless
+it holds features, gates read the interval's ends, and bad requests are one-line errors."""
+
+import json
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
+from ganmetrics.cli.plot import plot_results
+from ganmetrics.metrics.fid import FID
+from ganmetrics.metrics.infinity import FIDInfinity
+from ganmetrics.metrics.inception_score import InceptionScore
+from ganmetrics.provenance import Provenance
+
+CI = ("--metrics", "fid", "--ci", "30")
+
+
+def fast(workers: int = 0) -> tuple:
+    return ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", str(workers))
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ci")
+    return {"a": write_images(root / "a", smooth_images(40, (32, 32), seed=41)),
+            "b": write_images(root / "b", smooth_images(40, (32, 32), seed=42, offset=0.2)),
+            "c": write_images(root / "c", smooth_images(30, (32, 32), seed=43, offset=0.1))}
+
+
+def run_json(*args, options=fast()):
+    result = run_cli(*args, "--json", options=options)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def with_interval(sets):
+    """`eval a b --metrics fid --ci 30` uncached, one worker process, batches of 50."""
+    return run_json("eval", sets["a"], sets["b"], *CI, "--batch-size", "50", "--no-cache", options=fast(workers=1))
+
+
+def test_the_interval_is_the_same_for_any_batch_size_and_worker_count(sets, with_interval):
+    results = with_interval["results"]
+    assert set(results) == {"fid", "fid_ci_low", "fid_ci_high"}
+    assert results["fid_ci_low"] < results["fid_ci_high"]
+    assert with_interval["settings"] == {"resize": "tf", "dims": 64, "ci": 30, "ci_level": 0.95, "ci_method": "basic",
+                                         "ci_seed": 0, "ci_reference_resampled": True}
+    for batch_size, workers in ((7, 1), (50, 2)):
+        other = run_json("eval", sets["a"], sets["b"], *CI, "--batch-size", str(batch_size), "--no-cache",
+                         options=fast(workers))["results"]
+        # The bootstrap values are the same: their quantiles, 2 fid - the basic interval's ends, agree to
+        # rounding. The ends move with FID itself, whose streamed sums the batching changes in the last bits
+        # (amplified to ~1e-9 here by singular covariances: 40 images, 64 dims).
+        assert [2 * other["fid"] - other[f"fid_ci_{end}"] for end in ("high", "low")] == pytest.approx(
+            [2 * results["fid"] - results[f"fid_ci_{end}"] for end in ("high", "low")], rel=1e-13)
+        assert other == pytest.approx(results, rel=1e-8)
+
+
+def test_fid_reports_the_interval_of_eval(sets, with_interval):
+    row = run_json("fid", sets["a"], sets["b"], "--ci", "30", "--no-cache")
+    assert (row["value"], row["ci_low"], row["ci_high"]) == tuple(with_interval["results"][k]
+                                                                 for k in ("fid", "fid_ci_low", "fid_ci_high"))
+    assert (row["ci"], row["ci_level"], row["ci_method"], row["ci_reference_resampled"]) == (30, 0.95, "basic", True)
+
+
+def test_a_statistics_file_stays_fixed_unless_it_holds_the_features(sets, with_interval, tmp_path):
+    plain, with_features = tmp_path / "a.npz", tmp_path / "a-features.npz"
+    assert run_cli("stats", sets["a"], "-o", plain).exit_code == 0
+    assert run_cli("stats", sets["a"], "-o", with_features, "--features").exit_code == 0
+    fixed = run_json("eval", plain, sets["b"], *CI)
+    assert fixed["settings"]["ci_reference_resampled"] is False
+    assert fixed["results"]["fid"] == pytest.approx(with_interval["results"]["fid"], rel=1e-9)
+    assert fixed["results"]["fid_ci_low"] != with_interval["results"]["fid_ci_low"]
+    resampled = run_json("eval", with_features, sets["b"], *CI)
+    assert resampled["settings"]["ci_reference_resampled"] is True
+    assert resampled["results"] == pytest.approx(with_interval["results"], rel=1e-9)
+
+
+def test_interval_gates_read_the_interval_ends(sets, with_interval):
+    low, high = with_interval["results"]["fid_ci_low"], with_interval["results"]["fid_ci_high"]
+    inside = run_cli("eval", sets["a"], sets["b"], *CI, "--fail-above-ci", f"fid={(low + high) / 2}",
+                     "--fail-below-ci", f"fid={(low + high) / 2}")
+    assert inside.exit_code == 0, inside.output
+    above = run_cli("eval", sets["a"], sets["b"], *CI, "--fail-above-ci", f"fid={low - 0.01}")
+    line = one_line_error(above, code=1)
+    assert f"fid 95% CI [{low:.4f}, {high:.4f}] > {low - 0.01:g}" in line and str(sets["b"]) in line
+    below = run_cli("fid", sets["a"], sets["b"], "--ci", "30", "--fail-above-ci", str(low - 0.01))
+    assert f"[{low:.4f}, {high:.4f}]" in one_line_error(below, code=1)
+
+
+def test_fid_inf_and_the_plot_of_several_generated_sets(sets, tmp_path):
+    plot = tmp_path / "checkpoints.png"
+    rows = run_json("eval", sets["a"], sets["b"], sets["c"], "--metrics", "fid,fid_inf", "--inf-min", "10",
+                    "--inf-points", "5", "--ci", "20", "--plot", plot)
+    assert [row["source_b"] for row in rows] == [str(sets["b"]), str(sets["c"])]
+    for row in rows:
+        fit = row["details"]["fid_inf_fit"]
+        assert fit["n"] == np.linspace(10, row["n_b"], 5).astype("int32").tolist() and len(fit["value"]) == 5
+        assert (row["results"]["fid_inf"], row["results"]["fid_inf_se"]) == (fit["intercept"], fit["se"])
+        assert row["settings"]["inf_min"] == 10 and row["settings"]["seed"] == 2020
+        assert fit["value"][-1] == pytest.approx(row["results"]["fid"], rel=1e-6)  # all N images: FID at N
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with PIL.Image.open(plot) as image:
+        image.load()
+        assert image.size[0] > 400 and image.size[1] > 200
+
+
+def test_is_and_kid_intervals_stream_and_resample_the_bank(tmp_path):
+    a = write_images(tmp_path / "a", smooth_images(12, (32, 32), seed=44))
+    b = write_images(tmp_path / "b", smooth_images(12, (32, 32), seed=45, offset=0.2))
+    row = run_json("eval", a, b, "--metrics", "is,kid", "--splits", "2", "--kid-subsets", "3",
+                   "--kid-subset-size", "4", "--ci", "12")
+    results = row["results"]
+    assert set(results) == {"is_mean", "is_std", "kid", "kid_std", "is_mean_ci_low", "is_mean_ci_high",
+                            "kid_ci_low", "kid_ci_high"}
+    assert results["is_mean_ci_low"] < results["is_mean_ci_high"] and results["kid_ci_low"] < results["kid_ci_high"]
+    assert row["settings"]["ci_reference_resampled"] is True
+
+
+def evaluated(source_b: str, values: dict, details: dict | None = None):
+    """An EvalResult-shaped record for the plotting function."""
+    provenance = Provenance("test", "0" * 64, False, "tf")
+    return SimpleNamespace(source_b=source_b, results=values, settings={"ci": 50, "ci_level": 0.9},
+                           details=details or {}, provenance=provenance)
+
+
+def test_the_plot_has_one_point_and_one_interval_per_generated_set_and_the_fitted_lines():
+    fits = [{"n": [10, 20, 40], "value": [3.0, 2.5, 2.25], "intercept": 2.0, "slope": 10.0, "se": 0.1},
+            {"n": [10, 20, 40], "value": [5.0, 4.5, 4.2], "intercept": 4.0, "slope": 10.0, "se": 0.2}]
+    results = [evaluated(f"runs/ckpt{i}", {"fid": 2.0 + i, "fid_ci_low": 1.5 + i, "fid_ci_high": 2.6 + i,
+                                           "is_mean": 1.1, "is_std": 0.1,
+                                           "fid_inf": fits[i]["intercept"], "fid_inf_se": fits[i]["se"]},
+                         {"fid_inf_fit": fits[i]}) for i in range(2)]
+    figure = plot_results(results, [FID(), InceptionScore(), FIDInfinity()])
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert set(panels) == {"fid (90% CI, B=50)", "is_mean", "fid_inf (± 1 s.e. of the fit)",
+                           "fid_inf: values at N against 1/N, fitted line"}
+    fid = panels["fid (90% CI, B=50)"]
+    (points,) = [line for line in fid.get_lines() if line.get_gid() == "values"]
+    assert points.get_xdata().tolist() == [0, 1] and points.get_ydata().tolist() == [2.0, 3.0]
+    (bars,) = [c for c in fid.collections if c.get_gid() == "interval"]
+    assert [segment[:, 1].tolist() for segment in bars.get_segments()] == [[1.5, 2.6], [2.5, 3.6]]
+    assert [label.get_text() for label in fid.get_xticklabels()] == ["ckpt0", "ckpt1"]
+    fit = panels["fid_inf: values at N against 1/N, fitted line"]
+    lines = [line for line in fit.get_lines() if line.get_gid() == "fit"]
+    assert [line.get_ydata().tolist() for line in lines] == [[2.0, 3.0], [4.0, 5.0]]  # a + b/N at 1/N = 0 and 1/10
+    assert figure.get_suptitle().startswith("UNCALIBRATED")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--ci", "0"), "--ci must be at least 2 bootstrap replicates"),
+    (("--ci", "100", "--ci-level", "1.5"), "--ci-level must lie strictly between 0 and 1"),
+    (("--metrics", "fid_inf"), "fid_inf needs more generated images than --inf-min 5000 (its smallest sample; "
+                               "Chong & Forsyth use 5000), got 40: add images, or lower --inf-min"),
+    (("--fail-above-ci", "fid=30"), "--fail-above-ci gates on the bounds of a confidence interval: add --ci B"),
+    (("--metrics", "is_inf", "--inf-min", "10", "--ci", "10"), "--ci: no interval for is_inf"),
+    (("--ci", "10", "--fail-below-ci", "is_std=1", "--metrics", "is"), "'is_std' has no bootstrap interval"),
+    (("--plot", "plot.jpg"), "the plot is a PNG file"),
+    (("--metrics", "kid", "--kid-subset-size", "40", "--ci", "10"),
+     "--ci: bootstrap replicate 1 of 10 resamples the 40 generated images as 35 and the 40 reference ones as 47 "
+     "(a Poisson number of draws): KID needs at least --kid-subset-size 40 images on each side"),
+])
+def test_bad_requests_are_one_line_errors_before_any_work(sets, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    with counted_decodes() as decoded:
+        result = run_cli("eval", sets["a"], sets["b"], *args)
+    assert message in one_line_error(result)
+    assert decoded[0] == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_plotting_without_matplotlib_is_a_one_line_error_before_any_work(sets, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib...` now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with counted_decodes() as decoded:
+        result = run_cli("eval", sets["a"], sets["b"], "--plot", tmp_path / "p.png")
+    assert "--plot needs matplotlib, which is not installed: pip install 'ganmetrics[plot]'" in one_line_error(result)
+    assert decoded[0] == 0 and not (tmp_path / "p.png").exists()
