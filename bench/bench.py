@@ -28,7 +28,12 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    ``calculate_metrics(fid=True, isc=True, kid=True)`` on each size set (time, memory, values;
    ``tools.EVAL_TOOLS``), and times the KID step alone on random float32 2048-d features of the
    same counts (``tools.KID_STEPS``).
-6. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
+6. Measures what knowing how sure the number is costs: ``ganmetrics eval A B --metrics fid``
+   against the same with ``--ci B`` (``--ci-replicates``, default 100) and with
+   ``--metrics fid,fid_inf`` (``tools.INTERVAL_RUNS``): the extra call time, time per bootstrap
+   replicate and peak memory over the plain run. Chong & Forsyth's smallest sample is 5,000
+   images, more than these sets hold: FID∞ runs from ``--inf-min`` (default a fifth of B).
+7. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
 
 Like with like: ganmetrics ``--resize pytorch`` is compared with pytorch-fid and clean-fid
@@ -62,7 +67,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from tools import EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, TOOLS, EvalSettings, Inputs, Skip, tool_names  # noqa: E402
+from tools import (EVAL_REFERENCE, EVAL_TOOLS, INTERVAL_REFERENCE, INTERVAL_RUNS, KID_STEPS, TOOLS,  # noqa: E402
+                   EvalSettings, Inputs, IntervalSettings, Skip, tool_names)
 
 SETS = {"small": "32px PNG", "large": "256px JPEG"}
 EQUAL_RTOL = 1e-4  # "equal values" for the speed-up target: the parity tests' FID tolerance
@@ -244,6 +250,17 @@ def work_eval(job) -> dict:
             "is_splits": settings.is_splits, **timing}
 
 
+def work_interval(job) -> dict:
+    """One row of ``tools.INTERVAL_RUNS`` between folders A and B, timed alone; its results."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    torch = _torch_setup(job)
+    call = INTERVAL_RUNS[job["run"]][1](Inputs.of_job(job), IntervalSettings(job["replicates"], job["inf_min"]))
+    values, timing = _timed(torch, job["device"], call)
+    return {"values": values, **timing}
+
+
 def work_kid_step(job) -> dict:
     """KID alone from random float32 2048-d features (n_gen and n_ref rows): each tool of
     ``tools.KID_STEPS`` on the same arrays, median of ``repeats`` timed calls each (after the
@@ -367,7 +384,7 @@ def work_reduction(job) -> dict:
     return out
 
 
-WORKERS = {"tool": work_tool, "eval": work_eval, "kid_step": work_kid_step, "bare": work_bare,
+WORKERS = {"tool": work_tool, "eval": work_eval, "interval": work_interval, "kid_step": work_kid_step, "bare": work_bare,
            "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
 
 
@@ -714,6 +731,7 @@ def render(res: dict, derived: dict) -> str:
             lines.append(f"| {label} | {g['seconds']:.2f} | {p['seconds']:.2f} | {p['seconds'] / g['seconds']:.2f}x | "
                          f"{g['value']:.6f} | {p['value']:.6f} | {_fmt_rel(_rel(p['value'], g['value']))} |")
     lines += render_eval(res, derived)
+    lines += render_interval(res)
     rss = res.get("rss")
     if rss:
         lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
@@ -805,6 +823,42 @@ def render_eval(res: dict, derived: dict) -> list[str]:
     return lines
 
 
+def render_interval(res: dict) -> list[str]:
+    """The table of what ``--ci`` and ``fid_inf`` add to a plain FID run (``tools.INTERVAL_RUNS``)."""
+    rows, a = res.get("interval", {}), res["args"]
+    if not rows:
+        return []
+    lines = ["", f"How sure is the number: what `--ci {a['ci_replicates']}` and `fid_inf` add to a plain FID run "
+             f"(dims {a['dims']}, the call only; FID∞ from --inf-min M to N):", "",
+             "| run · set | images | call s | extra s | extra s per replicate | CPU s | peak RSS MiB | extra RSS MiB "
+             "| FID | interval or FID∞ ± s.e. |", "| --- |" + " ---: |" * 9]
+    for set_name, info in res["sets"].items():
+        plain = rows.get(f"{INTERVAL_REFERENCE}/{set_name}") or {}
+        for run in INTERVAL_RUNS:
+            r = rows.get(f"{run}/{set_name}")
+            if r is None:
+                continue
+            label = f"{run} · {SETS[set_name]}"
+            if "values" not in r:
+                lines.append(f"| {label} | {info['images']} |" + " – |" * 7 + f" {r.get('error', '–')} |")
+                continue
+            v, base = r["values"], "values" in plain
+            extra = r["seconds"] - plain["seconds"] if base and run != INTERVAL_REFERENCE else None
+            per_replicate = extra / a["ci_replicates"] if extra is not None and "fid_ci_low" in v else None
+            memory = r["peak_rss_mib"] - plain["peak_rss_mib"] if base and run != INTERVAL_REFERENCE else None
+            sure = (f"[{v['fid_ci_low']:.4g}, {v['fid_ci_high']:.4g}]" if "fid_ci_low" in v else
+                    f"{v['fid_inf']:.4g} ± {v['fid_inf_se']:.2g} (M = {r['inf_min']})" if "fid_inf" in v else "–")
+            lines.append(f"| {label} | {info['images']} | {_fmt(r['seconds'])} | {_fmt(extra)} | {_fmt(per_replicate, 2)} "
+                         f"| {_fmt(r.get('cpu_seconds'))} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(memory, 0)} | "
+                         f"{v['fid']:.6g} | {sure} |")
+    lines.append("\nExtra: over the plain run of the same set. `--ci` keeps both sides' feature banks (4 B x dims "
+                 "an image) and recomputes each replicate's Gaussians from them (2 n dims² float64 flops a side for "
+                 "its n = 63% of images of nonzero weight) plus one FID trace square root; FID∞ keeps the generated "
+                 "bank and computes 15 subset Gaussians and FIDs. Runs: "
+                 + "; ".join(f"{name}: {note}" for name, (note, _) in INTERVAL_RUNS.items()) + ".")
+    return lines
+
+
 def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
     block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{title}\n"
@@ -844,8 +898,13 @@ def parse_args(argv=None):
     p.add_argument("--kid-subsets", type=int, default=100,
                    help="KID subsets for the eval rows and the KID step, both tools (default 100, both tools' default)")
     p.add_argument("--kid-repeats", type=int, default=3, help="repeats of each KID-step timing; the median counts (default 3)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid "
-                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid: the KID step alone)")
+    p.add_argument("--ci-replicates", type=int, default=100, help="B of the --ci row (default 100)")
+    p.add_argument("--inf-min", type=int, default=None,
+                   help="--inf-min of the fid_inf row (default: a fifth of the set's B folder; the paper's 5000 "
+                        "needs more images than these sets hold)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,"
+                   "interval (eval: the `ganmetrics eval` vs torch-fidelity rows; kid: the KID step alone; interval: "
+                   "the cost of --ci and fid_inf)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -908,6 +967,21 @@ def run_eval(args, runner, folders, base, res, skip) -> None:
             res["kid_step"]["torch_threads"] = r.get("torch_threads")
             res["kid_step"][set_name] = dict(r, n_gen=n_gen, n_ref=n_ref, kid_subsets=args.kid_subsets,
                                              kid_subset_size=subset_size[set_name])
+
+
+def run_interval(args, runner, folders, base, res) -> None:
+    """The rows of ``INTERVAL_RUNS`` on each size set, ``--rounds`` times (the best call counts)."""
+    runs: dict[str, list] = {}
+    for round_index in range(args.rounds):
+        for set_name in SETS:
+            a, b = folders[set_name]
+            inf_min = args.inf_min or max(2, len(list(b.iterdir())) // 5)
+            for run in INTERVAL_RUNS:
+                job = dict(base, kind="interval", run=run, a=str(a), b=str(b), replicates=args.ci_replicates,
+                           inf_min=inf_min)
+                result = runner.job(f"interval_{run.replace(' ', '').replace(',', '_')}_{set_name}_r{round_index}", job)
+                runs.setdefault(f"{run}/{set_name}", []).append(dict(result, inf_min=inf_min))
+    res["interval"] = {key: combine_rounds(results) for key, results in runs.items()}
 
 
 def main(argv=None) -> int:
@@ -986,6 +1060,8 @@ def main(argv=None) -> int:
         runner.env = env
     if "eval" not in skip or "kid" not in skip:
         run_eval(args, runner, folders, base, res, skip)
+    if "interval" not in skip:
+        run_interval(args, runner, folders, base, res)
     if "rss" not in skip:
         one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
         (out / "stats").mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
-folders), ``EVAL_TOOLS`` (FID + IS + KID in one call) and ``KID_STEPS`` (KID from two feature
-arrays).
+folders), ``EVAL_TOOLS`` (FID + IS + KID in one call), ``KID_STEPS`` (KID from two feature
+arrays) and ``INTERVAL_RUNS`` (a plain FID run against the same with ``--ci`` or ``fid_inf``).
 
 An adapter is a function of the run's ``Inputs`` that does the tool's imports and patches (not
 timed) and returns the call to time: a function of no arguments that returns the FID (a float,
@@ -203,14 +203,13 @@ class EvalSettings:
     seed: int = 2020
 
 
-def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
-    """``ganmetrics eval A B --metrics fid,is,kid --json`` in this process (the command line's
-    own entry point, its JSON read from stdout)."""
+def ganmetrics_eval_results(inputs: Inputs, *options: str) -> Callable[[], dict]:
+    """A call of ``ganmetrics eval A B OPTIONS --json`` in this process (the command line's own
+    entry point, its JSON read from stdout), uncached, with the run's settings; it returns the
+    JSON's ``results``."""
     from ganmetrics.cli import cli
 
-    args = ["eval", inputs.a, inputs.b, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits),
-            "--kid-subsets", str(settings.kid_subsets), "--kid-subset-size", str(settings.kid_subset_size),
-            "--seed", str(settings.seed), "--weights", inputs.weights, "--device", inputs.device,
+    args = ["eval", inputs.a, inputs.b, *options, "--weights", inputs.weights, "--device", inputs.device,
             "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--dims", str(inputs.dims),
             "--resize", "tf", "--no-cache", "--quiet", "--json"]
 
@@ -222,8 +221,19 @@ def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
             except SystemExit as exit_:
                 if exit_.code not in (0, None):
                     raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
-        results = json.loads(stdout.getvalue())["results"]
-        return {key: float(results[key]) for key in ("fid", "is_mean", "is_std", "kid", "kid_std")}
+        return json.loads(stdout.getvalue())["results"]
+    return call
+
+
+def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
+    """``ganmetrics eval A B --metrics fid,is,kid --json`` (``ganmetrics_eval_results``)."""
+    results = ganmetrics_eval_results(
+        inputs, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits), "--kid-subsets", str(settings.kid_subsets),
+        "--kid-subset-size", str(settings.kid_subset_size), "--seed", str(settings.seed))
+
+    def call():
+        values = results()
+        return {key: float(values[key]) for key in ("fid", "is_mean", "is_std", "kid", "kid_std")}
     return call
 
 
@@ -281,3 +291,36 @@ KID_STEPS: dict[str, tuple[str, Callable]] = {
     "ganmetrics": ("`ganmetrics.metrics.kid.kernel_inception_distance` (float32 Gram products, float64 kernel sums, on --device)", ganmetrics_kid),
     "torch-fidelity": ("`torch_fidelity.metric_kid.kid_features_to_metric` (float32 numpy, CPU)", torch_fidelity_kid),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# How sure is the number: a plain FID run, and the same with a bootstrap interval or FID∞. An
+# adapter of (Inputs, IntervalSettings) returns the call to time, which returns the results.
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """``replicates``: B of ``--ci``; ``inf_min``: FID∞'s smallest sample (``--inf-min``)."""
+
+    replicates: int
+    inf_min: int
+
+
+def plain_fid_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid")
+
+
+def interval_fid_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid", "--ci", str(settings.replicates))
+
+
+def fid_inf_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid,fid_inf", "--inf-min", str(settings.inf_min))
+
+
+INTERVAL_RUNS: dict[str, tuple[str, Callable]] = {
+    "fid": ("`ganmetrics eval A B --metrics fid`", plain_fid_run),
+    "fid --ci": ("`ganmetrics eval A B --metrics fid --ci B`", interval_fid_run),
+    "fid,fid_inf": ("`ganmetrics eval A B --metrics fid,fid_inf --inf-min M`", fid_inf_run),
+}
+INTERVAL_REFERENCE = "fid"

@@ -1,6 +1,10 @@
 """`--ci`, FID∞/IS∞, the interval gates and `--plot` end to end: the interval does not depend on
 the batch size or the worker count, `fid` and `eval` agree, a statistics file stays fixed unless
-it holds features, gates read the interval's ends, and bad requests are one-line errors."""
+it holds features, gates read the interval's ends, and bad requests are one-line errors.
+
+Building the network costs ~10 s of CPU a run, so images go through the engine with one shared
+extractor, once per setting, and the command line then reads statistics files holding every
+image's features (`stats --features`): those load no network."""
 
 import json
 import sys
@@ -10,18 +14,29 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
+from helpers import counted_decodes, cpu_extractor, one_line_error, run_cli, smooth_images, write_images
+from ganmetrics.api import evaluate_sides
 from ganmetrics.cli.plot import plot_results
+from ganmetrics.config import IntervalOptions, RunConfig
+from ganmetrics.engine.runner import reduce_source
+from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.fid import FID
 from ganmetrics.metrics.infinity import FIDInfinity
 from ganmetrics.metrics.inception_score import InceptionScore
+from ganmetrics.metrics.kid import KID
+from ganmetrics.metrics.reducers import FeatureBank, GaussianStats
 from ganmetrics.provenance import Provenance
+from ganmetrics.sources import open_source
+from ganmetrics.store.statsfile import Statistics, save_statistics
 
+pytestmark = pytest.mark.filterwarnings("ignore:only 40 images for 64-dim features")  # 40 < 64: expected
 CI = ("--metrics", "fid", "--ci", "30")
+INTERVAL = IntervalOptions(30)
 
 
-def fast(workers: int = 0) -> tuple:
-    return ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", str(workers))
+@pytest.fixture(scope="module")
+def extractor():
+    return cpu_extractor()
 
 
 @pytest.fixture(scope="module")
@@ -32,72 +47,93 @@ def sets(tmp_path_factory):
             "c": write_images(root / "c", smooth_images(30, (32, 32), seed=43, offset=0.1))}
 
 
-def run_json(*args, options=fast()):
-    result = run_cli(*args, "--json", options=options)
+@pytest.fixture(scope="module")
+def stats_files(sets, extractor, tmp_path_factory):
+    """{name: a statistics file with every image's 64-dim features (what `stats --features` writes)},
+    and "a-plain": set a's without them."""
+    root = tmp_path_factory.mktemp("ci-stats")
+    gaussian, bank = Need("64", GaussianStats), Need("64", FeatureBank)
+    files = {}
+    for name, folder in sets.items():
+        source = open_source(folder)
+        reduced = reduce_source(source, extractor, [gaussian, bank], RunConfig(workers=0))
+        stats = reduced[gaussian].result()
+        meta = extractor.provenance.meta(64, source.describe())
+        for key, features in ((name, reduced[bank].result()), (f"{name}-plain", None)):
+            files[key] = root / f"{key}.npz"
+            save_statistics(files[key], Statistics(stats.mu, stats.sigma, stats.n, meta, features))
+    return files
+
+
+def fid_with_interval(extractor, a, b, batch_size: int, workers: int) -> dict:
+    """The results of `eval A B --metrics fid --ci 30 --dims 64` through the engine, uncached."""
+    config = RunConfig(batch_size=batch_size, workers=workers, dims=64, cache=False)
+    ((_, _, values, settings, _),) = evaluate_sides(extractor, a, [b], [FID(64)], config, INTERVAL)
+    return {**values, **settings}
+
+
+@pytest.fixture(scope="module")
+def with_interval(sets, extractor):
+    """FID with its interval from the images, one worker process, batches of 50."""
+    return fid_with_interval(extractor, sets["a"], sets["b"], batch_size=50, workers=1)
+
+
+def run_json(*args):
+    result = run_cli(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def with_interval(sets):
-    """`eval a b --metrics fid --ci 30` uncached, one worker process, batches of 50."""
-    return run_json("eval", sets["a"], sets["b"], *CI, "--batch-size", "50", "--no-cache", options=fast(workers=1))
-
-
-def test_the_interval_is_the_same_for_any_batch_size_and_worker_count(sets, with_interval):
-    results = with_interval["results"]
-    assert set(results) == {"fid", "fid_ci_low", "fid_ci_high"}
-    assert results["fid_ci_low"] < results["fid_ci_high"]
-    assert with_interval["settings"] == {"resize": "tf", "dims": 64, "ci": 30, "ci_level": 0.95, "ci_method": "basic",
-                                         "ci_seed": 0, "ci_reference_resampled": True}
+def test_the_interval_is_the_same_for_any_batch_size_and_worker_count(sets, extractor, with_interval):
+    assert with_interval["fid_ci_low"] < with_interval["fid"] < with_interval["fid_ci_high"]
+    assert {key: with_interval[key] for key in ("ci", "ci_level", "ci_method", "ci_seed", "ci_reference_resampled")} == \
+        {"ci": 30, "ci_level": 0.95, "ci_method": "basic", "ci_seed": 0, "ci_reference_resampled": True}
     for batch_size, workers in ((7, 1), (50, 2)):
-        other = run_json("eval", sets["a"], sets["b"], *CI, "--batch-size", str(batch_size), "--no-cache",
-                         options=fast(workers))["results"]
+        other = fid_with_interval(extractor, sets["a"], sets["b"], batch_size, workers)
         # The bootstrap values are the same: their quantiles, 2 fid - the basic interval's ends, agree to
         # rounding. The ends move with FID itself, whose streamed sums the batching changes in the last bits
         # (amplified to ~1e-9 here by singular covariances: 40 images, 64 dims).
         assert [2 * other["fid"] - other[f"fid_ci_{end}"] for end in ("high", "low")] == pytest.approx(
-            [2 * results["fid"] - results[f"fid_ci_{end}"] for end in ("high", "low")], rel=1e-13)
-        assert other == pytest.approx(results, rel=1e-8)
+            [2 * with_interval["fid"] - with_interval[f"fid_ci_{end}"] for end in ("high", "low")], rel=1e-13)
+        assert [other[k] for k in ("fid", "fid_ci_low", "fid_ci_high")] == pytest.approx(
+            [with_interval[k] for k in ("fid", "fid_ci_low", "fid_ci_high")], rel=1e-8)
 
 
-def test_fid_reports_the_interval_of_eval(sets, with_interval):
-    row = run_json("fid", sets["a"], sets["b"], "--ci", "30", "--no-cache")
-    assert (row["value"], row["ci_low"], row["ci_high"]) == tuple(with_interval["results"][k]
-                                                                 for k in ("fid", "fid_ci_low", "fid_ci_high"))
-    assert (row["ci"], row["ci_level"], row["ci_method"], row["ci_reference_resampled"]) == (30, 0.95, "basic", True)
-
-
-def test_a_statistics_file_stays_fixed_unless_it_holds_the_features(sets, with_interval, tmp_path):
-    plain, with_features = tmp_path / "a.npz", tmp_path / "a-features.npz"
-    assert run_cli("stats", sets["a"], "-o", plain).exit_code == 0
-    assert run_cli("stats", sets["a"], "-o", with_features, "--features").exit_code == 0
-    fixed = run_json("eval", plain, sets["b"], *CI)
+def test_statistics_files_with_features_give_the_interval_of_the_images_and_without_stay_fixed(stats_files, with_interval):
+    row = run_json("eval", stats_files["a"], stats_files["b"], *CI)
+    assert set(row["results"]) == {"fid", "fid_ci_low", "fid_ci_high"}
+    assert row["results"] == pytest.approx({k: with_interval[k] for k in row["results"]}, rel=1e-9)
+    assert row["settings"] == {"resize": "tf", "dims": 64, "ci": 30, "ci_level": 0.95, "ci_method": "basic",
+                               "ci_seed": 0, "ci_reference_resampled": True}
+    fid = run_json("fid", stats_files["a"], stats_files["b"], "--ci", "30")
+    assert (fid["value"], fid["ci_low"], fid["ci_high"]) == tuple(row["results"][k] for k in ("fid", "fid_ci_low", "fid_ci_high"))
+    assert (fid["ci"], fid["ci_level"], fid["ci_method"], fid["ci_reference_resampled"]) == (30, 0.95, "basic", True)
+    fixed = run_json("eval", stats_files["a-plain"], stats_files["b"], *CI)
     assert fixed["settings"]["ci_reference_resampled"] is False
-    assert fixed["results"]["fid"] == pytest.approx(with_interval["results"]["fid"], rel=1e-9)
-    assert fixed["results"]["fid_ci_low"] != with_interval["results"]["fid_ci_low"]
-    resampled = run_json("eval", with_features, sets["b"], *CI)
-    assert resampled["settings"]["ci_reference_resampled"] is True
-    assert resampled["results"] == pytest.approx(with_interval["results"], rel=1e-9)
+    assert fixed["results"]["fid"] == row["results"]["fid"]
+    assert fixed["results"]["fid_ci_high"] - fixed["results"]["fid_ci_low"] < row["results"]["fid_ci_high"] - row["results"]["fid_ci_low"]
 
 
-def test_interval_gates_read_the_interval_ends(sets, with_interval):
-    low, high = with_interval["results"]["fid_ci_low"], with_interval["results"]["fid_ci_high"]
-    inside = run_cli("eval", sets["a"], sets["b"], *CI, "--fail-above-ci", f"fid={(low + high) / 2}",
-                     "--fail-below-ci", f"fid={(low + high) / 2}")
+def test_interval_gates_read_the_interval_ends(stats_files):
+    a, b = stats_files["a"], stats_files["b"]
+    low, high = (run_json("eval", a, b, *CI)["results"][f"fid_ci_{end}"] for end in ("low", "high"))
+    inside = run_cli("eval", a, b, *CI, "--fail-above-ci", f"fid={(low + high) / 2}", "--fail-below-ci", f"fid={(low + high) / 2}")
     assert inside.exit_code == 0, inside.output
-    above = run_cli("eval", sets["a"], sets["b"], *CI, "--fail-above-ci", f"fid={low - 0.01}")
+    above = run_cli("eval", a, b, *CI, "--fail-above-ci", f"fid={low - 0.01}")
     line = one_line_error(above, code=1)
-    assert f"fid 95% CI [{low:.4f}, {high:.4f}] > {low - 0.01:g}" in line and str(sets["b"]) in line
-    below = run_cli("fid", sets["a"], sets["b"], "--ci", "30", "--fail-above-ci", str(low - 0.01))
-    assert f"[{low:.4f}, {high:.4f}]" in one_line_error(below, code=1)
+    assert f"fid 95% CI [{low:.4f}, {high:.4f}] > {low - 0.01:g}" in line and str(b) in line
+    below = run_cli("eval", a, b, *CI, "--fail-below-ci", f"fid={high + 0.01}")
+    assert f"fid 95% CI [{low:.4f}, {high:.4f}] < {high + 0.01:g}" in one_line_error(below, code=1)
+    crossed = run_cli("fid", a, b, "--ci", "30", "--fail-above-ci", str(low - 0.01))
+    assert f"FID interval above --fail-above-ci {low - 0.01:g}: {b} (95% CI [{low:.4f}, {high:.4f}])" in one_line_error(crossed, code=1)
+    assert run_cli("fid", a, b, "--ci", "30", "--fail-above-ci", str(high)).exit_code == 0
 
 
-def test_fid_inf_and_the_plot_of_several_generated_sets(sets, tmp_path):
+def test_fid_inf_and_the_plot_of_several_generated_sets(stats_files, tmp_path):
     plot = tmp_path / "checkpoints.png"
-    rows = run_json("eval", sets["a"], sets["b"], sets["c"], "--metrics", "fid,fid_inf", "--inf-min", "10",
-                    "--inf-points", "5", "--ci", "20", "--plot", plot)
-    assert [row["source_b"] for row in rows] == [str(sets["b"]), str(sets["c"])]
+    rows = run_json("eval", stats_files["a"], stats_files["b"], stats_files["c"], "--metrics", "fid,fid_inf",
+                    "--inf-min", "10", "--inf-points", "5", "--ci", "20", "--plot", plot)
+    assert [row["source_b"] for row in rows] == [str(stats_files["b"]), str(stats_files["c"])]
     for row in rows:
         fit = row["details"]["fid_inf_fit"]
         assert fit["n"] == np.linspace(10, row["n_b"], 5).astype("int32").tolist() and len(fit["value"]) == 5
@@ -110,16 +146,16 @@ def test_fid_inf_and_the_plot_of_several_generated_sets(sets, tmp_path):
         assert image.size[0] > 400 and image.size[1] > 200
 
 
-def test_is_and_kid_intervals_stream_and_resample_the_bank(tmp_path):
+def test_is_and_kid_intervals_stream_and_resample_the_bank(extractor, tmp_path):
     a = write_images(tmp_path / "a", smooth_images(12, (32, 32), seed=44))
     b = write_images(tmp_path / "b", smooth_images(12, (32, 32), seed=45, offset=0.2))
-    row = run_json("eval", a, b, "--metrics", "is,kid", "--splits", "2", "--kid-subsets", "3",
-                   "--kid-subset-size", "4", "--ci", "12")
-    results = row["results"]
-    assert set(results) == {"is_mean", "is_std", "kid", "kid_std", "is_mean_ci_low", "is_mean_ci_high",
-                            "kid_ci_low", "kid_ci_high"}
-    assert results["is_mean_ci_low"] < results["is_mean_ci_high"] and results["kid_ci_low"] < results["kid_ci_high"]
-    assert row["settings"]["ci_reference_resampled"] is True
+    metrics = [InceptionScore(splits=2), KID(kid_subsets=3, kid_subset_size=4)]
+    ((_, _, values, settings, _),) = evaluate_sides(extractor, a, [b], metrics, RunConfig(workers=0, cache=False),
+                                                    IntervalOptions(12))
+    assert set(values) == {"is_mean", "is_std", "kid", "kid_std", "is_mean_ci_low", "is_mean_ci_high",
+                           "kid_ci_low", "kid_ci_high"}
+    assert values["is_mean_ci_low"] < values["is_mean_ci_high"] and values["kid_ci_low"] < values["kid_ci_high"]
+    assert settings["ci_reference_resampled"] is True
 
 
 def evaluated(source_b: str, values: dict, details: dict | None = None):
