@@ -62,15 +62,18 @@ def fid_command(reference, others, fail_above, fail_above_ci, interval: Interval
         click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}"
                    f"{f', {level}, B={interval.replicates}' if interval.replicates else ''})"
                    f"{calibration_note(r.calibrated)}")
+    reasons = []
     over = [row for row in rows if fail_above is not None and row["value"] > fail_above]
     if over:
         names = ", ".join(f"{row['source_b']} ({row['value']:.4f})" for row in over)
-        raise ThresholdCrossed(f"FID above --fail-above {fail_above}: {names}")
+        reasons.append(f"FID above --fail-above {fail_above}: {names}")
     surely_over = [row for row in rows if fail_above_ci is not None and not row["ci_low"] <= fail_above_ci]
     if surely_over:
         names = ", ".join(f"{row['source_b']} ({level} [{row['ci_low']:.4f}, {row['ci_high']:.4f}])"
                           for row in surely_over)
-        raise ThresholdCrossed(f"FID interval above --fail-above-ci {fail_above_ci:g}: {names}")
+        reasons.append(f"FID interval above --fail-above-ci {fail_above_ci:g}: {names}")
+    if reasons:
+        raise ThresholdCrossed("; ".join(reasons))
 
 
 @click.command("is")

@@ -5,9 +5,10 @@ a side enters replicate r ``w`` times, w ~ Poisson(1), drawn from a counter-base
 keyed by (seed, side, r, i) (``poisson_weights``). A weight depends on nothing else, so the
 replicates, and the interval, are the same for any batch size, worker count or number of
 ranks, and any one image's weight can be drawn alone. The metric is then recomputed from its
-reduced values on the resampled images, B times; the interval at level L comes from the ((1 - L)/2,
-(1 + L)/2) quantiles of those B values (``interval_of``: the basic bootstrap by default). Metrics stay pure functions of reduced values: what
-resamples is the reducers' values (``SideResampler``):
+reduced values on the resampled images, B times; the interval at level L comes from the
+((1 - L)/2, (1 + L)/2) quantiles of those B values (``interval_of``: the basic bootstrap by
+default). Metrics stay pure functions of reduced values: what resamples is the reducers' values
+(``SideResampler``):
 
 - a Gaussian (FID) is recomputed from the side's feature bank with the weights
   (``weighted_gaussian``): the bank costs 4 D bytes an image, and a replicate 2 n D² float64
@@ -315,7 +316,8 @@ def bootstrap_intervals(metrics: list[Metric], extractor, a: Reduced | None, b: 
     ``resampling_need`` of each need of these metrics; ``values``: the metrics' values on the
     sides themselves (``interval_of``)."""
     replicates = interval.replicates
-    side_a = SideResampler(a, REFERENCE if resample_a else None, replicates, interval.seed, device) if a is not None else None
+    stream_a = REFERENCE if resample_a else None
+    side_a = None if a is None else SideResampler(a, stream_a, replicates, interval.seed, device)
     side_b = SideResampler(b, GENERATED, replicates, interval.seed, device)
     draws = {key: np.empty(replicates) for metric in metrics for key in metric.interval_keys}
     with warnings.catch_warnings():

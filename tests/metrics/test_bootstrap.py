@@ -50,7 +50,8 @@ def test_weights_are_poisson_one_and_independent_across_images_replicates_and_st
     expected = np.append(scipy.stats.poisson.pmf(np.arange(7), 1.0), scipy.stats.poisson.sf(6, 1.0)) * weights.size
     assert scipy.stats.chisquare(counts, expected).pvalue > 1e-3
     assert weights.mean() == pytest.approx(1.0, abs=0.005) and weights.var() == pytest.approx(1.0, abs=0.01)
-    others = (poisson_weights(7, REFERENCE, range(40), np.arange(25_000)), poisson_weights(8, GENERATED, range(40), np.arange(25_000)))
+    others = (poisson_weights(7, REFERENCE, range(40), np.arange(25_000)),
+              poisson_weights(8, GENERATED, range(40), np.arange(25_000)))
     for other in (weights[1:], *others):  # next replicate, other stream, other seed
         assert abs(np.corrcoef(weights[: len(other)].ravel(), other.ravel())[0, 1]) < 0.01
     assert abs(np.corrcoef(weights[0, :-1], weights[0, 1:])[0, 1]) < 0.03  # neighbouring images
@@ -171,7 +172,7 @@ VARIANCES = np.array([1.0, 1.0, 1.5, 0.7, 1.0, 1.0, 1.0, 1.0])
 TRUE_FID = MEAN_GAP @ MEAN_GAP + np.sum((1 - np.sqrt(VARIANCES)) ** 2)  # N(0, I) against N(gap, diag(variances))
 
 
-def interval_on_gaussians(n: int, seed: int, replicates: int = 100, ci_seed: int | None = None) -> tuple[float, float, float]:
+def interval_on_gaussians(n: int, seed: int, replicates: int = 100, ci_seed: int | None = None) -> tuple:
     """(FID, low, high) of a 95% basic interval of n draws of each Gaussian (``ci_seed``: default ``seed``)."""
     rng = np.random.default_rng(seed)
     a = gaussian_side(rng.normal(size=(n, DIMS)))

@@ -58,8 +58,10 @@ def test_fid_inf_equals_a_numpy_replay_of_chong_and_forsyth():
     metric = FIDInfinity(dims=DIMS, inf_min=100, seed=7)
     out = metric.compute({Need(str(DIMS), GaussianStats): Gaussian(mu, sigma, 900)},
                          {Need(str(DIMS), FeatureBank): generated})
-    values, intercept = replay(generated, lambda act: frechet_distance_scipy(act.mean(0), np.cov(act, rowvar=False), mu, sigma),
-                               100, 15, 7)
+    def fid(act):  # score_infinity.calculate_FID: np.mean, np.cov, the sqrtm formula
+        return frechet_distance_scipy(act.mean(0), np.cov(act, rowvar=False), mu, sigma)
+
+    values, intercept = replay(generated, fid, 100, 15, 7)
     assert out["fid_inf"] == pytest.approx(intercept, rel=1e-9)
     assert out["fid_inf_fit"]["value"] == pytest.approx(values, rel=1e-9)
     assert out["fid_inf_fit"]["n"] == np.linspace(100, 700, 15).astype("int32").tolist()
