@@ -2,7 +2,6 @@
 ``is`` and ``stats`` with their CONTRACT.md output."""
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ from ..api import compute_stats_with_config, evaluate_with_config, fid_with_conf
 from ..config import IntervalOptions, RunConfig
 from ..errors import GanMetricsError
 from ..metrics.registry import METRICS, build_metrics
+from ..store.atomicfile import check_writable_folder
 from ..store.statsfile import load_statistics, save_statistics
 from ..version import __version__
 from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
@@ -132,11 +132,7 @@ def _check_output(output: Path, source: str) -> None:
     writable, or that is (or resolves to, through links) the input."""
     if output.suffix.lower() != ".npz":
         raise GanMetricsError(f"-o {output}: statistics files end in .npz; pass e.g. {output.with_suffix('.npz')}")
-    folder = output.parent
-    if not folder.is_dir():
-        raise GanMetricsError(f"cannot write {output}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GanMetricsError(f"cannot write {output}: folder {folder} is not writable; choose another -o")
+    check_writable_folder(output, "-o")
     if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace the images; choose another -o")
 

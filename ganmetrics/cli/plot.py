@@ -3,11 +3,10 @@ FID∞/IS∞'s points and fitted lines, for people. matplotlib is an optional ex
 (``pip install 'ganmetrics[plot]'``); without it ``--plot`` is a one-line error before any work."""
 
 import math
-import os
 from pathlib import Path
 
 from ..errors import GanMetricsError
-from ..store.atomicfile import atomic_write
+from ..store.atomicfile import atomic_write, check_writable_folder
 
 SPREAD_SUFFIXES = ("_std", "_se")
 """Result keys that are a spread of another result (``is_std``, ``fid_inf_se``): drawn as its
@@ -29,11 +28,7 @@ def check_plot_output(path: Path) -> None:
     writable, or that cannot be drawn (no matplotlib)."""
     if path.suffix.lower() != ".png":
         raise GanMetricsError(f"--plot {path}: the plot is a PNG file; pass e.g. {path.with_suffix('.png')}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise GanMetricsError(f"cannot write --plot {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GanMetricsError(f"cannot write --plot {path}: folder {folder} is not writable; choose another path")
+    check_writable_folder(path, "--plot")
     _figure_class()
 
 

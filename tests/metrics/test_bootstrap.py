@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+from helpers import FeatureNames
 from ganmetrics.config import IntervalOptions
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -19,18 +20,6 @@ from ganmetrics.metrics.kid import KID, kernel_inception_distance
 from ganmetrics.metrics.reducers import FeatureBank, GaussianStats, SplitSums
 
 pytestmark = pytest.mark.usefixtures("one_thread", "one_blas_thread")  # small matrices: one thread is fastest
-
-
-class Features:
-    """The extractor interface metrics ask for their needs: feature names only."""
-
-    @staticmethod
-    def feature_of_dims(dims: int) -> str:
-        return str(dims)
-
-    @staticmethod
-    def default_feature(metric: str) -> str:
-        return "logits" if metric == "is" else "bank"
 
 
 def gaussian_side(x: np.ndarray) -> dict:
@@ -141,12 +130,12 @@ def test_every_metric_with_an_interval_is_recomputed_on_the_resampled_images():
     for r in range(4):
         wa, wb = (poisson_weights(11, stream, [r], np.arange(60))[0] for stream in (REFERENCE, GENERATED))
         ea, eb = np.repeat(a, wa, axis=0), np.repeat(b, wb, axis=0)
-        got = fid.compute(ra.values(r, fid.needs(Features())), rb.values(r, fid.needs(Features())))["fid"]
+        got = fid.compute(ra.values(r, fid.needs(FeatureNames())), rb.values(r, fid.needs(FeatureNames())))["fid"]
         assert got == pytest.approx(fid.compute(gaussian_side(ea), gaussian_side(eb))["fid"], rel=1e-9)
-        got = kid.compute(ra.values(r, kid.needs(Features())), rb.values(r, kid.needs(Features())))["kid"]
+        got = kid.compute(ra.values(r, kid.needs(FeatureNames())), rb.values(r, kid.needs(FeatureNames())))["kid"]
         expected, _ = kernel_inception_distance(eb.astype(np.float32), ea.astype(np.float32), 3, 20, seed=4)
         assert got == expected
-        got = inception.compute(None, rb.values(r, inception.needs(Features())))["is_mean"]
+        got = inception.compute(None, rb.values(r, inception.needs(FeatureNames())))["is_mean"]
         first = np.arange(60) < 30
         halves = [torch.softmax(logits[np.repeat(np.arange(60)[part], wb[part])], 1) for part in (first, ~first)]
         expected = np.mean([inception_score_from_sums([len(p)], p.sum(0, keepdim=True).numpy(),
@@ -154,7 +143,7 @@ def test_every_metric_with_an_interval_is_recomputed_on_the_resampled_images():
                             for p in halves])
         assert got == pytest.approx(expected, rel=1e-12)
     fixed = SideResampler(side_a, None, 4, 11)  # a statistics file: the same values on every replicate
-    assert fixed.values(2, fid.needs(Features())) == {need: side_a[need] for need in fid.needs(Features())}
+    assert fixed.values(2, fid.needs(FeatureNames())) == {need: side_a[need] for need in fid.needs(FeatureNames())}
 
 
 def test_basic_intervals_mirror_the_percentile_quantiles_about_the_value():
@@ -179,7 +168,7 @@ def interval_on_gaussians(n: int, seed: int, replicates: int = 100, ci_seed: int
     b = gaussian_side(rng.normal(size=(n, DIMS)) * np.sqrt(VARIANCES) + MEAN_GAP)
     fid = FID(DIMS).compute(a, b)["fid"]
     interval = IntervalOptions(replicates, 0.95, seed=seed if ci_seed is None else ci_seed)
-    out = bootstrap_intervals([FID(DIMS)], Features(), a, b, {"fid": fid}, interval, True)
+    out = bootstrap_intervals([FID(DIMS)], FeatureNames(), a, b, {"fid": fid}, interval, True)
     return fid, out["fid_ci_low"], out["fid_ci_high"]
 
 

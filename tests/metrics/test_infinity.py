@@ -17,16 +17,6 @@ DIMS = 6
 pytestmark = pytest.mark.usefixtures("one_thread", "one_blas_thread")  # small matrices: one thread is fastest
 
 
-class Features:
-    @staticmethod
-    def feature_of_dims(dims: int) -> str:
-        return str(dims)
-
-    @staticmethod
-    def default_feature(metric: str) -> str:
-        return "logits"
-
-
 def float32_normal(rng, size, scale=1.0, shift=0.0) -> np.ndarray:
     return (rng.normal(size=size) * scale + shift).astype(np.float32)
 
