@@ -34,7 +34,7 @@ from .inception_score import inception_score_from_sums
 from .reducers import FeatureBank, GaussianStats, SplitSums
 
 ROWS_AT_ONCE = 8192
-"""Rows of a subset reduced at once (a float64 copy of 8 D bytes each)."""
+"""IS∞: logits of a subset turned into probabilities at once (float64, 8 K bytes each)."""
 
 
 def sample_sizes(count: int, smallest: int, points: int) -> np.ndarray:
@@ -123,7 +123,9 @@ class FIDInfinity(_Extrapolated):
         features, mean = bank_for_weights(bank, device)
 
         def fid_of(indices: np.ndarray) -> float:
-            subset = weighted_gaussian(features, mean, np.isin(np.arange(len(bank)), indices).astype(np.int64))
+            chosen = np.zeros(len(bank), np.int64)
+            chosen[indices] = 1  # the subset's Gaussian: weights 1 on it, 0 elsewhere
+            subset = weighted_gaussian(features, mean, chosen)
             return frechet_distance(subset.mu, subset.sigma, reference.mu, reference.sigma, device)
 
         return self._extrapolated(len(bank), fid_of)
