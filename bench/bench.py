@@ -34,6 +34,11 @@ What it does (everything goes under --out, default bench/out, which git ignores)
 6. Compares ``ganmetrics eval A.npz B.npz --metrics adm`` (the ADM evaluator's IS, FID, sFID,
    precision and recall) with torch-fidelity's ``calculate_metrics(fid=True, isc=True, prc=True)``
    on two ADM batches of ``--n-adm`` 64px images each (``tools.ADM_TOOLS``).
+7. Measures what knowing how sure the number is costs: ``ganmetrics eval A B --metrics fid``
+   against the same with ``--ci B`` (``--ci-replicates``, default 100) and with
+   ``--metrics fid,fid_inf`` (``tools.INTERVAL_RUNS``): the extra call time, time per bootstrap
+   replicate and peak memory over the plain run. Chong & Forsyth's smallest sample is 5,000
+   images, more than these sets hold: FID∞ runs from ``--inf-min`` (default a fifth of B).
 7. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
 
@@ -68,8 +73,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from tools import (ADM_REFERENCE, ADM_TOOLS, EVAL_REFERENCE, EVAL_TOOLS, KID_STEPS, NEIGHBOUR_STEPS, TOOLS,  # noqa: E402
-                   EvalSettings, Inputs, Skip, tool_names)
+from tools import (ADM_REFERENCE, ADM_TOOLS, EVAL_REFERENCE, EVAL_TOOLS, INTERVAL_REFERENCE, INTERVAL_RUNS,  # noqa: E402
+                   KID_STEPS, NEIGHBOUR_STEPS, TOOLS, EvalSettings, Inputs, IntervalSettings, Skip, tool_names)
 
 SETS = {"small": "32px PNG", "large": "256px JPEG"}
 EQUAL_RTOL = 1e-4  # "equal values" for the speed-up target: the parity tests' FID tolerance
@@ -288,6 +293,17 @@ def work_adm(job) -> dict:
     return {"values": values, **timing}
 
 
+
+def work_interval(job) -> dict:
+    """One row of ``tools.INTERVAL_RUNS`` between folders A and B, timed alone; its results."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    torch = _torch_setup(job)
+    call = INTERVAL_RUNS[job["run"]][1](Inputs.of_job(job), IntervalSettings(job["replicates"], job["inf_min"]))
+    values, timing = _timed(torch, job["device"], call)
+    return {"values": values, **timing}
+
 def work_kid_step(job) -> dict:
     """KID alone from random float32 2048-d features (n_gen and n_ref rows): each tool of
     ``tools.KID_STEPS`` on the same arrays, median of ``repeats`` timed calls each (after the
@@ -448,7 +464,7 @@ def work_reduction(job) -> dict:
     return out
 
 
-WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "kid_step": work_kid_step,
+WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "interval": work_interval, "kid_step": work_kid_step,
            "neighbour_step": work_neighbour_step, "bare": work_bare,
            "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
 
@@ -798,6 +814,7 @@ def render(res: dict, derived: dict) -> str:
     lines += render_eval(res, derived)
     lines += render_neighbour_steps(res)
     lines += render_adm(res)
+    lines += render_interval(res)
     rss = res.get("rss")
     if rss:
         lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
@@ -952,6 +969,42 @@ def render_adm(res: dict) -> list[str]:
     return lines
 
 
+def render_interval(res: dict) -> list[str]:
+    """The table of what ``--ci`` and ``fid_inf`` add to a plain FID run (``tools.INTERVAL_RUNS``)."""
+    rows, a = res.get("interval", {}), res["args"]
+    if not rows:
+        return []
+    lines = ["", f"How sure is the number: what `--ci {a['ci_replicates']}` and `fid_inf` add to a plain FID run "
+             f"(dims {a['dims']}, the call only; FID∞ from --inf-min M to N):", "",
+             "| run · set | images | call s | extra s | extra s per replicate | CPU s | peak RSS MiB | extra RSS MiB "
+             "| FID | interval or FID∞ ± s.e. |", "| --- |" + " ---: |" * 9]
+    for set_name, info in res["sets"].items():
+        plain = rows.get(f"{INTERVAL_REFERENCE}/{set_name}") or {}
+        for run in INTERVAL_RUNS:
+            r = rows.get(f"{run}/{set_name}")
+            if r is None:
+                continue
+            label = f"{run} · {SETS[set_name]}"
+            if "values" not in r:
+                lines.append(f"| {label} | {info['images']} |" + " – |" * 7 + f" {r.get('error', '–')} |")
+                continue
+            v, base = r["values"], "values" in plain
+            extra = r["seconds"] - plain["seconds"] if base and run != INTERVAL_REFERENCE else None
+            per_replicate = extra / a["ci_replicates"] if extra is not None and "fid_ci_low" in v else None
+            memory = r["peak_rss_mib"] - plain["peak_rss_mib"] if base and run != INTERVAL_REFERENCE else None
+            sure = (f"[{v['fid_ci_low']:.4g}, {v['fid_ci_high']:.4g}]" if "fid_ci_low" in v else
+                    f"{v['fid_inf']:.4g} ± {v['fid_inf_se']:.2g} (M = {r['inf_min']})" if "fid_inf" in v else "–")
+            lines.append(f"| {label} | {info['images']} | {_fmt(r['seconds'])} | {_fmt(extra)} | {_fmt(per_replicate, 2)} "
+                         f"| {_fmt(r.get('cpu_seconds'))} | {_fmt(r['peak_rss_mib'], 0)} | {_fmt(memory, 0)} | "
+                         f"{v['fid']:.6g} | {sure} |")
+    lines.append("\nExtra: over the plain run of the same set. `--ci` keeps both sides' feature banks (4 B x dims "
+                 "an image) and recomputes each replicate's Gaussians from them (2 n dims² float64 flops a side for "
+                 "its n = 63% of images of nonzero weight) plus one FID trace square root; FID∞ keeps the generated "
+                 "bank and computes 15 subset Gaussians and FIDs. Runs: "
+                 + "; ".join(f"{name}: {note}" for name, (note, _) in INTERVAL_RUNS.items()) + ".")
+    return lines
+
+
 def write_markdown(path: Path, body: str, begin: str, end: str, title: str) -> None:
     block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{title}\n"
@@ -998,9 +1051,13 @@ def parse_args(argv=None):
     p.add_argument("--n-adm", type=int, default=1000,
                    help="64px images in each ADM batch of the `eval --metrics adm` rows (default 1000; the issue's "
                         "figure is 10000)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc,adm "
-                   "(eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C steps alone; "
-                   "adm: the `eval --metrics adm` rows)")
+    p.add_argument("--ci-replicates", type=int, default=100, help="B of the --ci row (default 100)")
+    p.add_argument("--inf-min", type=int, default=None,
+                   help="--inf-min of the fid_inf row (default: a fifth of the set's B folder; the paper's 5000 "
+                        "needs more images than these sets hold)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc,"
+                   "adm,interval (eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C "
+                   "steps alone; adm: the `eval --metrics adm` rows; interval: the cost of --ci and fid_inf)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -1080,6 +1137,21 @@ def run_neighbour_steps(args, runner, folders, base, res, skip) -> None:
                            repeats=args.pr_repeats, seed=args.seed)
                 rows[f"{tool}/{label}"] = dict(runner.job(f"{name}_step_{tool}_{label.replace(' ', '_')}", job),
                                                n_gen=n_gen, n_ref=n_ref)
+
+
+def run_interval(args, runner, folders, base, res) -> None:
+    """The rows of ``INTERVAL_RUNS`` on each size set, ``--rounds`` times (the best call counts)."""
+    runs: dict[str, list] = {}
+    for round_index in range(args.rounds):
+        for set_name in SETS:
+            a, b = folders[set_name]
+            inf_min = args.inf_min or max(2, len(list(b.iterdir())) // 5)
+            for run in INTERVAL_RUNS:
+                job = dict(base, kind="interval", run=run, a=str(a), b=str(b), replicates=args.ci_replicates,
+                           inf_min=inf_min)
+                result = runner.job(f"interval_{run.replace(' ', '').replace(',', '_')}_{set_name}_r{round_index}", job)
+                runs.setdefault(f"{run}/{set_name}", []).append(dict(result, inf_min=inf_min))
+    res["interval"] = {key: combine_rounds(results) for key, results in runs.items()}
 
 
 def main(argv=None) -> int:
@@ -1167,6 +1239,8 @@ def main(argv=None) -> int:
                                                                    dims=2048))
                     for round_index in range(args.rounds)]
             res["adm"][tool] = combine_rounds(runs)
+    if "interval" not in skip:
+        run_interval(args, runner, folders, base, res)
     if "rss" not in skip:
         one, four = make_rss_folders(out / "data", args.rss_n, args.seed)
         (out / "stats").mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
 folders), ``EVAL_TOOLS`` (FID + IS + KID in one call), ``KID_STEPS`` (KID from two feature
-arrays), ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays)
-and ``ADM_TOOLS`` (the ADM evaluator's suite between two ADM batches).
+arrays), ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays),
+``ADM_TOOLS`` (the ADM evaluator's suite between two ADM batches) and ``INTERVAL_RUNS`` (a plain
+FID run against the same with ``--ci`` or ``fid_inf``).
 
 An adapter is a function of the run's ``Inputs`` that does the tool's imports and patches (not
 timed) and returns the call to time: a function of no arguments that returns the FID (a float,
@@ -204,22 +205,15 @@ class EvalSettings:
     seed: int = 2020
 
 
-def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
-    """``ganmetrics eval A B --metrics fid,is,kid --json`` in this process (the command line's
-    own entry point, its JSON read from stdout)."""
-    args = ["eval", inputs.a, inputs.b, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits),
-            "--kid-subsets", str(settings.kid_subsets), "--kid-subset-size", str(settings.kid_subset_size),
-            "--seed", str(settings.seed), "--weights", inputs.weights, "--device", inputs.device,
+def ganmetrics_eval_results(inputs: Inputs, *options: str) -> Callable[[], dict]:
+    """A call of ``ganmetrics eval A B OPTIONS --json`` in this process (the command line's own
+    entry point, its JSON read from stdout), uncached, with the run's settings; it returns the
+    JSON's ``results``."""
+    from ganmetrics.cli import cli
+
+    args = ["eval", inputs.a, inputs.b, *options, "--weights", inputs.weights, "--device", inputs.device,
             "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--dims", str(inputs.dims),
             "--resize", "tf", "--no-cache", "--quiet", "--json"]
-
-    return eval_call(args, ("fid", "is_mean", "is_std", "kid", "kid_std"))
-
-
-def eval_call(args: list[str], keys: tuple[str, ...]):
-    """The call to time: ``ganmetrics ARGS`` (an ``eval ... --json``) through the command line's
-    own entry point in this process, returning {key: float} of its ``results``."""
-    from ganmetrics.cli import cli
 
     def call():
         stdout = io.StringIO()
@@ -229,9 +223,21 @@ def eval_call(args: list[str], keys: tuple[str, ...]):
             except SystemExit as exit_:
                 if exit_.code not in (0, None):
                     raise RuntimeError(f"ganmetrics eval exited {exit_.code}") from None
-        results = json.loads(stdout.getvalue())["results"]
-        return {key: float(results[key]) for key in keys}
+        return json.loads(stdout.getvalue())["results"]
     return call
+
+
+def values_of(results: Callable[[], dict], keys: tuple[str, ...]) -> Callable[[], dict]:
+    """The call ``results`` returning only ``keys`` of its results, as floats."""
+    return lambda: {key: float(value) for key, value in results().items() if key in keys}
+
+
+def ganmetrics_eval(inputs: Inputs, settings: EvalSettings):
+    """``ganmetrics eval A B --metrics fid,is,kid --json`` (``ganmetrics_eval_results``)."""
+    return values_of(ganmetrics_eval_results(
+        inputs, "--metrics", "fid,is,kid", "--splits", str(settings.is_splits), "--kid-subsets", str(settings.kid_subsets),
+        "--kid-subset-size", str(settings.kid_subset_size), "--seed", str(settings.seed)),
+        ("fid", "is_mean", "is_std", "kid", "kid_std"))
 
 
 def torch_fidelity_eval(inputs: Inputs, settings: EvalSettings):
@@ -381,13 +387,9 @@ ADM_SPLIT_SIZE = 5000  # the ADM evaluator's IS splits
 
 
 def ganmetrics_adm(inputs: Inputs):
-    """``ganmetrics eval A.npz B.npz --metrics adm --json`` in this process (the command line's
-    own entry point)."""
-    args = ["eval", inputs.a, inputs.b, "--metrics", "adm", "--weights", inputs.weights, "--device", inputs.device,
-            "--batch-size", str(inputs.batch_size), "--workers", str(inputs.workers), "--resize", "tf", "--no-cache",
-            "--quiet", "--json"]
-
-    return eval_call(args, ("is_mean", "fid", "sfid", "precision", "recall"))
+    """``ganmetrics eval A.npz B.npz --metrics adm --json`` (``ganmetrics_eval_results``; the
+    suite fixes pool3, so ``inputs.dims`` must be 2048)."""
+    return values_of(ganmetrics_eval_results(inputs, "--metrics", "adm"), ("is_mean", "fid", "sfid", "precision", "recall"))
 
 
 def torch_fidelity_adm(inputs: Inputs):
@@ -428,3 +430,33 @@ ADM_TOOLS: dict[str, tuple[str, Callable]] = {
                        "feature_extractor_weights_path=...)`, the batches as Datasets", torch_fidelity_adm),
 }
 ADM_REFERENCE = "ganmetrics"
+# How sure is the number: a plain FID run, and the same with a bootstrap interval or FID∞. An
+# adapter of (Inputs, IntervalSettings) returns the call to time, which returns the results.
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """``replicates``: B of ``--ci``; ``inf_min``: FID∞'s smallest sample (``--inf-min``)."""
+
+    replicates: int
+    inf_min: int
+
+
+def plain_fid_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid")
+
+
+def interval_fid_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid", "--ci", str(settings.replicates))
+
+
+def fid_inf_run(inputs: Inputs, settings: IntervalSettings):
+    return ganmetrics_eval_results(inputs, "--metrics", "fid,fid_inf", "--inf-min", str(settings.inf_min))
+
+
+INTERVAL_RUNS: dict[str, tuple[str, Callable]] = {
+    "fid": ("`ganmetrics eval A B --metrics fid`", plain_fid_run),
+    "fid --ci": ("`ganmetrics eval A B --metrics fid --ci B`", interval_fid_run),
+    "fid,fid_inf": ("`ganmetrics eval A B --metrics fid,fid_inf --inf-min M`", fid_inf_run),
+}
+INTERVAL_REFERENCE = "fid"

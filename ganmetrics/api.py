@@ -7,9 +7,11 @@ array file, a uint8 array or tensor (N, H, W, 3) or (N, 3, H, W), or an ``ImageS
 ``GeneratorSource(generator, n=N)``); for the reference side also a statistics ``.npz`` (ours,
 pytorch-fid's, TTUR's, or an ADM batch's: images with statistics beside them) or ``Statistics``. The reference side's reduced states are cached by
 default for folders and archives (see ``store/cache.py`` and ``RunConfig.cache``). Keywords:
-the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``dims``,
+the fields of ``RunConfig`` and ``SourceOptions``, the metrics' options (``dims``,
 ``splits``, ``is_split_size``, ``kid_subsets``, ``kid_subset_size``, ``kid_degree``,
-``kid_gamma``, ``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``).
+``kid_gamma``, ``kid_coef0``, ``seed``, ``kid_shrink``, ``pr_k``, ``pr_variant``, ``dc_k``,
+``inf_min``, ...), and for ``evaluate`` and ``fid`` the bootstrap interval's ``ci``,
+``ci_level``, ``ci_method`` and ``ci_seed`` (``IntervalOptions``).
 
 Inside a torch.distributed job (the caller's process group, e.g. under torchrun) every function
 runs on every rank: each reads its own share of each source, and every rank returns the same
@@ -18,11 +20,11 @@ result (``engine/distributed.py``). ``compute_stats_shard`` and ``merge_stats_sh
 """
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
-from .config import RunConfig
+from .config import IntervalOptions, RunConfig
 from .engine import distributed
 from .engine.distributed import ShardSpec
 from .engine.loader import checked_batches, make_loader, unchanged
@@ -31,11 +33,13 @@ from .engine.runtime import default_workers
 from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
 from .errors import GanMetricsError, quoted
 from .metrics.base import Metric, Need
+from .metrics.bootstrap import (GENERATED, REFERENCE, bootstrap_intervals, check_replicate_counts,
+                                resampling_needs)
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
 from .metrics.linalg import covariance_rank
 from .metrics.reducers import FeatureBank, GaussianStats
-from .metrics.registry import build_metrics, metric_option_names
+from .metrics.registry import METRICS, build_metrics, metric_option_names
 from .provenance import Provenance
 from .store.batchfile import image_batch_writer
 from .store.shardfile import Shard, load_shard, read_shard_meta
@@ -47,9 +51,11 @@ DEFAULT_METRICS = ("fid", "is")
 @dataclass(frozen=True)
 class EvalResult:
     """The requested metrics of one generated side against the reference. ``results``: {key:
-    value} (``fid``, ``is_mean``, ``is_std``, ``kid``, ``kid_std``, ...); ``settings``: the
+    value} (``fid``, ``is_mean``, ``is_std``, ``kid``, ``kid_std``, ..., and with ``ci`` the
+    ``<key>_ci_low``/``<key>_ci_high`` of each metric's ``interval_keys``); ``settings``: the
     resize and every option the metrics ran with; ``n_a``/``n_b``: image counts (None where
-    unknown or, for ``n_a``, where no metric needed the reference)."""
+    unknown or, for ``n_a``, where no metric needed the reference); ``details``: what metrics
+    return beyond their results (FID∞'s fitted points)."""
 
     source_a: str
     source_b: str
@@ -58,6 +64,7 @@ class EvalResult:
     results: dict
     settings: dict
     provenance: Provenance
+    details: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ class FIDResult:
     rank_a: int
     rank_b: int
     tf32: bool = False
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,50 +111,82 @@ def split_options(options: dict) -> tuple[RunConfig, dict]:
     return config, {"dims": config.dims, **{k: v for k, v in options.items() if k in metric_names}}
 
 
-def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig):
-    """Yield (side a or None, side b, values, settings) for each of ``others``. Every side is
-    opened and every count checked before any image is decoded; then the reference ``a`` is
-    reduced once (only where a two-sided metric needs it) and each other side in one pass for
-    every metric."""
+def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig,
+                   interval: IntervalOptions = IntervalOptions()):
+    """Yield (side a or None, side b, values, settings, details) for each of ``others``. Every
+    side is opened and every count checked before any image is decoded; then the reference ``a``
+    is reduced once (only where a two-sided metric needs it) and each other side in one pass
+    for every metric. Each metric sees the needs it declared. With ``interval.replicates``, the
+    metrics that have ``interval_keys`` also get their bootstrap intervals (``metrics.bootstrap``),
+    from the values their needs resample from, reduced in the same pass; the reference side is
+    resampled unless it is a statistics file without features."""
     needs_a, needs_b = needs_of(metrics, extractor, "a"), needs_of(metrics, extractor, "b")
+    bootstrapped = [metric for metric in metrics if metric.interval_keys] if interval.replicates else []
+    if interval.replicates and not bootstrapped:
+        have = ", ".join(name for name, cls in METRICS.items() if cls.interval_keys)
+        raise GanMetricsError(f"--ci: no interval for {', '.join(m.name for m in metrics)}; "
+                              f"request a metric that has one ({have}) or drop --ci")
     opened_a = open_side(a, extractor, needs_a, config) if needs_a else None
+    resample_a = opened_a is not None and (opened_a.stats is None or opened_a.stats.features is not None)
+    if bootstrapped:
+        options = (interval.replicates, interval.seed)
+        if resample_a:
+            needs_a = {**needs_a, **resampling_needs(needs_of(bootstrapped, extractor, "a"), REFERENCE, *options)}
+        needs_b = {**needs_b, **resampling_needs(needs_of(bootstrapped, extractor, "b"), GENERATED, *options)}
     opened = [open_side(other, extractor, needs_b, config) for other in others]
     for side in opened:
         for metric in metrics:
             metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)
+        if bootstrapped:
+            check_replicate_counts(bootstrapped, opened_a.n if opened_a else None, side.n, interval, resample_a)
     side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
     given = side_a.reduced if side_a else None
     for side_b in (reduce_side(side, extractor, needs_b, config, given=given) for side in opened):
-        values, settings = {}, {"resize": extractor.provenance.resize}
+        values, settings, details = {}, {"resize": extractor.provenance.resize}, {}
         for metric in metrics:
-            reference = side_a.reduced if metric.sides == 2 else None
-            values.update(metric.compute(reference, side_b.reduced, extractor.device))
-            settings.update(metric.settings(reference, side_b.reduced))
-        yield side_a, side_b, values, settings
+            reference = ({need: side_a.reduced[need] for need in metric.reference_needs(extractor)}
+                         if metric.sides == 2 else None)
+            generated = {need: side_b.reduced[need] for need in metric.needs(extractor)}
+            out = metric.compute(reference, generated, extractor.device)
+            values.update({key: out[key] for key in metric.keys})
+            details.update({key: value for key, value in out.items() if key not in metric.keys})
+            settings.update(metric.settings(reference, generated))
+        if bootstrapped:
+            values.update(bootstrap_intervals(bootstrapped, extractor, side_a.reduced if side_a else None,
+                                              side_b.reduced, values, interval, resample_a, extractor.device))
+            settings.update(interval.settings())
+            if any(metric.sides == 2 for metric in bootstrapped):
+                settings["ci_reference_resampled"] = resample_a
+        yield side_a, side_b, values, settings, details
 
 
 def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, **options) -> list[EvalResult]:
     """``evaluate`` of each of ``others`` against ``a``, whose work is done once."""
+    interval = IntervalOptions.pop_keywords(options)
     config, metric_options = split_options(options)
-    return evaluate_with_config(config, a, others, build_metrics(metrics, metric_options))
+    return evaluate_with_config(config, a, others, build_metrics(metrics, metric_options), interval)
 
 
-def evaluate_with_config(config: RunConfig, a, others: list, chosen: list[Metric]) -> list[EvalResult]:
-    """``evaluate_many`` with a ``RunConfig`` and built metrics (the CLI's entry)."""
+def evaluate_with_config(config: RunConfig, a, others: list, chosen: list[Metric],
+                         interval: IntervalOptions = IntervalOptions()) -> list[EvalResult]:
+    """``evaluate_many`` with a ``RunConfig``, built metrics and interval options (the CLI's entry)."""
     extractor = open_extractor(config)
     return [EvalResult(str(a) if side_a is None else side_a.label, side_b.label, None if side_a is None else side_a.n,
-                       side_b.n, values, settings, extractor.provenance)
-            for side_a, side_b, values, settings in evaluate_sides(extractor, a, list(others), chosen, config)]
+                       side_b.n, values, settings, extractor.provenance, details)
+            for side_a, side_b, values, settings, details
+            in evaluate_sides(extractor, a, list(others), chosen, config, interval)]
 
 
 def evaluate(a, b, metrics=DEFAULT_METRICS, **options) -> EvalResult:
     """The ``metrics`` (names of ``metrics.registry.METRICS``; default fid and is) of the
     generated source ``b`` against the reference ``a``, every source read once. One-sided
-    metrics (is) are computed on ``b``."""
+    metrics (is) are computed on ``b``. ``ci=B`` adds bootstrap intervals (``ci_level``,
+    default 0.95; ``ci_method``, "basic" or "percentile"; ``ci_seed``, default 0) to the
+    metrics that have them."""
     return evaluate_many(a, [b], metrics, **options)[0]
 
 
-def fid_with_config(config: RunConfig, a, others: list) -> list[FIDResult]:
+def fid_with_config(config: RunConfig, a, others: list, interval: IntervalOptions = IntervalOptions()) -> list[FIDResult]:
     """FID of each of ``others`` against ``a``, whose statistics are computed once (the CLI's entry)."""
     extractor = open_extractor(config)
     metric = FID(config.dims)
@@ -152,13 +194,16 @@ def fid_with_config(config: RunConfig, a, others: list) -> list[FIDResult]:
     provenance = extractor.provenance
     return [FIDResult(values["fid"], side_a.n, side_b.n, config.dims, provenance.resize, provenance.weights_sha256,
                       provenance.calibrated, covariance_rank(side_a.reduced[need].sigma),
-                      covariance_rank(side_b.reduced[need].sigma), provenance.tf32)
-            for side_a, side_b, values, _ in evaluate_sides(extractor, a, others, [metric], config)]
+                      covariance_rank(side_b.reduced[need].sigma), provenance.tf32, values.get("fid_ci_low"),
+                      values.get("fid_ci_high"), {k: v for k, v in settings.items() if k.startswith("ci")})
+            for side_a, side_b, values, settings, _ in evaluate_sides(extractor, a, others, [metric], config, interval)]
 
 
 def fid(a, b, **options) -> FIDResult:
-    """Fréchet Inception Distance between sources ``a`` and ``b`` (keywords: ``RunConfig``)."""
-    return fid_with_config(RunConfig.from_keywords(options), a, [b])[0]
+    """Fréchet Inception Distance between sources ``a`` and ``b`` (keywords: ``RunConfig``, and
+    ``ci=B``, ``ci_level``, ``ci_method``, ``ci_seed`` for a bootstrap interval: ``ci_low``, ``ci_high``)."""
+    interval = IntervalOptions.pop_keywords(options)
+    return fid_with_config(RunConfig.from_keywords(options), a, [b], interval)[0]
 
 
 def inception_score(source, splits: int = 10, is_split_size: int | None = None, **options) -> ISResult:
@@ -172,7 +217,7 @@ def inception_score_with_config(config: RunConfig, source, splits: int = 10,
     """``inception_score`` with a ``RunConfig`` (the CLI's entry)."""
     metric = InceptionScore(splits, is_split_size)
     extractor = open_extractor(config)
-    (_, side, values, settings), = evaluate_sides(extractor, None, [source], [metric], config)
+    (_, side, values, settings, _), = evaluate_sides(extractor, None, [source], [metric], config)
     provenance = extractor.provenance
     return ISResult(values["is_mean"], values["is_std"], settings["splits"], side.n, provenance.resize,
                     provenance.weights_sha256, provenance.calibrated, provenance.tf32, is_split_size)

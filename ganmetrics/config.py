@@ -4,6 +4,7 @@ the CLI's shared options become."""
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .errors import GanMetricsError
 
@@ -71,3 +72,48 @@ class RunConfig:
             )
         sources = SourceOptions(**{k: v for k, v in keywords.items() if k in source_fields})
         return cls(**{k: v for k, v in keywords.items() if k in known}, sources=sources)
+
+
+@dataclass(frozen=True)
+class IntervalOptions:
+    """Bootstrap confidence intervals over images (``--ci``, ``--ci-level``, ``--ci-method``,
+    ``--ci-seed``; the API's ``ci``, ``ci_level``, ``ci_method``, ``ci_seed``). ``replicates``:
+    B resampled copies of each side (None: no interval); ``level``: the interval's coverage,
+    strictly between 0 and 1; ``method``: "basic" (the B values' quantiles reflected about the
+    value: first-order corrected for the metric's bias, an interval for its value on the
+    distributions themselves) or "percentile" (the quantiles themselves); ``seed``: keys the
+    images' weights (``metrics.bootstrap.poisson_weights``), 0 to 2**64 - 1."""
+
+    replicates: int | None = None
+    level: float = 0.95
+    method: str = "basic"
+    seed: int = 0
+
+    METHODS: ClassVar[tuple[str, ...]] = ("basic", "percentile")
+    KEYWORDS: ClassVar[dict[str, str]] = {"ci": "replicates", "ci_level": "level", "ci_method": "method",
+                                          "ci_seed": "seed"}
+    """API keyword -> field."""
+
+    def __post_init__(self):
+        if self.replicates is not None and (isinstance(self.replicates, bool) or self.replicates < 2):
+            raise GanMetricsError(f"--ci must be at least 2 bootstrap replicates (100 or more for a 95% interval), "
+                                  f"got {self.replicates}")
+        if not 0 < self.level < 1:
+            raise GanMetricsError(f"--ci-level must lie strictly between 0 and 1 (e.g. 0.95 for a 95% interval), "
+                                  f"got {self.level}")
+        if self.method not in self.METHODS:
+            raise GanMetricsError(f"--ci-method {self.method!r} is unknown: use one of {', '.join(self.METHODS)}")
+        if not 0 <= self.seed < 2 ** 64:
+            raise GanMetricsError(f"--ci-seed must lie in 0..2**64-1, got {self.seed}")
+
+    @classmethod
+    def pop_keywords(cls, keywords: dict) -> "IntervalOptions":
+        """The options named ``ci``, ``ci_level``, ``ci_method`` and ``ci_seed`` in
+        ``keywords``, removed from it."""
+        return cls(**{field: keywords.pop(name) for name, field in cls.KEYWORDS.items() if name in keywords})
+
+    def settings(self) -> dict:
+        """Its part of the output's ``settings`` (empty without ``--ci``)."""
+        if self.replicates is None:
+            return {}
+        return {"ci": self.replicates, "ci_level": self.level, "ci_method": self.method, "ci_seed": self.seed}

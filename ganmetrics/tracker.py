@@ -106,7 +106,9 @@ class GenerativeMetrics:
         merged = {need: reducer.result() for need, reducer in distributed.merged(self.reducers).items()}
         generated = with_derived(merged, self.needs, self.extractor.device)
         result = {"n": count}
-        for metric in self.metrics:
-            reference = self.reference_side.reduced if metric.sides == 2 else None
-            result.update(metric.compute(reference, generated, self.extractor.device))
+        for metric in self.metrics:  # each sees the needs it declared, as in `ganmetrics eval`
+            reference = ({need: self.reference_side.reduced[need] for need in metric.reference_needs(self.extractor)}
+                         if metric.sides == 2 else None)
+            own = {need: generated[need] for need in metric.needs(self.extractor)}
+            result.update(metric.compute(reference, own, self.extractor.device))
         return result

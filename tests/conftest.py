@@ -41,6 +41,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """NumPy's and SciPy's BLAS on one thread for a test module: small matrix products run
+    fastest so, and on a busy 2-core machine multi-threaded ones crawl (a 32-dim FID took 0.1 s)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory) -> Path:
     """``random:0`` written as a .pth file (~95 MB), as the reference tools need a file."""

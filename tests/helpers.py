@@ -21,6 +21,19 @@ from ganmetrics.metrics.reducers import GaussianStats
 FAST_OPTIONS = ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", "0")
 
 
+class FeatureNames:
+    """What metrics ask an extractor for their needs, without a network: the FID tap of
+    ``--dims`` D is "D", IS's feature "logits", any other metric's "bank"."""
+
+    @staticmethod
+    def feature_of_dims(dims: int) -> str:
+        return str(dims)
+
+    @staticmethod
+    def default_feature(metric: str) -> str:
+        return "logits" if metric == "is" else "bank"
+
+
 def cpu_extractor(resize: str = "tf", weights=None) -> InceptionExtractor:
     """The Inception extractor on the CPU, by default with ``random:0`` weights."""
     return InceptionExtractor(weights or random_weights(0), torch.device("cpu"), resize=resize)

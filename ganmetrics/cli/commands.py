@@ -2,24 +2,25 @@
 ``is`` and ``stats`` with their CONTRACT.md output; ``pack`` (images to an ADM batch)."""
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from ..api import (compute_stats_shard_with_config, compute_stats_with_config, evaluate_with_config,
                    fid_with_config, inception_score_with_config, merge_stats_shards, pack_with_config)
-from ..config import RunConfig
+from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..engine.distributed import ShardSpec
 from ..errors import GanMetricsError
 from ..metrics.registry import build_metrics, known_names, suite_rows
+from ..store.atomicfile import check_writable_folder
 from ..store.batchfile import IMAGES_KEY
 from ..store.shardfile import save_shard
 from ..store.statsfile import gaussian_keys, load_statistics, save_statistics
 from ..version import __version__
-from .gates import ThresholdCrossed, crossed, parse_gates
-from .options import MetricOptionsCommand, shared_options
+from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
+from .options import MetricOptionsCommand, interval_options, shared_options
+from .plot import check_plot_output, save_plot
 from .render import calibration_note, echo_eval, echo_json, echo_suite, echo_table, eval_row, require_finite
 
 STATS_FORMATS = {"ganmetrics": (), "adm": ("spatial",)}
@@ -30,36 +31,57 @@ STATS_FORMATS = {"ganmetrics": (), "adm": ("spatial",)}
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--fail-above", type=float, default=None, help="Exit 1 when an FID is above this value.")
+@click.option("--fail-above-ci", type=float, default=None,
+              help="Exit 1 when the whole --ci interval of an FID is above this value (its low end is).")
+@interval_options
 @shared_options
-def fid_command(reference, others, fail_above, options: RunConfig, as_json: bool):
+def fid_command(reference, others, fail_above, fail_above_ci, interval: IntervalOptions, options: RunConfig,
+                as_json: bool):
     """Fréchet Inception Distance between SOURCE_A and each SOURCE_B.
 
     A source is a folder of images, a .zip/.tar/.tar.gz archive, a .npy/.npz uint8 array, or a
     statistics .npz. With several SOURCE_B, SOURCE_A's statistics are computed once and one row
     is printed per SOURCE_B (a JSON list with --json).
     """
-    results = fid_with_config(options, reference, list(others))
+    if fail_above_ci is not None and interval.replicates is None:
+        raise GanMetricsError("--fail-above-ci gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
+    results = fid_with_config(options, reference, list(others), interval)
     for r, other in zip(results, others):
-        require_finite({"fid": r.value}, f"FID of {other}")
+        require_finite({"fid": r.value, "ci": [r.ci_low, r.ci_high] if interval.replicates else []}, f"FID of {other}")
     rows = [{"metric": "fid", "value": r.value, "n_a": r.n_a, "n_b": r.n_b, "dims": r.dims, "resize": r.resize,
              "rank_a": r.rank_a, "rank_b": r.rank_b, "source_b": str(other),
+             **({"ci_low": r.ci_low, "ci_high": r.ci_high, **r.ci_settings} if interval.replicates else {}),
              "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
              "version": __version__}
             for r, other in zip(results, others)]
     r = results[0]
+    level = f"{interval.level * 100:g}% CI"
     if as_json:
         echo_json(rows[0] if len(rows) == 1 else rows)
     elif len(rows) == 1:
-        click.echo(f"FID {r.value:.6f}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
+        ci = f" [{level} {r.ci_low:.6f}, {r.ci_high:.6f}; B={interval.replicates}]" if interval.replicates else ""
+        click.echo(f"FID {r.value:.6f}{ci}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
                    f"resize={r.resize}){calibration_note(r.calibrated)}")
     else:
-        echo_table([[row["source_b"], f"{row['value']:.6f}", "?" if row["n_b"] is None else str(row["n_b"])]
-                    for row in rows], ["SOURCE_B", "FID", "n_b"])
-        click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}){calibration_note(r.calibrated)}")
+        intervals = (["ci_low", "ci_high"] if interval.replicates else [])
+        echo_table([[row["source_b"], f"{row['value']:.6f}", *(f"{row[k]:.6f}" for k in intervals),
+                     "?" if row["n_b"] is None else str(row["n_b"])] for row in rows],
+                   ["SOURCE_B", "FID", *intervals, "n_b"])
+        click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}"
+                   f"{f', {level}, B={interval.replicates}' if interval.replicates else ''})"
+                   f"{calibration_note(r.calibrated)}")
+    reasons = []
     over = [row for row in rows if fail_above is not None and row["value"] > fail_above]
     if over:
         names = ", ".join(f"{row['source_b']} ({row['value']:.4f})" for row in over)
-        raise ThresholdCrossed(f"FID above --fail-above {fail_above}: {names}")
+        reasons.append(f"FID above --fail-above {fail_above}: {names}")
+    surely_over = [row for row in rows if fail_above_ci is not None and not row["ci_low"] <= fail_above_ci]
+    if surely_over:
+        names = ", ".join(f"{row['source_b']} ({level} [{row['ci_low']:.4f}, {row['ci_high']:.4f}])"
+                          for row in surely_over)
+        reasons.append(f"FID interval above --fail-above-ci {fail_above_ci:g}: {names}")
+    if reasons:
+        raise ThresholdCrossed("; ".join(reasons))
 
 
 fid_command.runs_distributed = True
@@ -205,11 +227,7 @@ def _check_output(output: Path, inputs: list[str], what: str = "the images", kin
         return
     if output.suffix.lower() != ".npz":
         raise GanMetricsError(f"-o {output}: {kind} end in .npz; pass e.g. {output.with_suffix('.npz')}")
-    folder = output.parent
-    if not folder.is_dir():
-        raise GanMetricsError(f"cannot write {output}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GanMetricsError(f"cannot write {output}: folder {folder} is not writable; choose another -o")
+    check_writable_folder(output, "-o")
     for source in inputs:
         if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
             raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace {what}; choose another -o")
@@ -257,23 +275,39 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
               help=f"Comma-separated metrics: {known_names()} (one-sided ones, e.g. is, on each SOURCE_B).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
+@click.option("--fail-above-ci", default=None, metavar="NAME=X[,...]",
+              help="Exit 1 when the whole --ci interval of a result is above X (its low end is), e.g. fid=30.")
+@click.option("--fail-below-ci", default=None, metavar="NAME=X[,...]",
+              help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
+              help="Also draw each metric per SOURCE_B (in the given order) with its interval, and FID∞/IS∞'s "
+                   "fits, into FILE.png (needs matplotlib: pip install 'ganmetrics[plot]').")
+@interval_options
 @shared_options
-def eval_command(reference, others, metric_names, fail_above, fail_below, options: RunConfig, as_json: bool,
-                 **metric_options):
+def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
+                 plot_file: Path | None, interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once.
 
-    SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is)
-    are computed on each SOURCE_B. KID and P/R keep every pool3 feature of both sides in memory (8 KiB
-    an image: 410 MB per side at 50,000 images); FID, IS and D/C's generated side stream. P/R and
-    D/C compute distances one block of B x B = 10,000 x 10,000 at a time, never N x N: at most
-    6·B² + 12·B·D bytes a block (0.85 GB at D = 2048; D/C's float64 blocks 13·B² + 16·B·D, 1.6 GB).
+    SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is,
+    is_inf) are computed on each SOURCE_B. KID, P/R, FID∞ and IS∞ keep every feature of a side in
+    memory (pool3: 8 KiB an image, 410 MB per side at 50,000 images), as FID does with --ci;
+    otherwise FID, IS and D/C's generated side stream. P/R and D/C compute distances one block of
+    B x B = 10,000 x 10,000 at a time, never N x N: at most 6·B² + 12·B·D bytes a block (0.85 GB
+    at D = 2048; D/C's float64 blocks 13·B² + 16·B·D, 1.6 GB).
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
     metrics = build_metrics(names, {"dims": options.dims, **metric_options})
     above, below = parse_gates(fail_above, "--fail-above", metrics), parse_gates(fail_below, "--fail-below", metrics)
-    results = evaluate_with_config(options, reference, list(others), metrics)
+    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
+    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
+    if (above_ci or below_ci) and interval.replicates is None:
+        option = "--fail-above-ci" if above_ci else "--fail-below-ci"
+        raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
+    if plot_file is not None:
+        check_plot_output(plot_file)
+    results = evaluate_with_config(options, reference, list(others), metrics, interval)
     for r in results:
-        require_finite(r.results, f"results for {r.source_b}")
+        require_finite({**r.results, **r.details}, f"results for {r.source_b}")
     suite = suite_rows(names)
     if as_json:
         rows = [eval_row(r) for r in results]
@@ -282,7 +316,10 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, option
         echo_suite(results, suite, results[0].provenance)
     else:
         echo_eval(results, results[0].provenance)
-    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results if (c := crossed(r.results, above, below))]
+    if plot_file is not None:
+        save_plot(results, metrics, plot_file)
+    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
+               if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]
     if reasons:
         raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
 

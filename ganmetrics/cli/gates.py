@@ -1,4 +1,6 @@
-"""Gates: ``--fail-above NAME=X[,NAME=X]`` and ``--fail-below`` on result keys, exit 1 when crossed."""
+"""Gates: ``--fail-above NAME=X[,NAME=X]`` and ``--fail-below`` on result keys, and their
+interval-aware forms ``--fail-above-ci`` / ``--fail-below-ci`` on the bounds of a ``--ci``
+interval; exit 1 when crossed."""
 
 from ..errors import GanMetricsError
 
@@ -7,12 +9,13 @@ class ThresholdCrossed(Exception):
     """A gating threshold was crossed: exit code 1 with this one-line reason."""
 
 
-def parse_gates(spec: str | None, option: str, metrics) -> dict[str, float]:
+def parse_gates(spec: str | None, option: str, metrics, interval: bool = False) -> dict[str, float]:
     """``NAME=X[,NAME=X]`` -> {result key: X}. A NAME is a result key of a requested metric
-    (``is_mean``, ``kid_std``, ...) or a metric's name (its first key: ``is`` -> ``is_mean``)."""
+    (``is_mean``, ``kid_std``, ...) or a metric's name (its first key: ``is`` -> ``is_mean``);
+    with ``interval`` (the ``-ci`` gates), a key that gets a bootstrap interval (``interval_keys``)."""
     if spec is None:
         return {}
-    keys = {key for metric in metrics for key in metric.keys}
+    keys = {key for metric in metrics for key in (metric.interval_keys if interval else metric.keys)}
     by_name = {metric.name: metric.keys[0] for metric in metrics}
     gates = {}
     for item in spec.split(","):
@@ -25,9 +28,10 @@ def parse_gates(spec: str | None, option: str, metrics) -> dict[str, float]:
             raise GanMetricsError(f"{option} {spec!r}: each item must be NAME=NUMBER, e.g. {option} fid=30,kid=0.01")
         key = by_name.get(name, name)
         if key not in keys:
-            raise GanMetricsError(
-                f"{option} {name}=...: {name!r} is not a requested result; use one of {', '.join(sorted(keys | set(by_name)))}"
-            )
+            what = "has no bootstrap interval" if interval and key in {k for m in metrics for k in m.keys} else \
+                "is not a requested result"
+            choices = ", ".join(sorted(keys | {name for name, first in by_name.items() if first in keys}))
+            raise GanMetricsError(f"{option} {name}=...: {name!r} {what}; use one of {choices or '(none)'}")
         gates[key] = threshold
     return gates
 
@@ -37,3 +41,15 @@ def crossed(values: dict, above: dict[str, float], below: dict[str, float]) -> l
     crosses every gate on it (NaN compares false both ways)."""
     out = [f"{key} {values[key]:.4f} > {limit:g}" for key, limit in above.items() if not values[key] <= limit]
     return out + [f"{key} {values[key]:.4f} < {limit:g}" for key, limit in below.items() if not values[key] >= limit]
+
+
+def crossed_interval(values: dict, above: dict[str, float], below: dict[str, float], level: float) -> list[str]:
+    """One description per crossed interval gate: above when the whole interval is above the
+    limit (its low end is), below when the whole interval is below it (its high end is), e.g.
+    "fid 95% CI [31.2000, 33.0000] > 30"."""
+    def describe(key: str, relation: str, limit: float) -> str:
+        return (f"{key} {level * 100:g}% CI [{values[f'{key}_ci_low']:.4f}, {values[f'{key}_ci_high']:.4f}] "
+                f"{relation} {limit:g}")
+
+    out = [describe(key, ">", limit) for key, limit in above.items() if not values[f"{key}_ci_low"] <= limit]
+    return out + [describe(key, "<", limit) for key, limit in below.items() if not values[f"{key}_ci_high"] >= limit]

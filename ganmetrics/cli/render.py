@@ -69,10 +69,11 @@ def human_size(size: int) -> str:
 
 
 def eval_row(result) -> dict:
-    """The JSON object of one ``EvalResult`` (CONTRACT.md "eval")."""
+    """The JSON object of one ``EvalResult`` (CONTRACT.md "eval"), with its ``details`` (FID∞'s
+    fitted points, ...) where a metric gave some."""
     return {"metric": "eval", "source_a": result.source_a, "source_b": result.source_b, "n_a": result.n_a,
             "n_b": result.n_b, "results": result.results, "settings": result.settings,
-            **result.provenance.json_tail()}
+            **({"details": result.details} if result.details else {}), **result.provenance.json_tail()}
 
 
 def _value(value: float) -> str:

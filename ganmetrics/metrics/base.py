@@ -119,24 +119,31 @@ class Metric:
 
     ``name``: as in ``--metrics``; ``sides``: 2 compares a generated set with the reference, 1
     scores each generated set alone; ``keys``: the result keys ``compute`` returns, the first
-    the one a gate on ``name`` reads.
+    the one a gate on ``name`` reads; ``interval_keys``: those a bootstrap over images (``--ci``,
+    ``metrics.bootstrap``) gives an interval for, by recomputing the metric on resampled reduced
+    values (empty: none, e.g. where a repeated image would be its own nearest neighbour).
     """
 
     name: ClassVar[str]
     sides: ClassVar[int]
     keys: ClassVar[tuple[str, ...]]
+    interval_keys: ClassVar[tuple[str, ...]] = ()
 
     def needs(self, extractor) -> list[Need]:
-        """What it needs of a generated side, from ``extractor``'s features."""
+        """What it needs of a generated side (and of the reference, unless ``reference_needs``
+        says otherwise), from ``extractor``'s features."""
         raise NotImplementedError
 
     def reference_needs(self, extractor) -> list[Need]:
-        """What a two-sided metric needs of the reference side (by default what it needs of a generated one)."""
+        """What a two-sided metric needs of the reference side: by default what it needs of a
+        generated one."""
         return self.needs(extractor)
 
-    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
-        """Its values ({result key: value}) from the reference side ``a`` (None for one-sided
-        metrics) and a generated side ``b``; ``device``: where to compute (None: the CPU)."""
+    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict:
+        """Its values ({result key: float}) from the reference side ``a`` (None for one-sided
+        metrics) and a generated side ``b``, each {need: value} for the needs it declared;
+        ``device``: where to compute (None: the CPU). Entries beyond ``keys`` (e.g. FID∞'s
+        fitted points) are details: in the JSON's ``details``, not in ``results``."""
         raise NotImplementedError
 
     def check_counts(self, n_a: int | None, n_b: int | None) -> None:

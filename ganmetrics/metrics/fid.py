@@ -46,6 +46,7 @@ class FID(Metric):
     name = "fid"
     sides = 2
     keys = ("fid",)
+    interval_keys = ("fid",)
     dims: int = option(2048, "FID feature layer.")
 
     def need(self, extractor) -> Need:

@@ -43,6 +43,7 @@ class InceptionScore(Metric):
     name = "is"
     sides = 1
     keys = ("is_mean", "is_std")
+    interval_keys = ("is_mean",)
     splits: int = option(10, "IS: contiguous splits for mean ± std.")
     is_split_size: int | None = option(None, "IS: contiguous splits of this many images instead of --splits, the "
                                              "last one shorter (the ADM evaluator uses 5000).")

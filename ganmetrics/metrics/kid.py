@@ -65,12 +65,14 @@ class KID(Metric):
     name = "kid"
     sides = 2
     keys = ("kid", "kid_std")
+    interval_keys = ("kid",)
     kid_subsets: int = option(100, "KID: random subsets.")
     kid_subset_size: int = option(1000, "KID: images per subset and side; each side needs at least this many.")
     kid_degree: int = option(3, "KID: polynomial kernel degree.")
     kid_gamma: float | None = option(None, "KID: kernel gamma [default: 1/D].")
     kid_coef0: float = option(1.0, "KID: kernel coef0.")
-    seed: int = option(2020, "Seed of the KID subsets (torch-fidelity's stream).")
+    seed: int = option(2020, "Seed of the metrics' random draws: KID's subsets (torch-fidelity's stream), "
+                             "FID∞/IS∞'s shuffles.")
     kid_shrink: bool = option(False, "KID: use the smaller set's size when a side has fewer images than "
                                      "--kid-subset-size (reported).")
 

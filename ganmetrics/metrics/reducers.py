@@ -137,8 +137,9 @@ class SplitSums:
 
     @property
     def splits(self) -> int:
-        """The number of splits (with ``split_size``: so far, for an open-ended stream)."""
-        return len(self.counts)
+        """The number of splits (with ``split_size``: so far, for an open-ended stream): the
+        last axis of ``counts`` (a subclass may hold several sets of sums before it)."""
+        return self.counts.shape[-1]
 
     def _split_of(self, index: torch.Tensor) -> torch.Tensor:
         if self.split_size is not None:
@@ -150,12 +151,17 @@ class SplitSums:
         return torch.bucketize(index, bounds, right=True)
 
     def _grow(self, splits: int) -> None:
-        """At least ``splits`` splits (split_size mode: new ones are empty)."""
+        """At least ``splits`` splits (split_size mode: new ones are empty), along the split axis."""
         missing = splits - self.splits
         if missing > 0:
-            self.counts = torch.cat([self.counts, self.counts.new_zeros(missing)])
-            self.prob_sums = torch.cat([self.prob_sums, self.prob_sums.new_zeros(missing, self.prob_sums.shape[1])])
-            self.neg_entropy_sums = torch.cat([self.neg_entropy_sums, self.neg_entropy_sums.new_zeros(missing)])
+            def padded(sums: torch.Tensor, axis: int) -> torch.Tensor:
+                shape = list(sums.shape)
+                shape[axis] = missing
+                return torch.cat([sums, sums.new_zeros(shape)], dim=axis)
+
+            self.counts = padded(self.counts, -1)
+            self.prob_sums = padded(self.prob_sums, -2)
+            self.neg_entropy_sums = padded(self.neg_entropy_sums, -1)
 
     def update(self, logits: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         """Add a batch of unbiased logits, float (N, K) on any device (summed on this
@@ -176,10 +182,15 @@ class SplitSums:
         # A (splits, N) one-hot matrix sums images into their splits: deterministic on a GPU,
         # where index_add_ adds in arbitrary order, and with no synchronisation.
         one_hot = (split == torch.arange(self.splits, device=device)[:, None]).to(torch.float64)
+        self._accumulate(one_hot, p, positions)
+        self.seen = max(self.seen, stop)
+
+    def _accumulate(self, one_hot: torch.Tensor, p: torch.Tensor, positions: torch.Tensor) -> None:
+        """Add the class probabilities ``p``, float64 (N, K), of the images at ``positions`` into
+        their splits (``one_hot``, float64 (S, N))."""
         self.counts += one_hot.sum(dim=1)
         self.prob_sums += one_hot @ p
         self.neg_entropy_sums += one_hot @ torch.special.xlogy(p, p).sum(dim=1)
-        self.seen = max(self.seen, stop)
 
     def sums(self) -> tuple:
         """(counts (S,), prob_sums (S, K), neg_entropy_sums (S,)) as float64 NumPy arrays, the
@@ -215,11 +226,11 @@ class SplitSums:
 
     def _add(self, counts: torch.Tensor, prob_sums: torch.Tensor, neg_entropy_sums: torch.Tensor, seen: int) -> None:
         device = self.counts.device
-        self._grow(len(counts))
-        rows = slice(0, len(counts))
-        self.counts[rows] += counts.to(device)
-        self.prob_sums[rows] += prob_sums.to(device)
-        self.neg_entropy_sums[rows] += neg_entropy_sums.to(device)
+        splits = counts.shape[-1]
+        self._grow(splits)
+        self.counts[..., :splits] += counts.to(device)
+        self.prob_sums[..., :splits, :] += prob_sums.to(device)
+        self.neg_entropy_sums[..., :splits] += neg_entropy_sums.to(device)
         self.seen = max(self.seen, seen)
 
 

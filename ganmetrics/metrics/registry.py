@@ -9,6 +9,7 @@ from .base import Metric
 from .density_coverage import DensityCoverage
 from .fid import FID
 from .inception_score import InceptionScore
+from .infinity import FIDInfinity, ISInfinity
 from .kid import KID
 from .precision_recall import PrecisionRecall
 from .sfid import SFID
@@ -20,6 +21,8 @@ METRICS: dict[str, type[Metric]] = {
     PrecisionRecall.name: PrecisionRecall,
     DensityCoverage.name: DensityCoverage,
     SFID.name: SFID,
+    FIDInfinity.name: FIDInfinity,
+    ISInfinity.name: ISInfinity,
 }
 
 

@@ -19,6 +19,16 @@ def _umask() -> int:
     return mask
 
 
+def check_writable_folder(path: str | os.PathLike, option: str) -> None:
+    """Refuse, before any work, writing ``path`` into a folder that is missing or not writable;
+    ``option`` names how the user gave the path (``-o``, ``--plot``), for the message."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise GanMetricsError(f"cannot write {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GanMetricsError(f"cannot write {path}: folder {folder} is not writable; choose another {option}")
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     """Yield an open file (``mode`` "wb" or "w") to write ``path``'s new content into.
