@@ -15,7 +15,8 @@ the fields of ``RunConfig`` and ``SourceOptions``, and the metrics' options (``d
 from dataclasses import dataclass
 
 from .config import RunConfig
-from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
+from .engine.sides import (check_provenance, needs_of, open_checked, open_extractor, open_side, reduce_side,
+                           reduce_with_cache, run_provenance)
 from .metrics.base import Metric, Need
 from .metrics.fid import FID
 from .metrics.inception_score import InceptionScore
@@ -84,24 +85,30 @@ def split_options(options: dict) -> tuple[RunConfig, dict]:
 
 
 def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig):
-    """Yield (side a or None, side b, values, settings) for each of ``others``. Every side is
-    opened and every count checked before any image is decoded; then the reference ``a`` is
-    reduced once (only where a two-sided metric needs it) and each other side in one pass for
-    every metric."""
+    """Yield (side a or None, side b, values, settings, provenance) for each of ``others``.
+    Every side is opened and every count checked before anything heavy; then the device and
+    the weights are resolved where images need the network (``run_provenance``: between
+    statistics files, neither), every statistics file checked against the run's provenance,
+    and the reference ``a`` reduced once (only where a two-sided metric needs it) and each
+    other side in one pass for every metric."""
     needs_a, needs_b = needs_of(metrics, extractor, "a"), needs_of(metrics, extractor, "b")
     opened_a = open_side(a, extractor, needs_a, config) if needs_a else None
     opened = [open_side(other, extractor, needs_b, config) for other in others]
     for side in opened:
         for metric in metrics:
             metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)
+    provenance, device = run_provenance(extractor, [side for side in (opened_a, *opened) if side], config)
+    for side, needs in ((opened_a, needs_a), *((side, needs_b) for side in opened)):
+        if side:
+            check_provenance(side, provenance, extractor, needs, config)
     side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
     for side_b in (reduce_side(side, extractor, needs_b, config) for side in opened):
-        values, settings = {}, {"resize": extractor.provenance.resize}
+        values, settings = {}, {"resize": provenance.resize}
         for metric in metrics:
             reference = side_a.reduced if metric.sides == 2 else None
-            values.update(metric.compute(reference, side_b.reduced, extractor.device))
+            values.update(metric.compute(reference, side_b.reduced, device))
             settings.update(metric.settings(reference, side_b.reduced))
-        yield side_a, side_b, values, settings
+        yield side_a, side_b, values, settings, provenance
 
 
 def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, **options) -> list[EvalResult]:
@@ -114,8 +121,8 @@ def evaluate_with_config(config: RunConfig, a, others: list, chosen: list[Metric
     """``evaluate_many`` with a ``RunConfig`` and built metrics (the CLI's entry)."""
     extractor = open_extractor(config)
     return [EvalResult(str(a) if side_a is None else side_a.label, side_b.label, None if side_a is None else side_a.n,
-                       side_b.n, values, settings, extractor.provenance)
-            for side_a, side_b, values, settings in evaluate_sides(extractor, a, list(others), chosen, config)]
+                       side_b.n, values, settings, provenance)
+            for side_a, side_b, values, settings, provenance in evaluate_sides(extractor, a, list(others), chosen, config)]
 
 
 def evaluate(a, b, metrics=DEFAULT_METRICS, **options) -> EvalResult:
@@ -130,11 +137,10 @@ def fid_with_config(config: RunConfig, a, others: list) -> list[FIDResult]:
     extractor = open_extractor(config)
     metric = FID(config.dims)
     need = metric.need(extractor)
-    provenance = extractor.provenance
     return [FIDResult(values["fid"], side_a.n, side_b.n, config.dims, provenance.resize, provenance.weights_sha256,
                       provenance.calibrated, covariance_rank(side_a.reduced[need].sigma),
                       covariance_rank(side_b.reduced[need].sigma), provenance.tf32)
-            for side_a, side_b, values, _ in evaluate_sides(extractor, a, others, [metric], config)]
+            for side_a, side_b, values, _, provenance in evaluate_sides(extractor, a, others, [metric], config)]
 
 
 def fid(a, b, **options) -> FIDResult:
@@ -151,8 +157,7 @@ def inception_score_with_config(config: RunConfig, source, splits: int = 10) -> 
     """``inception_score`` with a ``RunConfig`` (the CLI's entry)."""
     metric = InceptionScore(splits)
     extractor = open_extractor(config)
-    (_, side, values, _), = evaluate_sides(extractor, None, [source], [metric], config)
-    provenance = extractor.provenance
+    (_, side, values, _, provenance), = evaluate_sides(extractor, None, [source], [metric], config)
     return ISResult(values["is_mean"], values["is_std"], splits, side.n, provenance.resize, provenance.weights_sha256,
                     provenance.calibrated, provenance.tf32)
 

@@ -8,8 +8,7 @@ import types
 import click
 
 from ..config import RunConfig, SourceOptions
-from ..extractors.inception.network import FEATURE_DIMS
-from ..extractors.inception.preprocess import RESIZE_MODES
+from ..extractors.inception.spec import FEATURE_DIMS, RESIZE_MODES
 from ..extractors.inception.weights import ENV_WEIGHTS
 from ..metrics.registry import metric_options
 

@@ -4,6 +4,9 @@ cache, or by running its source once for every need that is not already there.
 Needs reduced by ``GaussianStats`` and ``FeatureBank`` are what statistics files and cache
 entries hold (one entry per feature: the Gaussian, plus the bank when one was asked for); any
 other need (the IS split sums) always comes from a run of the source.
+
+Nothing is resolved before it is needed: a run between statistics files resolves no weights,
+builds no network and imports no torch (``run_provenance``).
 """
 
 import os
@@ -16,11 +19,10 @@ from ..errors import GanMetricsError
 from ..extractors.registry import DEFAULT_EXTRACTOR, build_extractor
 from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
+from ..provenance import Provenance
 from ..sources import FolderSource, ImageSource, TarSource, ZipSource, open_source
 from ..store import cache
 from ..store.statsfile import Statistics, is_statistics_file, load_statistics
-from .runner import reduce_source
-from .runtime import resolve_device
 
 STORED = (GaussianStats, FeatureBank)
 """The reducers whose values statistics files and cache entries hold."""
@@ -37,9 +39,16 @@ class Side:
 
 
 def open_extractor(config: RunConfig):
-    """The feature extractor of a run, its weights resolved and its device checked."""
-    return build_extractor(DEFAULT_EXTRACTOR, weights=config.weights, device=resolve_device(config.device),
+    """The feature extractor of a run. Its device (checked then) and its weights are resolved
+    on first need: ``run_provenance`` resolves them before any image is decoded."""
+    return build_extractor(DEFAULT_EXTRACTOR, weights=config.weights, device=lambda: _device(config.device),
                            resize=config.resize, allow_tf32=config.allow_tf32, progress=config.progress)
+
+
+def _device(spec: str):
+    from .runtime import resolve_device  # torch: only where something runs on a device
+
+    return resolve_device(spec)
 
 
 def needs_of(metrics: list[Metric], extractor, side: str) -> dict[Need, str]:
@@ -102,15 +111,44 @@ class OpenedSide:
 
 def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
-    ``Statistics``, a statistics file, or any source."""
+    ``Statistics``, a statistics file, or any source. A statistics file is checked for what the
+    needs take from it (its dims, a feature bank); its resize and weights are checked against
+    the run's provenance by ``check_provenance``, once that is known."""
     if isinstance(spec, Statistics) or isinstance(spec, (str, os.PathLike)) and is_statistics_file(spec):
         stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (load_statistics(spec), spec)
         for need, names in needs.items():
-            _check_statistics(stats, where, extractor, need, names.upper(), config)
+            _check_statistics(stats, where, extractor, need, names.upper())
         return OpenedSide(str(where), stats.n, stats=stats)
     source = open_checked(spec, config, needs)
     label = str(spec) if isinstance(spec, (str, os.PathLike)) else source.describe()
     return OpenedSide(label, len(source), source=source)
+
+
+def run_provenance(extractor, opened: list[OpenedSide], config: RunConfig) -> tuple[Provenance, Any]:
+    """(where this run's numbers come from, the device its metric math runs on; None: the CPU).
+
+    A run that decodes images needs the network: its device is checked and its weights resolved
+    here, before any image is decoded. A run between statistics files alone builds no network
+    and resolves no weights (``--weights`` is not used): its provenance is that of the first
+    file that carries metadata (the others must match it, as ``check_provenance`` checks), with
+    this run's resize, and its math runs on the CPU unless ``--device`` names a GPU. Files
+    without metadata (pytorch-fid's, TTUR's) say nothing of their weights: the run's then stand in."""
+    if any(side.source is not None for side in opened):
+        extractor.device  # noqa: B018  (the cheap check first)
+        return extractor.provenance, extractor.device
+    metas = [side.stats.meta for side in opened if side.stats.meta and "weights_sha256" in side.stats.meta]
+    provenance = Provenance.of_meta(metas[0], extractor.resize) if metas else extractor.provenance
+    return provenance, None if config.device in ("auto", "cpu") else _device(config.device)
+
+
+def check_provenance(opened: OpenedSide, provenance: Provenance, extractor, needs: Mapping[Need, str],
+                     config: RunConfig) -> None:
+    """Refuse a statistics side made with another resize or weights than ``provenance`` (unless
+    ``--allow-mismatch``); a side of images passes."""
+    if opened.stats is not None:
+        for need in needs:
+            provenance.check(opened.stats.meta, opened.stats.dims, extractor.features[need.feature], opened.label,
+                             config.allow_mismatch)
 
 
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
@@ -124,11 +162,13 @@ def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config
 
 
 def resolve_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, reference: bool = False) -> Side:
-    """``open_side`` then ``reduce_side``."""
-    return reduce_side(open_side(spec, extractor, needs, config), extractor, needs, config, reference)
+    """``open_side``, ``check_provenance`` against the extractor's, then ``reduce_side``."""
+    opened = open_side(spec, extractor, needs, config)
+    check_provenance(opened, extractor.provenance, extractor, needs, config)
+    return reduce_side(opened, extractor, needs, config, reference)
 
 
-def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str, config: RunConfig) -> None:
+def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str) -> None:
     if need.reducer not in STORED:
         raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
     if need.reducer is FeatureBank and stats.features is None:
@@ -136,7 +176,7 @@ def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: 
             f"{where} holds statistics only, but {purpose} needs every image's features: pass the image "
             "source, or write the file with `ganmetrics stats --features`"
         )
-    extractor.provenance.check(stats.meta, stats.dims, extractor.features[need.feature], where, config.allow_mismatch)
+    Provenance.check_dims(stats.dims, extractor.features[need.feature], where)
 
 
 def cache_key(fingerprint: dict, provenance, dims: int) -> dict:
@@ -166,6 +206,8 @@ def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str],
     to_run += [Need(feature, GaussianStats) for feature in missing]
     if not to_run:
         return reduced
+    from .runner import reduce_source  # torch: only where images run through the network
+
     reducers = reduce_source(source, extractor, to_run, config)
     for feature, key in missing.items():
         gaussian = reducers[Need(feature, GaussianStats)].result()

@@ -9,10 +9,12 @@ pure function of those, and knows no files, sources or devices beyond where to c
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Reducer(Protocol):
@@ -21,10 +23,10 @@ class Reducer(Protocol):
     kind: ClassVar[str]
 
     @classmethod
-    def create(cls, dims: int, total: int | None, device: torch.device | str, **options) -> "Reducer":
+    def create(cls, dims: int, total: int | None, device: "torch.device | str", **options) -> "Reducer":
         """An empty reducer of ``dims``-wide features of a source of ``total`` images (None: open-ended)."""
 
-    def update(self, x: torch.Tensor, positions: torch.Tensor) -> None:
+    def update(self, x: "torch.Tensor", positions: "torch.Tensor") -> None:
         """Add float features (N, dims) of the images at global ``positions``, int64 (N,)."""
 
     def merge(self, other: "Reducer") -> "Reducer":
@@ -79,7 +81,7 @@ class Metric:
         """What it needs of each side it uses, from ``extractor``'s features."""
         raise NotImplementedError
 
-    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
+    def compute(self, a: Reduced | None, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
         """Its values ({result key: value}) from the reference side ``a`` (None for one-sided
         metrics) and a generated side ``b``; ``device``: where to compute (None: the CPU)."""
         raise NotImplementedError

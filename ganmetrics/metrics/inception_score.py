@@ -1,14 +1,17 @@
 """Inception Score (Salimans et al. 2016) from per-split sums of class probabilities."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.special
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .reducers import SplitSums
+
+if TYPE_CHECKING:
+    import torch
 
 
 def inception_score_from_sums(
@@ -50,7 +53,7 @@ class InceptionScore(Metric):
     def needs(self, extractor) -> list[Need]:
         return [Need(extractor.default_feature("is"), SplitSums, (("splits", self.splits),))]
 
-    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
+    def compute(self, a: Reduced | None, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
         (sums,) = (value for need, value in b.items() if need.reducer is SplitSums and need.options == (("splits", self.splits),))
         mean, std = inception_score_from_sums(*sums)
         return {"is_mean": mean, "is_std": std}

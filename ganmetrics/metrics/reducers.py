@@ -4,14 +4,20 @@ not depend on the image count, and the feature bank, which keeps every feature.
 Each has ``update(x, positions)``, ``merge(other)``, ``state()``/``from_state()`` and, for use
 under ``torchrun``, ``merge_across_processes()``; batches, workers and machines all combine
 through ``merge``. No I/O and no metric math here: the metric modules turn ``result()`` into
-numbers.
+numbers. torch is imported by the methods that make tensors, so that the classes can name what
+a metric needs (``base.Need``) in a process that never runs a network (FID between two
+statistics files).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,16 @@ class GaussianStats:
         return cls(dims, device)
 
     def __init__(self, dims: int, device: torch.device | str = "cpu"):
+        import torch
+
         self.dims = dims
         self.count = 0
         self.mean = torch.zeros(dims, dtype=torch.float64, device=device)
         self.comoment = torch.zeros(dims, dims, dtype=torch.float64, device=device)
 
     def _combine(self, count: int, mean: torch.Tensor, comoment: torch.Tensor) -> None:
+        import torch
+
         total = self.count + count
         delta = mean - self.mean
         self.comoment += comoment + torch.outer(delta, delta) * (self.count * count / total)
@@ -59,7 +69,7 @@ class GaussianStats:
             raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
         if features.shape[0] == 0:
             return
-        x = features.to(self.mean.device, torch.float64)
+        x = features.to(self.mean.device, self.mean.dtype)
         batch_mean = x.mean(dim=0)
         centred = x - batch_mean
         self._combine(x.shape[0], batch_mean, centred.T @ centred)
@@ -84,7 +94,9 @@ class GaussianStats:
         return {"count": np.int64(self.count), "mean": self.mean.cpu().numpy(), "comoment": self.comoment.cpu().numpy()}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "GaussianStats":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> GaussianStats:
+        import torch
+
         stats = cls(len(state["mean"]), device)
         stats.count = int(state["count"])
         stats.mean = torch.as_tensor(state["mean"], dtype=torch.float64).to(device)
@@ -124,6 +136,8 @@ class SplitSums:
         return cls(splits, total, num_classes=dims, device=device)
 
     def __init__(self, splits: int, total: int | None, num_classes: int = 1008, device: torch.device | str = "cpu"):
+        import torch
+
         if splits < 1:
             raise ValueError("splits must be at least 1")
         self.splits = splits
@@ -134,6 +148,8 @@ class SplitSums:
         self.neg_entropy_sums = torch.zeros(splits, dtype=torch.float64, device=device)
 
     def _split_of(self, index: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if self.total is None:
             return index % self.splits
         # Largest s with s*N//splits <= i; the bounds are the TF code's slice bounds.
@@ -144,6 +160,8 @@ class SplitSums:
         """Add a batch of unbiased logits, float (N, K) on any device (summed on this
         reducer's), of the images at ``positions`` (int64 (N,)) in the whole set (default: the
         N positions right after the images seen so far)."""
+        import torch
+
         device = self.counts.device
         if positions is None:
             positions = torch.arange(self.seen, self.seen + logits.shape[0], device=device)
@@ -176,7 +194,9 @@ class SplitSums:
                 "seen": np.int64(self.seen), "counts": counts, "prob_sums": prob_sums, "neg_entropy_sums": neg_entropy_sums}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "SplitSums":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> SplitSums:
+        import torch
+
         total = int(state["total"])
         sums = cls(int(state["splits"]), None if total < 0 else total, state["prob_sums"].shape[1], device)
         sums._add(*(torch.as_tensor(state[k]) for k in ("counts", "prob_sums", "neg_entropy_sums")), int(state["seen"]))
@@ -220,6 +240,8 @@ class FeatureBank:
         return cls(dims, device)
 
     def __init__(self, dims: int, device: torch.device | str = "cpu"):
+        import torch
+
         self.dims, self.device = dims, torch.device(device)
         self.chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = 0
@@ -229,6 +251,8 @@ class FeatureBank:
 
     def update(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         """Add float (N, D) features of the images at ``positions`` (default: right after those seen)."""
+        import torch
+
         if features.ndim != 2 or features.shape[1] != self.dims:
             raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
         if positions is None:
@@ -244,6 +268,8 @@ class FeatureBank:
         return self
 
     def _ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if not self.chunks:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0, self.dims)
         positions = torch.cat([p for p, _ in self.chunks])
@@ -261,7 +287,9 @@ class FeatureBank:
         return {"positions": positions.cpu().numpy(), "features": features.cpu().numpy()}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "FeatureBank":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> FeatureBank:
+        import torch
+
         bank = cls(state["features"].shape[1], device)
         bank.update(torch.as_tensor(state["features"]), torch.as_tensor(state["positions"]))
         return bank
@@ -269,6 +297,7 @@ class FeatureBank:
 
 def _all_gather(state: tuple) -> list[tuple]:
     """Every rank's ``state``, this rank's first (a one-element list outside torch.distributed)."""
+    import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
