@@ -39,8 +39,18 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    ``--metrics fid,fid_inf`` (``tools.INTERVAL_RUNS``): the extra call time, time per bootstrap
    replicate and peak memory over the plain run. Chong & Forsyth's smallest sample is 5,000
    images, more than these sets hold: FID∞ runs from ``--inf-min`` (default a fifth of B).
+8. Measures start-up: the import time and wall time of ``ganmetrics --version`` and of
+   ``ganmetrics fid a.npz b.npz`` (two statistics files: no network), each a fresh process.
 7. Prints the tables and writes them into BENCHMARKS.md between the ``bench:begin``/``bench:end``
    markers (text outside the markers is kept), plus ``results.json`` under --out.
+
+Instruction sets: the tool rows and the bare network (steps 3 and 4) run at each instruction-set
+level the machine allows, one table per level: as the machine is, and, on an AVX-512 (or AMX)
+machine, again with oneDNN, ATen and MKL held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
+``ATEN_CPU_CAPABILITY=avx2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` in every tool's process), as an
+AVX2-only machine runs them. Each level's instruction set is what oneDNN actually used: the
+kernels of a probe convolution run with ``ONEDNN_VERBOSE`` under that level's settings (a cap
+that did not take effect is reported, and its level skipped). ``--isa native`` runs one level.
 
 Like with like: ganmetrics ``--resize pytorch`` is compared with pytorch-fid and clean-fid
 (``legacy_pytorch``); ganmetrics ``--resize tf`` with torch-fidelity and torchmetrics (with
@@ -220,6 +230,53 @@ def work_info(job) -> dict:
     }
 
 
+ISA_CAPS = {"AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+"""The instruction-set levels below the machine's own that the bench can hold the libraries to."""
+
+
+def isa_name(kernel: str) -> str:
+    """The instruction set of a oneDNN kernel name ("jit:avx512_core" -> "AVX-512")."""
+    name = kernel.lower()
+    for marker, isa in (("amx", "AMX"), ("avx512", "AVX-512"), ("avx10", "AVX-512"), ("avx2", "AVX2"),
+                        ("avx", "AVX"), ("sse41", "SSE4.1")):
+        if marker in name:
+            return isa
+    return kernel
+
+
+def work_isa(job) -> dict:
+    """Which instruction sets oneDNN and ATen use in this process (under its environment's
+    caps): Inception-sized 3x3 and 1x1 convolutions run once with ``ONEDNN_VERBOSE`` on, and
+    the names of the kernels oneDNN ran read back from its output."""
+    import ctypes
+    import tempfile
+
+    torch = _torch_setup(job)
+    x = torch.rand(16, 64, 35, 35)
+    convolutions = [torch.nn.Conv2d(64, 96, 3, padding=1, bias=False), torch.nn.Conv2d(64, 64, 1, bias=False)]
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile() as capture:  # oneDNN prints to file descriptor 1
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved = os.dup(1)
+        os.dup2(capture.fileno(), 1)
+        try:
+            with torch.no_grad(), torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                for convolution in convolutions:
+                    convolution(x)
+            libc.fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        lines = capture.read().decode(errors="replace").splitlines()
+    kernels = sorted({line.split(",")[6] for line in lines if ",exec,cpu,convolution," in line})
+    detected = next((line.split("isa:", 1)[1] for line in lines if ",info,cpu,isa:" in line), None)
+    isas = sorted({isa_name(kernel) for kernel in kernels})
+    return {"kernels": kernels, "isa": " + ".join(isas) or "unknown", "onednn_detected": detected,
+            "aten_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 # --------------------------------------------------------------------------------------------
 # Workers: each job runs in its own process (`bench.py --worker JSON`)
 
@@ -367,8 +424,9 @@ def work_bare(job) -> dict:
     """The network alone: random uint8 batches already on the device through ``forward_batch``
     with an ``InceptionExtractor`` (resize + forward of the FID tap, GPU numerics with TF32
     off). Both ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout,
-    stem two images at a time, one batch per core at once on one thread each) and the plain
-    PyTorch network as the other tools run it (one batch at a time on all threads)."""
+    ten images at a time with the stem two at a time, one batch per core at once on one thread
+    each) and the plain PyTorch network as the other tools run it (each whole batch at once, one
+    batch at a time on all threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
     torch = _torch_setup(job)
@@ -383,6 +441,7 @@ def work_bare(job) -> dict:
     ours = InceptionExtractor(weights, device, resize=job["resize"])
     plain = InceptionExtractor(weights, device, resize=job["resize"])
     plain.network = weights.build_network(device)  # instead of the one built on first use
+    plain.cpu_chunk = job["batch_size"]  # the whole batch at once, as the other tools run it
     # Built here, on every thread, as reduce_source builds it: a network first used by a
     # one-thread forward would be built and probed there (see onednn.use_blocked_layout).
     ours.prepare()
@@ -465,15 +524,17 @@ def work_reduction(job) -> dict:
 
 
 WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "interval": work_interval, "kid_step": work_kid_step,
-           "neighbour_step": work_neighbour_step, "bare": work_bare,
-           "decode": work_decode, "reduction": work_reduction, "weights": work_weights, "info": work_info}
+           "neighbour_step": work_neighbour_step, "bare": work_bare, "decode": work_decode,
+           "reduction": work_reduction, "weights": work_weights, "info": work_info, "isa": work_isa}
 
 
-def make_stats_files(folder: Path, dims: int = 2048) -> list[str]:
-    """Two full-rank synthetic statistics files (mu, sigma), as pytorch-fid and ganmetrics read them."""
+def make_stats_files(folder: Path, dims: int = 2048, meta: bool = False) -> list[str]:
+    """Two full-rank synthetic statistics files (mu, sigma), as pytorch-fid and ganmetrics read
+    them; with ``meta`` also ``n`` and ganmetrics' metadata (made-up weights hash), as
+    ``ganmetrics stats`` writes them (then ganmetrics resolves no weights to compare them)."""
     import numpy as np
 
-    files = [folder / f"synthetic_{dims}_{k}.npz" for k in (1, 2)]
+    files = [folder / f"synthetic_{dims}_{k}{'_meta' if meta else ''}.npz" for k in (1, 2)]
     if all(f.is_file() for f in files):
         return [str(f) for f in files]
     folder.mkdir(parents=True, exist_ok=True)
@@ -483,7 +544,12 @@ def make_stats_files(folder: Path, dims: int = 2048) -> list[str]:
         g = rng.standard_normal((dims, samples)) * np.linspace(1.0, 0.05, dims)[:, None]
         sigma = g @ g.T / samples
         mu = rng.standard_normal(dims) * 0.1 + (0.05 if k == 2 else 0.0)
-        np.savez(path, mu=mu, sigma=sigma)
+        extra = {}
+        if meta:
+            extra = {"n": np.int64(samples), "meta": np.array(json.dumps({
+                "extractor": "inception-v3-2015-12-05", "dims": dims, "resize": "tf", "weights_sha256": "0" * 64,
+                "calibrated": False, "tf32": False, "version": "bench", "source": "synthetic"}))}
+        np.savez(path, mu=mu, sigma=sigma, **extra)
     return [str(f) for f in files]
 
 
@@ -552,9 +618,10 @@ class Runner:
         return self._finish(name, run_measured(cmd, self.out / "logs" / f"{stem}.log", self.env), result_path)
 
     def command(self, name: str, cmd: list[str]) -> dict:
+        """Run a command; its measurements, and ``log``: the file holding its stdout and stderr."""
         self.count += 1
-        stem = f"{self.count:02d}_{name}"
-        return self._finish(name, run_measured(cmd, self.out / "logs" / f"{stem}.log", self.env), None)
+        log = self.out / "logs" / f"{self.count:02d}_{name}.log"
+        return dict(self._finish(name, run_measured(cmd, log, self.env), None), log=str(log))
 
     def _finish(self, name, measured, result_path):
         print(f"  {name}: {measured['process_seconds']:.1f} s, exit {measured['returncode']}", file=sys.stderr, flush=True)
@@ -621,8 +688,42 @@ def machine_info(info: dict) -> dict:
 
 
 def summarize(res: dict) -> dict:
-    """Derived figures: per-set and combined speeds, like-for-like differences, targets."""
-    rows, sets = res["rows"], res["sets"]
+    """Derived figures: per instruction-set level its per-set and combined speeds, like-for-like
+    differences and targets; then the targets of the shared parts (FID from statistics, memory
+    growth, start-up)."""
+    derived = {"levels": [summarize_level(level, res) for level in res["levels"]], "targets": []}
+    red = res.get("reduction", {}).get("default")
+    if red and "ganmetrics" in red:
+        speedup = red["pytorch-fid"]["seconds"] / red["ganmetrics"]["seconds"]
+        derived["reduction_speedup"] = speedup
+        derived["targets"].append(("FID from statistics ≥ 10x faster than scipy sqrtm",
+                                   f"{speedup:.2f}x (default BLAS threads)", speedup >= 10))
+    rss = res.get("rss")
+    if rss and all(r["runs"] and all("error" not in run for run in r["runs"]) for r in rss.values()):
+        # Peak RSS is a maximum, and a single run samples it: with one batch per core in flight
+        # it moves with how the batches' largest layers happen to coincide. Each size's peak is
+        # the highest of its runs.
+        peaks = {label: max(run["peak_rss_mib"] for run in r["runs"]) for label, r in rss.items()}
+        ratio = peaks["4x"] / peaks["1x"]
+        derived["rss_ratio"] = ratio
+        derived["targets"].append(("peak RSS of `ganmetrics stats` on 4x images within 10% of 1x",
+                                   f"{ratio:.3f}x (highest of {len(rss['1x']['runs'])} runs each: "
+                                   f"{_fmt(peaks['1x'])} → {_fmt(peaks['4x'])} MiB)",
+                                   ratio <= 1.10))
+    startup = res.get("startup", {}).get("version")
+    if startup and "import_seconds" in startup:
+        derived["targets"].append(("start-up: `ganmetrics --version` imports in ≤ 1 s",
+                                   f"{startup['import_seconds']:.2f} s of imports, {startup['wall_seconds']:.2f} s "
+                                   f"in all (median of {len(startup['runs'])} processes)",
+                                   startup["import_seconds"] <= 1.0))
+    derived["eval"] = summarize_eval(res.get("eval", {}))
+    return derived
+
+
+def summarize_level(level: dict, res: dict) -> dict:
+    """One instruction-set level: per set (and both) each tool's speed, the fastest other tool,
+    ganmetrics' speed-up over it (like for like), the bare rates; and the level's targets."""
+    rows, sets, bare = level.get("rows", {}), res["sets"], level.get("bare", {})
     derived = {"per_set": {}, "targets": []}
     ok = lambda r: r and "value" in r  # noqa: E731
 
@@ -647,61 +748,54 @@ def summarize(res: dict) -> dict:
             )
             entry.update(fastest=fastest, ours=ours, speedup=(speeds[ours] / others[fastest]) if speeds[ours] else None,
                          equal=equal)
-        bare = res.get("bare", {})
         if speeds.get("ganmetrics-tf") and all(s in bare for s in set_names):
             def bare_speed(network):
                 return sum(sets[s]["images"] for s in set_names) / sum(
                     sets[s]["images"] / bare[s][network]["images_per_s"] for s in set_names)
             entry.update(bare=bare_speed("ganmetrics"), bare_plain=bare_speed("plain"),
                          fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"))
+        peaks = {t: max(rows[f"{t}/{s}"]["peak_rss_mib"] for s in set_names)
+                 for t in res["tools"] if all(ok(rows.get(f"{t}/{s}")) for s in set_names)}
+        ours_peak = [v for t, v in peaks.items() if TOOLS[t].ours]
+        others_peak = {t: v for t, v in peaks.items() if not TOOLS[t].ours}
+        if ours_peak and others_peak:
+            lowest = min(others_peak, key=others_peak.get)
+            entry.update(peak_ours=max(ours_peak), peak_lowest_other=others_peak[lowest], lowest_other=lowest)
         derived["per_set"][group] = entry
 
-    both = derived["per_set"]["both"]
-    if "speedup" in both and both["speedup"]:
-        met = both["speedup"] >= 1.5 and both["equal"]
+    name, both = level["isa"]["isa"], derived["per_set"]["both"]
+    if both.get("speedup"):
+        goal = " (goal at AVX-512: ≥ 2x)" if "AVX-512" in name else ""
         derived["targets"].append((
-            "end to end ≥ 1.5x the fastest other tool, equal values",
+            f"{name}: end to end ≥ 1.5x the fastest other tool, equal values{goal}",
             f"{both['speedup']:.2f}x vs {both['fastest']} (both sets; "
             + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('speedup') or 0:.2f}x vs {derived['per_set'][s].get('fastest')}"
                         for s in sets)
             + f"); values {'equal' if both['equal'] else 'NOT equal'} within {EQUAL_RTOL:g}",
-            met))
+            both["speedup"] >= 1.5 and both["equal"]))
     if "fraction" in both:
         derived["targets"].append((
-            "ganmetrics ≥ 80% of the bare-model forward throughput",
+            f"{name}: ganmetrics ≥ 90% of the bare network's rate",
             f"{both['fraction']:.0%} (both sets; "
             + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('fraction', 0):.0%}" for s in sets) + ")",
-            both["fraction"] >= 0.8))
-    red = res.get("reduction", {}).get("default")
-    if red and "ganmetrics" in red:
-        speedup = red["pytorch-fid"]["seconds"] / red["ganmetrics"]["seconds"]
-        derived["reduction_speedup"] = speedup
-        derived["targets"].append(("FID from statistics ≥ 10x faster than scipy sqrtm",
-                                   f"{speedup:.2f}x (default BLAS threads)", speedup >= 10))
+            both["fraction"] >= 0.9))
+    if "peak_ours" in both:
+        derived["targets"].append((
+            f"{name}: peak RSS of ganmetrics ≤ the lowest other tool's (batch {res['args']['batch_size']})",
+            f"{_fmt(both['peak_ours'], 0)} MiB (highest ganmetrics row) vs {_fmt(both['peak_lowest_other'], 0)} MiB "
+            f"({both['lowest_other']}, the lowest other tool's highest row)",
+            both["peak_ours"] <= both["peak_lowest_other"]))
     large = derived["per_set"].get("large", {})
     if res["args"]["device"].startswith("cuda") and large.get("speeds", {}).get("ganmetrics-tf"):
-        speed, workers = large["speeds"]["ganmetrics-tf"], res["args"]["workers"]
+        speed_large, workers = large["speeds"]["ganmetrics-tf"], res["args"]["workers"]
         decode = (res.get("decode", {}).get("large", {}).get("images_per_s") or 0) * max(workers, 1)
         bound = "decoding" if decode and decode < large.get("bare", float("inf")) else "the network (compute)"
         derived["targets"].append((
             "≥ 2,000 images/s for 256px JPEGs on the GPU at fp32",
-            f"{speed:,.0f} images/s, {large.get('fraction', 0):.0%} of the bare forward rate "
+            f"{speed_large:,.0f} images/s, {large.get('fraction', 0):.0%} of the bare forward rate "
             f"({_fmt(large.get('bare'), 0)} images/s); decoding at most {_fmt(decode, 0)} images/s "
             f"({max(workers, 1)} workers x the 1-process rate): bound by {bound}",
-            speed >= 2000))
-    rss = res.get("rss")
-    if rss and all(r["runs"] and all("error" not in run for run in r["runs"]) for r in rss.values()):
-        # Peak RSS is a maximum, and a single run samples it: with one batch per core in flight
-        # it moves by ~5% with how the batches' largest layers happen to coincide. Each size's
-        # peak is the highest of its runs.
-        peaks = {label: max(run["peak_rss_mib"] for run in r["runs"]) for label, r in rss.items()}
-        ratio = peaks["4x"] / peaks["1x"]
-        derived["rss_ratio"] = ratio
-        derived["targets"].append(("peak RSS of `ganmetrics stats` on 4x images within 10% of 1x",
-                                   f"{ratio:.3f}x (highest of {len(rss['1x']['runs'])} runs each: "
-                                   f"{_fmt(peaks['1x'])} → {_fmt(peaks['4x'])} MiB)",
-                                   ratio <= 1.10))
-    derived["eval"] = summarize_eval(res.get("eval", {}))
+            speed_large >= 2000))
     return derived
 
 
@@ -740,68 +834,18 @@ def render(res: dict, derived: dict) -> str:
         + (f", torch threads {a['threads']}" if a["threads"] else "")
         + ". Weights: `random_state_dict(0)` (uncalibrated).",
         "",
-        "| tool | images | FID call s" + (f" (best of {a['rounds']}; all)" if a["rounds"] > 1 else "")
-        + " | images/s | CPU s | peak RSS MiB | peak tree PSS MiB | FID | vs ganmetrics (same resize) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Instruction-set levels (what oneDNN ran for a probe convolution under each level's settings): "
+        + "; ".join(_level_text(level) for level in res["levels"]) + ".",
     ]
-    for set_name, info in res["sets"].items():
-        for tool in res["tools"]:
-            r = res["rows"].get(f"{tool}/{set_name}")
-            if r is None:
-                continue
-            label = f"{tool} · {SETS[set_name]}"
-            if "skipped" in r or "error" in r:
-                lines.append(f"| {label} | {info['images']} | – | – | – | – | – | – | {r.get('skipped') or r.get('error')} |")
-                continue
-            reference = TOOLS[tool].reference
-            ref = res["rows"].get(f"{reference}/{set_name}") or {}
-            is_reference = reference == tool
-            rel = None if is_reference else _rel(r["value"], ref.get("value"))
-            compare = "(reference)" if is_reference else (f"{_fmt_rel(rel)} vs {reference}" if rel is not None else "–")
-            lines.append(
-                f"| {label} | {info['images']} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(info['images'] / r['seconds'], 2)} | {_fmt(r.get('cpu_seconds'))} | "
-                f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | {r['value']:.6g} | {compare} |")
-    lines += ["", "Speed (images/s, FID call only; both sets = all images / summed seconds):", "",
-              "| | " + " | ".join(res["tools"]) + " | fastest other | ganmetrics speed-up (like for like) |",
-              "| --- |" + " ---: |" * (len(res["tools"]) + 2)]
-    for group, entry in derived["per_set"].items():
-        name = SETS.get(group, "both sets")
-        cells = [_fmt(entry["speeds"].get(t), 2) for t in res["tools"]]
-        speedup = (f"{entry['speedup']:.2f}x ({entry['ours']} vs {entry['fastest']}"
-                   f"{'' if entry['equal'] else '; values differ'})") if entry.get("speedup") else "–"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {entry.get('fastest', '–')} | {speedup} |")
-    cpu_cells = []
-    for tool in res["tools"]:
-        parts = [res["rows"].get(f"{tool}/{s}") or {} for s in res["sets"]]
-        cpu = [p.get("cpu_seconds") for p in parts]
-        cpu_cells.append("–" if None in cpu else f"{sum(cpu) / sum(i['images'] for i in res['sets'].values()):.3f}")
-    lines.append("| CPU s per image, both sets (less sensitive to other jobs) | " + " | ".join(cpu_cells) + " | | |")
-
-    bare, decode = res.get("bare", {}), res.get("decode", {})
-    if bare or decode:
-        lines += ["", "Where the time goes (ganmetrics, resize tf):", "",
-                  "| | bare network images/s (ganmetrics) | bare plain network images/s (the other tools') "
-                  "| ganmetrics end to end images/s | fraction of bare | decode only images/s (1 process) |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for group, entry in derived["per_set"].items():
-            dec = decode.get(group, {}).get("images_per_s") if group in res["sets"] else None
-            lines.append(f"| {SETS.get(group, 'both sets')} | {_fmt(entry.get('bare'), 2)} | "
-                         f"{_fmt(entry.get('bare_plain'), 2)} | {_fmt(entry['speeds'].get('ganmetrics-tf'), 2)} | "
-                         f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
-        if bare:
-            lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
-                         f"`forward_batch` with an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
-                         f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
-                         "ganmetrics' network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU "
-                         "(bit-identical outputs), stem two images at a time, one batch per core at once on one "
-                         "thread each (a round is that many batches); "
-                         "the plain one is PyTorch's NCHW path, one batch at a time on all threads, as "
-                         "pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
+    for skipped in res.get("skipped_levels", []):
+        lines.append(f"\nNot run: {skipped}")
+    for level, level_derived in zip(res["levels"], derived["levels"]):
+        lines += render_level(level, level_derived, res)
 
     red = res.get("reduction", {})
     if red:
         lines += ["", "FID from two 2048-d statistics files (synthetic full-rank covariances; load + reduce, "
-                  f"median of {a['fid_repeats']}):", "",
+                  f"median of {a['fid_repeats']}; as the machine is):", "",
                   "| BLAS threads | ganmetrics `frechet_distance` s | pytorch-fid `calculate_frechet_distance` (scipy sqrtm) s | speed-up | FID ganmetrics | FID pytorch-fid | rel. diff |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for label, r in red.items():
@@ -817,7 +861,7 @@ def render(res: dict, derived: dict) -> str:
     lines += render_interval(res)
     rss = res.get("rss")
     if rss:
-        lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes:", "",
+        lines += ["", "`ganmetrics stats` memory, 32px PNGs, separate processes (as the machine is):", "",
                   "| images | seconds | peak RSS MiB | peak tree PSS MiB |", "| ---: | ---: | ---: | ---: |"]
         for label, r in rss.items():
             for number, run in enumerate(r["runs"], 1):
@@ -828,12 +872,105 @@ def render(res: dict, derived: dict) -> str:
                                  f"{_fmt(run['peak_rss_mib'], 0)} | {_fmt(run['peak_pss_mib'], 0)} |")
         if "rss_ratio" in derived:
             lines.append(f"\nRatio 4x / 1x of the highest peak RSS of each size: {derived['rss_ratio']:.3f}.")
-    if derived["targets"]:
-        lines += ["", "Targets (issue 5):", "", "| target | measured | met? |", "| --- | --- | --- |"]
-        for target, measured, met in derived["targets"]:
+    lines += render_startup(res.get("startup", {}))
+    targets = [t for level in derived["levels"] for t in level["targets"]] + derived["targets"]
+    if targets:
+        lines += ["", "Targets (issues 5 and 15):", "", "| target | measured | met? |", "| --- | --- | --- |"]
+        for target, measured, met in targets:
             lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
     lines += ["", "Tools: " + "; ".join(f"{t}: {TOOLS[t].note}" for t in res["tools"]) + "."]
     return "\n".join(lines)
+
+
+def _level_text(level: dict) -> str:
+    isa = level["isa"]
+    caps = " ".join(f"{k}={v}" for k, v in level["caps"].items())
+    return (f"**{isa['isa']}** ({caps or 'as the machine is'}: oneDNN kernels {', '.join(isa['kernels'])}, "
+            f"ATen {isa['aten_capability']})")
+
+
+def render_level(level: dict, derived: dict, res: dict) -> list[str]:
+    """One instruction-set level's tables: every tool on every set, the speeds, where the time goes."""
+    a, rows, name = res["args"], level.get("rows", {}), level["isa"]["isa"]
+    if not (rows or level.get("bare") or res.get("decode")):
+        return []
+    lines = ["", f"### {name}" + (" (held to it: " + ", ".join(f"`{k}={v}`" for k, v in level["caps"].items()) + ")"
+                                  if level["caps"] else " (as the machine is)"), ""]
+    if rows:
+        lines += ["| tool | images | FID call s" + (f" (best of {a['rounds']}; all)" if a["rounds"] > 1 else "")
+                  + " | images/s | CPU s | peak RSS MiB | peak tree PSS MiB | FID | vs ganmetrics (same resize) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for set_name, info in res["sets"].items():
+        for tool in res["tools"]:
+            r = rows.get(f"{tool}/{set_name}")
+            if r is None:
+                continue
+            label = f"{tool} · {SETS[set_name]}"
+            if "skipped" in r or "error" in r:
+                lines.append(f"| {label} | {info['images']} | – | – | – | – | – | – | {r.get('skipped') or r.get('error')} |")
+                continue
+            reference = TOOLS[tool].reference
+            ref = rows.get(f"{reference}/{set_name}") or {}
+            is_reference = reference == tool
+            rel = None if is_reference else _rel(r["value"], ref.get("value"))
+            compare = "(reference)" if is_reference else (f"{_fmt_rel(rel)} vs {reference}" if rel is not None else "–")
+            lines.append(
+                f"| {label} | {info['images']} | {_fmt(r['seconds'])}{_all(r)} | {_fmt(info['images'] / r['seconds'], 2)} | {_fmt(r.get('cpu_seconds'))} | "
+                f"{_fmt(r['peak_rss_mib'], 0)} | {_fmt(r['peak_pss_mib'], 0)} | {r['value']:.6g} | {compare} |")
+    if rows:
+        lines += ["", f"Speed at {name} (images/s, FID call only; both sets = all images / summed seconds):", "",
+                  "| | " + " | ".join(res["tools"]) + " | fastest other | ganmetrics speed-up (like for like) |",
+                  "| --- |" + " ---: |" * (len(res["tools"]) + 2)]
+        for group, entry in derived["per_set"].items():
+            cells = [_fmt(entry["speeds"].get(t), 2) for t in res["tools"]]
+            speedup = (f"{entry['speedup']:.2f}x ({entry['ours']} vs {entry['fastest']}"
+                       f"{'' if entry['equal'] else '; values differ'})") if entry.get("speedup") else "–"
+            lines.append(f"| {SETS.get(group, 'both sets')} | " + " | ".join(cells) + f" | {entry.get('fastest', '–')} | {speedup} |")
+        cpu_cells = []
+        for tool in res["tools"]:
+            parts = [rows.get(f"{tool}/{s}") or {} for s in res["sets"]]
+            cpu = [p.get("cpu_seconds") for p in parts]
+            cpu_cells.append("–" if None in cpu else f"{sum(cpu) / sum(i['images'] for i in res['sets'].values()):.3f}")
+        lines.append("| CPU s per image, both sets (less sensitive to other jobs) | " + " | ".join(cpu_cells) + " | | |")
+
+    bare, decode = level.get("bare", {}), res.get("decode", {})
+    if bare or decode:
+        lines += ["", f"Where the time goes at {name} (ganmetrics, resize tf):", "",
+                  "| | bare network images/s (ganmetrics) | bare plain network images/s (the other tools') "
+                  "| ganmetrics end to end images/s | fraction of bare | decode only images/s (1 process) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for group, entry in derived["per_set"].items():
+            dec = decode.get(group, {}).get("images_per_s") if group in res["sets"] else None
+            lines.append(f"| {SETS.get(group, 'both sets')} | {_fmt(entry.get('bare'), 2)} | "
+                         f"{_fmt(entry.get('bare_plain'), 2)} | {_fmt(entry['speeds'].get('ganmetrics-tf'), 2)} | "
+                         f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
+        if bare:
+            lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
+                         f"`forward_batch` with an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
+                         f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
+                         "ganmetrics' network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU "
+                         "(bit-identical outputs), ten images at a time with the stem two at a time, one batch per "
+                         "core at once on one thread each (a round is that many batches); "
+                         "the plain one is PyTorch's NCHW path, one batch at a time on all threads, as "
+                         "pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
+    return lines
+
+
+def render_startup(startup: dict) -> list[str]:
+    """The start-up table: import time and wall time of each measured command, fresh processes."""
+    if not startup:
+        return []
+    lines = ["", "Start-up (fresh processes, median of each; import time: every module the process imported, "
+             "from `python -X importtime`):", "",
+             "| command | imports s | wall s (whole process) | peak RSS MiB | torch imported |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for r in startup.values():
+        if "error" in r:
+            lines.append(f"| `{r['label']}` | {r['error']} | | | |")
+            continue
+        lines.append(f"| `{r['label']}` | {r['import_seconds']:.2f} | {r['wall_seconds']:.2f} | "
+                     f"{_fmt(r['peak_rss_mib'], 0)} | {'yes' if r['torch'] else 'no'} |")
+    return lines
 
 
 def _bank_mib(n: int) -> float:
@@ -1056,8 +1193,12 @@ def parse_args(argv=None):
                    help="--inf-min of the fid_inf row (default: a fifth of the set's B folder; the paper's 5000 "
                         "needs more images than these sets hold)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: tools,bare,decode,reduction,rss,eval,kid,pr,dc,"
-                   "adm,interval (eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R and D/C "
-                   "steps alone; adm: the `eval --metrics adm` rows; interval: the cost of --ci and fid_inf)")
+                   "adm,interval,startup (eval: the `ganmetrics eval` vs torch-fidelity rows; kid, pr, dc: the KID, P/R "
+                   "and D/C steps alone; adm: the `eval --metrics adm` rows; interval: the cost of --ci and fid_inf)")
+    p.add_argument("--isa", choices=("all", "native"), default="all",
+                   help="instruction-set levels for the tool rows and the bare network: all the machine allows "
+                        "(as it is, and held to AVX2 on an AVX-512 machine; default) or native only")
+    p.add_argument("--startup-repeats", type=int, default=3, help="processes per start-up measurement; the median counts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md", help="file to write the tables into")
     p.add_argument("--no-markdown", action="store_true", help="print only; leave BENCHMARKS.md alone")
@@ -1154,6 +1295,83 @@ def run_interval(args, runner, folders, base, res) -> None:
     res["interval"] = {key: combine_rounds(results) for key, results in runs.items()}
 
 
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def isa_levels(args, runner: "Runner", env: dict) -> tuple[list[dict], list[str]]:
+    """The instruction-set levels to run ({"caps": env settings, "isa": ``work_isa``'s report})
+    and why any other level is not run: the machine as it is, then each level of ``ISA_CAPS``
+    below it that the CPU has, where the cap takes effect (oneDNN then runs that level's kernels)."""
+    native = runner.job("isa_native", {"kind": "isa"})
+    if "error" in native:
+        return [{"caps": {}, "isa": {"isa": "unknown", "kernels": [], "aten_capability": "unknown"}}], [native["error"]]
+    levels, skipped = [{"caps": {}, "isa": native}], []
+    if args.isa == "native" or args.device.startswith("cuda"):
+        return levels, skipped
+    for name, caps in ISA_CAPS.items():
+        if native["isa"] == name:
+            continue
+        if name.lower() not in cpu_flags():
+            skipped.append(f"{name}: this CPU does not have it")
+            continue
+        runner.env = dict(env, **caps)
+        capped = runner.job(f"isa_{name}", {"kind": "isa"})
+        runner.env = env
+        if capped.get("isa") != name:
+            skipped.append(f"{name}: the cap did not take effect (oneDNN ran {capped.get('isa') or capped.get('error')})")
+            continue
+        levels.append({"caps": caps, "isa": capped})
+    return levels, skipped
+
+
+def run_startup(args, runner: "Runner", out: Path, weights: str) -> dict:
+    """Import time and wall time of ``ganmetrics --version`` and of ``ganmetrics fid a.npz
+    b.npz`` (two statistics files with metadata: no network, no weights), each a fresh process
+    under ``python -X importtime``, median of ``--startup-repeats``."""
+    a, b = make_stats_files(out / "stats", meta=True)
+    commands = {"version": ["--version"], "fid_stats": ["fid", a, b, "--weights", weights, "--quiet"]}
+    labels = {"version": "ganmetrics --version", "fid_stats": "ganmetrics fid a.npz b.npz (2048-d)"}
+    results = {}
+    for key, command in commands.items():
+        runs = []
+        for number in range(args.startup_repeats):
+            r = runner.command(f"startup_{key}_{number}", [sys.executable, "-X", "importtime", "-m", "ganmetrics", *command])
+            if "error" in r:
+                runs = [r]
+                break
+            runs.append(dict(r, **import_report(Path(r["log"]).read_text(errors="replace"))))
+        if "error" in runs[0]:
+            results[key] = {"label": labels[key], "error": runs[0]["error"]}
+            continue
+        results[key] = {"label": labels[key], "runs": runs,
+                        "import_seconds": statistics.median(r["import_seconds"] for r in runs),
+                        "wall_seconds": statistics.median(r["process_seconds"] for r in runs),
+                        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "torch": any(r["torch"] for r in runs)}
+    return results
+
+
+def import_report(log: str) -> dict:
+    """From ``python -X importtime`` output: the seconds of every top-level import (each includes
+    what it imported) and whether torch was imported."""
+    total, torch = 0, False
+    for line in log.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if name.strip() == "torch":
+            torch = True
+        if name.startswith(" ") and not name.startswith("  ") and cumulative.strip().isdigit():
+            total += int(cumulative)
+    return {"import_seconds": total / 1e6, "torch": torch}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -1196,27 +1414,38 @@ def main(argv=None) -> int:
         run_sweep(args, runner, folders, weights, base, command)
         return 0
 
+    levels, skipped_levels = isa_levels(args, runner, env)
+    print(f"CPU: {machine['cpu']}, {machine['cores']} cores; instruction-set levels: "
+          + "; ".join(f"{level['isa']['isa']} (oneDNN {', '.join(level['isa']['kernels'])}; ATen "
+                      f"{level['isa']['aten_capability']}"
+                      + (f"; {' '.join(f'{k}={v}' for k, v in level['caps'].items())}" if level["caps"] else "") + ")"
+                      for level in levels)
+          + "".join(f"; not run: {reason}" for reason in skipped_levels), file=sys.stderr, flush=True)
     res = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command, "machine": machine,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "worker"},
-        "tools": tools, "rows": {},
+        "tools": tools, "levels": levels, "skipped_levels": skipped_levels,
         "sets": {s: {"images": sum(len(list(f.iterdir())) for f in folders[s])} for s in SETS},
     }
-    if "tools" not in skip:
-        runs: dict[str, list] = {}
-        for round_index in range(args.rounds):
-            # Rotate the order each round, so no tool always runs first (cold caches) or last.
-            order = tools[round_index % len(tools):] + tools[:round_index % len(tools)]
-            for set_name in SETS:
-                a, b = folders[set_name]
-                for tool in order:
-                    runs.setdefault(f"{tool}/{set_name}", []).append(
-                        runner.job(f"{tool}_{set_name}_r{round_index}", dict(base, tool=tool, a=str(a), b=str(b))))
-        res["rows"] = {key: combine_rounds(results) for key, results in runs.items()}
-    if "bare" not in skip:
-        r = runner.job("bare", dict(base, kind="bare", resize="tf", bare_batches=args.bare_batches))
-        res["bare"] = r if "error" in r else {k: r[k] for k in ("small", "large", "torch_threads")}
+    for level in levels:
+        runner.env = dict(env, **level["caps"])
+        tag = "" if not level["caps"] else f"_{level['isa']['isa']}"
+        if "tools" not in skip:
+            runs: dict[str, list] = {}
+            for round_index in range(args.rounds):
+                # Rotate the order each round, so no tool always runs first (cold caches) or last.
+                order = tools[round_index % len(tools):] + tools[:round_index % len(tools)]
+                for set_name in SETS:
+                    a, b = folders[set_name]
+                    for tool in order:
+                        runs.setdefault(f"{tool}/{set_name}", []).append(runner.job(
+                            f"{tool}_{set_name}{tag}_r{round_index}", dict(base, tool=tool, a=str(a), b=str(b))))
+            level["rows"] = {key: combine_rounds(results) for key, results in runs.items()}
+        if "bare" not in skip:
+            r = runner.job(f"bare{tag}", dict(base, kind="bare", resize="tf", bare_batches=args.bare_batches))
+            level["bare"] = r if "error" in r else {k: r[k] for k in ("small", "large", "torch_threads")}
+    runner.env = env
     if "decode" not in skip:
         r = runner.job("decode", dict(base, kind="decode", folders={s: [str(f) for f in folders[s]] for s in SETS}))
         res["decode"] = {} if "error" in r else {s: r[s] for s in SETS}
@@ -1252,6 +1481,8 @@ def main(argv=None) -> int:
                        "--batch-size", str(args.batch_size), "--device", args.device, "--workers", str(args.workers),
                        "--quiet"]
                 res["rss"][label]["runs"].append(runner.command(f"stats_{label}_{run}", cmd))
+    if "startup" not in skip:
+        res["startup"] = run_startup(args, runner, out, weights)
 
     derived = summarize(res)
     body = render(res, derived)

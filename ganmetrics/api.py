@@ -27,10 +27,8 @@ from tqdm import tqdm
 from .config import IntervalOptions, RunConfig
 from .engine import distributed
 from .engine.distributed import ShardSpec
-from .engine.loader import checked_batches, make_loader, unchanged
-from .engine.runner import reduce_source
-from .engine.runtime import default_workers
-from .engine.sides import needs_of, open_checked, open_extractor, open_side, reduce_side, reduce_with_cache
+from .engine.sides import (check_provenance, needs_of, open_checked, open_extractor, open_side, reduce_side,
+                           reduce_with_cache, run_provenance)
 from .errors import GanMetricsError, quoted
 from .metrics.base import Metric, Need
 from .metrics.bootstrap import (GENERATED, REFERENCE, bootstrap_intervals, check_replicate_counts,
@@ -113,13 +111,16 @@ def split_options(options: dict) -> tuple[RunConfig, dict]:
 
 def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: RunConfig,
                    interval: IntervalOptions = IntervalOptions()):
-    """Yield (side a or None, side b, values, settings, details) for each of ``others``. Every
-    side is opened and every count checked before any image is decoded; then the reference ``a``
-    is reduced once (only where a two-sided metric needs it) and each other side in one pass
-    for every metric. Each metric sees the needs it declared. With ``interval.replicates``, the
-    metrics that have ``interval_keys`` also get their bootstrap intervals (``metrics.bootstrap``),
-    from the values their needs resample from, reduced in the same pass; the reference side is
-    resampled unless it is a statistics file without features."""
+    """Yield (side a or None, side b, values, settings, details, provenance) for each of
+    ``others``. Every side is opened and every count checked before anything heavy; then the
+    device and the weights are resolved where images need the network (``run_provenance``:
+    between statistics files, neither), every statistics file checked against the run's
+    provenance, and the reference ``a`` reduced once (only where a two-sided metric needs it)
+    and each other side in one pass for every metric. Each metric sees the needs it declared.
+    With ``interval.replicates``, the metrics that have ``interval_keys`` also get their
+    bootstrap intervals (``metrics.bootstrap``), from the values their needs resample from,
+    reduced in the same pass; the reference side is resampled unless it is a statistics file
+    without features."""
     needs_a, needs_b = needs_of(metrics, extractor, "a"), needs_of(metrics, extractor, "b")
     bootstrapped = [metric for metric in metrics if metric.interval_keys] if interval.replicates else []
     if interval.replicates and not bootstrapped:
@@ -139,25 +140,29 @@ def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: Ru
             metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)
         if bootstrapped:
             check_replicate_counts(bootstrapped, opened_a.n if opened_a else None, side.n, interval, resample_a)
+    provenance, device = run_provenance(extractor, [side for side in (opened_a, *opened) if side], config)
+    for side, needs in ((opened_a, needs_a), *((side, needs_b) for side in opened)):
+        if side:
+            check_provenance(side, provenance, extractor, needs, config)
     side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
     given = side_a.reduced if side_a else None
     for side_b in (reduce_side(side, extractor, needs_b, config, given=given) for side in opened):
-        values, settings, details = {}, {"resize": extractor.provenance.resize}, {}
+        values, settings, details = {}, {"resize": provenance.resize}, {}
         for metric in metrics:
             reference = ({need: side_a.reduced[need] for need in metric.reference_needs(extractor)}
                          if metric.sides == 2 else None)
             generated = {need: side_b.reduced[need] for need in metric.needs(extractor)}
-            out = metric.compute(reference, generated, extractor.device)
+            out = metric.compute(reference, generated, device)
             values.update({key: out[key] for key in metric.keys})
             details.update({key: value for key, value in out.items() if key not in metric.keys})
             settings.update(metric.settings(reference, generated))
         if bootstrapped:
             values.update(bootstrap_intervals(bootstrapped, extractor, side_a.reduced if side_a else None,
-                                              side_b.reduced, values, interval, resample_a, extractor.device))
+                                              side_b.reduced, values, interval, resample_a, device))
             settings.update(interval.settings())
             if any(metric.sides == 2 for metric in bootstrapped):
                 settings["ci_reference_resampled"] = resample_a
-        yield side_a, side_b, values, settings, details
+        yield side_a, side_b, values, settings, details, provenance
 
 
 def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, **options) -> list[EvalResult]:
@@ -172,8 +177,8 @@ def evaluate_with_config(config: RunConfig, a, others: list, chosen: list[Metric
     """``evaluate_many`` with a ``RunConfig``, built metrics and interval options (the CLI's entry)."""
     extractor = open_extractor(config)
     return [EvalResult(str(a) if side_a is None else side_a.label, side_b.label, None if side_a is None else side_a.n,
-                       side_b.n, values, settings, extractor.provenance, details)
-            for side_a, side_b, values, settings, details
+                       side_b.n, values, settings, provenance, details)
+            for side_a, side_b, values, settings, details, provenance
             in evaluate_sides(extractor, a, list(others), chosen, config, interval)]
 
 
@@ -191,12 +196,12 @@ def fid_with_config(config: RunConfig, a, others: list, interval: IntervalOption
     extractor = open_extractor(config)
     metric = FID(config.dims)
     need = metric.need(extractor)
-    provenance = extractor.provenance
     return [FIDResult(values["fid"], side_a.n, side_b.n, config.dims, provenance.resize, provenance.weights_sha256,
                       provenance.calibrated, covariance_rank(side_a.reduced[need].sigma),
                       covariance_rank(side_b.reduced[need].sigma), provenance.tf32, values.get("fid_ci_low"),
                       values.get("fid_ci_high"), {k: v for k, v in settings.items() if k.startswith("ci")})
-            for side_a, side_b, values, settings, _ in evaluate_sides(extractor, a, others, [metric], config, interval)]
+            for side_a, side_b, values, settings, _, provenance
+            in evaluate_sides(extractor, a, others, [metric], config, interval)]
 
 
 def fid(a, b, **options) -> FIDResult:
@@ -217,8 +222,7 @@ def inception_score_with_config(config: RunConfig, source, splits: int = 10,
     """``inception_score`` with a ``RunConfig`` (the CLI's entry)."""
     metric = InceptionScore(splits, is_split_size)
     extractor = open_extractor(config)
-    (_, side, values, settings, _), = evaluate_sides(extractor, None, [source], [metric], config)
-    provenance = extractor.provenance
+    (_, side, values, settings, _, provenance), = evaluate_sides(extractor, None, [source], [metric], config)
     return ISResult(values["is_mean"], values["is_std"], settings["splits"], side.n, provenance.resize,
                     provenance.weights_sha256, provenance.calibrated, provenance.tf32, is_split_size)
 
@@ -270,6 +274,8 @@ def compute_stats_shard_with_config(config: RunConfig, source, spec: ShardSpec, 
     gaussian, _, _, needs = _stats_needs(extractor, config, features)
     image_source = open_checked(source, config, needs)
     info = distributed.shard_info(image_source, spec, config.batch_size)
+    from .engine.runner import reduce_source  # torch: only where images run through the network
+
     reducers = reduce_source(image_source, extractor, list(needs), config, positions=range(info["start"], info["stop"]))
     meta = {**extractor.provenance.meta(extractor.features[gaussian.feature], image_source.describe()), "shard": info}
     return Shard(meta, {reducer.kind: reducer.state() for reducer in reducers.values()})
@@ -318,6 +324,9 @@ def pack(source, output, **options) -> PackResult:
 
 def pack_with_config(config: RunConfig, source, output) -> PackResult:
     """``pack`` with a ``RunConfig`` (the CLI's entry)."""
+    from .engine.loader import checked_batches, make_loader, unchanged  # torch's DataLoader
+    from .engine.runtime import default_workers
+
     image_source = open_checked(source, config, {})
     workers = default_workers() if config.workers is None else config.workers
     loader = make_loader(image_source, unchanged, config.batch_size, workers, pin_memory=False)

@@ -24,6 +24,13 @@ class Provenance:
     tf32: bool = False
     version: str = __version__
 
+    @classmethod
+    def of_meta(cls, meta: dict, resize: str) -> "Provenance":
+        """The provenance a statistics file's ``meta`` records (its extractor, weights and tf32),
+        for a run with ``resize``: the run of two statistics files, which resolves no weights."""
+        return cls(meta.get("extractor", "unknown"), meta["weights_sha256"], bool(meta.get("calibrated", False)), resize,
+                   tf32=bool(meta.get("tf32", False)))
+
     def meta(self, dims: int, source: str | None = None) -> dict:
         """The ``meta`` of a statistics file of ``dims``-wide features; without ``source`` (a
         description, not an input to the numbers) it is the settings part of a cache key."""
@@ -32,6 +39,15 @@ class Provenance:
         if source is not None:
             meta["source"] = source
         return meta
+
+    @staticmethod
+    def check_dims(file_dims: int, run_dims: int, where) -> None:
+        """Refuse statistics of ``file_dims``-wide features in a run of ``run_dims``."""
+        if file_dims != run_dims:
+            raise GanMetricsError(
+                f"{where} holds {file_dims}-dim statistics but this run uses --dims {run_dims}: "
+                f"pass --dims {file_dims} or recompute the statistics"
+            )
 
     def json_tail(self) -> dict:
         """The keys every JSON result ends with (CONTRACT.md)."""
@@ -42,11 +58,7 @@ class Provenance:
         """Refuse statistics of ``file_dims``-wide features with ``meta`` (None: a file of
         pytorch-fid or TTUR, accepted) made otherwise than this run: other dims always (the
         numbers cannot be compared), other resize or weights unless ``allow_mismatch``."""
-        if file_dims != run_dims:
-            raise GanMetricsError(
-                f"{where} holds {file_dims}-dim statistics but this run uses --dims {run_dims}: "
-                f"pass --dims {file_dims} or recompute the statistics"
-            )
+        self.check_dims(file_dims, run_dims, where)
         if meta is None or allow_mismatch:
             return
         run = {"resize": self.resize, "weights_sha256": self.weights_sha256}

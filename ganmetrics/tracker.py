@@ -13,7 +13,7 @@ from .api import DEFAULT_METRICS, split_options
 from .engine import distributed
 from .engine.loader import ImageBatch
 from .engine.runner import forward_batch
-from .engine.sides import image_needs, needs_of, open_extractor, open_side, reduce_side, with_derived
+from .engine.sides import check_provenance, image_needs, needs_of, open_extractor, open_side, reduce_side, with_derived
 from .errors import GanMetricsError
 from .metrics.reducers import GaussianStats
 from .metrics.registry import build_metrics
@@ -50,6 +50,7 @@ class GenerativeMetrics:
             self.reference_side = None
             if needs_a:
                 opened = open_side(reference, self.extractor, needs_a, self.config)
+                check_provenance(opened, self.extractor.provenance, self.extractor, needs_a, self.config)
                 for metric in self.metrics:
                     metric.check_counts(opened.n if metric.sides == 2 else None, None)
                 self.reference_side = reduce_side(opened, self.extractor, needs_a, self.config, reference=True)

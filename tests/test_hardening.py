@@ -296,6 +296,18 @@ def test_an_archive_member_larger_than_the_limit_is_refused_naming_it(tmp_path, 
     assert open_source(zpath).read(0).shape == (32, 32, 3)
 
 
+def test_an_image_file_in_a_folder_larger_than_the_limit_is_refused_naming_it(tmp_path, monkeypatch):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(noise_images(2, size=32)):  # ~3 KiB PNGs
+        (folder / f"{i}.png").write_bytes(png_bytes(image))
+    monkeypatch.setenv("GANMETRICS_MAX_IMAGE_BYTES", "1000")
+    with pytest.raises(GanMetricsError, match=r"0\.png is [0-9,]+ bytes, above the limit of 1,000 .*GANMETRICS_MAX_IMAGE_BYTES"):
+        open_source(folder).read(0)
+    monkeypatch.setenv("GANMETRICS_MAX_IMAGE_BYTES", "100000")
+    assert open_source(folder).read(0).shape == (32, 32, 3)
+
+
 def test_a_zip_member_that_lies_about_its_size_is_still_bounded(tmp_path, monkeypatch):
     zpath = tmp_path / "bomb.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -361,7 +373,8 @@ def test_a_bare_pickle_as_weights_is_one_line_without_torchs_warning(tmp_path):
 def _all_commands(group, prefix=()):
     import click
 
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(None):  # the lazy group imports each command here
+        command = group.get_command(None, name)
         if isinstance(command, click.Group):
             yield from _all_commands(command, (*prefix, name))
         else:
@@ -407,7 +420,7 @@ def test_debug_flag_and_variable_keep_the_traceback(monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("deep trouble")
 
-    monkeypatch.setattr(cli.commands["is"], "callback", crash)
+    monkeypatch.setattr(cli.get_command(None, "is"), "callback", crash)
     from click.testing import CliRunner
 
     result = CliRunner().invoke(cli, ["--debug", "is", "x"])

@@ -2,9 +2,15 @@
 0 success, 1 a --fail-above/--fail-below threshold crossed, 2 bad usage or bad input (one line
 on stderr, never a traceback), 3 an internal error (a bug: one line asking for a report; the
 traceback with ``--debug`` or ``GANMETRICS_DEBUG=1``), 130 interrupted. Every message is one
-line: a newline inside one (a file name, a third-party warning) is escaped."""
+line: a newline inside one (a file name, a third-party warning) is escaped.
+
+Each command's module is imported when that command runs (``COMMANDS``), so ``ganmetrics
+--version`` and the metric commands start without the trainer, and without torch until a
+network runs (``tests/cli/test_startup.py``).
+"""
 
 import contextlib
+import importlib
 import os
 import sys
 import warnings
@@ -13,19 +19,31 @@ import click
 
 from ..engine import distributed
 from ..errors import GanMetricsError
-from ..train.commands import sample_command, toy_data_command, train_command
 from ..version import __version__
-from .commands import eval_command, fid_command, is_command, pack_command, stats_command
 from .gates import ThresholdCrossed
-from .store_commands import cache_group, weights_group
 
 ENV_DEBUG = "GANMETRICS_DEBUG"
 EXIT_INTERNAL_ERROR = 3
+COMMANDS = {
+    "fid": "ganmetrics.cli.commands:fid_command",
+    "is": "ganmetrics.cli.commands:is_command",
+    "stats": "ganmetrics.cli.commands:stats_command",
+    "eval": "ganmetrics.cli.commands:eval_command",
+    "pack": "ganmetrics.cli.commands:pack_command",
+    "cache": "ganmetrics.cli.store_commands:cache_group",
+    "weights": "ganmetrics.cli.store_commands:weights_group",
+    "train": "ganmetrics.train.commands:train_command",
+    "sample": "ganmetrics.train.commands:sample_command",
+    "toy-data": "ganmetrics.train.commands:toy_data_command",
+}
+"""Every command: its name and where it is defined ("module:attribute"), imported on first use."""
 
 
 class GanMetricsGroup(click.Group):
     """Runs a command and turns every failure into one line on stderr and an exit code.
     ``debug`` (``--debug`` or ``GANMETRICS_DEBUG=1``): an internal error keeps its traceback.
+    Its commands are ``COMMANDS``, each imported when it is first looked up (click's lazy
+    subcommands).
 
     Under torchrun the commands marked ``runs_distributed`` (fid, is, eval, stats) join the
     process group before they run (``engine/distributed.py``); any other refuses. Rank 0 alone
@@ -43,6 +61,15 @@ class GanMetricsGroup(click.Group):
                                       "(fid, is, eval and stats run across ranks)")
             self.owns_process_group = distributed.init_from_environment()
         return name, command, rest
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
         self.debug = os.environ.get(ENV_DEBUG, "").strip() not in ("", "0")
@@ -121,11 +148,6 @@ def _set_debug(ctx: click.Context, _param, value: bool) -> bool:
               help=f"Show the traceback of an internal error (exit 3) instead of one line; also {ENV_DEBUG}=1.")
 def cli():
     """Scores for generative image models: FID, IS, KID and more, identical to the reference tools."""
-
-
-for command in (fid_command, is_command, stats_command, eval_command, pack_command, cache_group, weights_group,
-                train_command, sample_command, toy_data_command):
-    cli.add_command(command)
 
 
 def main():

@@ -1,17 +1,15 @@
 """The one shared-options decorator: the options of CONTRACT.md shared by the metric commands
 (and, a subset of them, by ``train``), gathered into a ``RunConfig``."""
 
-import dataclasses
 import functools
 import types
 
 import click
 
 from ..config import IntervalOptions, RunConfig, SourceOptions
-from ..extractors.inception.network import FEATURE_DIMS
-from ..extractors.inception.preprocess import RESIZE_MODES
+from ..extractors.inception.spec import FEATURE_DIMS, RESIZE_MODES
 from ..extractors.inception.weights import ENV_WEIGHTS
-from ..metrics.registry import metric_options
+from ..metrics.registry import MetricOption, metric_options
 
 OPTIONS = {
     "weights": click.option("--weights", "weights", default=None, metavar="SPEC",
@@ -96,17 +94,17 @@ def interval_options(command):
     return wrapper
 
 
-def _metric_option(field: dataclasses.Field) -> click.Option:
+def _metric_option(option: MetricOption) -> click.Option:
     """The ``eval`` option of a metric's field (``metrics.base.option``): ``--kid-subset-size``
     for ``kid_subset_size``, its default and help from the field; a bool is a flag."""
-    flag = "--" + field.name.replace("_", "-")
-    kind = field.type
+    flag = "--" + option.name.replace("_", "-")
+    kind = option.type
     if isinstance(kind, types.UnionType):  # e.g. float | None
         kind = next(t for t in kind.__args__ if t is not type(None))
     if kind is bool:
-        return click.Option([flag, field.name], is_flag=True, default=field.default, help=field.metadata["help"])
-    return click.Option([flag, field.name], type=kind, default=field.default, show_default=field.default is not None,
-                        help=field.metadata["help"])
+        return click.Option([flag, option.name], is_flag=True, default=option.default, help=option.help)
+    return click.Option([flag, option.name], type=kind, default=option.default, show_default=option.default is not None,
+                        help=option.help)
 
 
 class MetricOptionsCommand(click.Command):
@@ -117,6 +115,6 @@ class MetricOptionsCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         taken = {param.name for param in params}
-        extra = [_metric_option(field) for name, field in metric_options().items() if name not in taken]
+        extra = [_metric_option(option) for name, option in metric_options().items() if name not in taken]
         shared = next(i for i, param in enumerate(params) if param.name in OPTIONS)
         return params[:shared] + extra + params[shared:]  # before the shared options, as in --help

@@ -26,18 +26,21 @@ states (8·D² bytes for a Gaussian, 4·D bytes an image for a feature bank).
 Outside torch.distributed (or with one rank) nothing here communicates: one rank, rank 0.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import GanMetricsError
 from ..metrics.reducers import REDUCERS
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -99,6 +102,8 @@ def init_from_environment() -> bool:
     ``MASTER_PORT``, ``LOCAL_RANK``) unless a group exists; returns whether it made one. With a
     CUDA GPU, ``torch.cuda.set_device(LOCAL_RANK)`` first and NCCL for CUDA tensors beside gloo
     for CPU ones (the exchanges here are on gloo); without one, gloo."""
+    import torch
+
     dist = _dist()
     if not launched_by_torchrun():
         return False
@@ -163,6 +168,8 @@ def exchange(payload: Any = None, *, failure: tuple[int, str] | None = None) -> 
 def _exchange(status: int, payload: Any) -> list[tuple[int, Any]]:
     """(status, payload) of every rank: a header (status, size) from each, all-gathered, then
     each non-empty payload broadcast from its rank."""
+    import torch
+
     if not active():
         if status == _FAILED:
             raise _agreed(payload)

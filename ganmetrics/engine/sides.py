@@ -9,6 +9,9 @@ other reduced need (the IS split sums) always comes from a run of the source. A 
 (``Need.derived``: the k-NN radii of a bank) is computed from its source's value once that is
 there, and cached beside the side's statistics, one entry per derivation and options, whose
 key is the statistics' key plus the derivation (so every existing key stays as it was).
+
+Nothing is resolved before it is needed: a run between statistics files resolves no weights,
+builds no network and imports no torch (``run_provenance``).
 """
 
 import os
@@ -22,13 +25,12 @@ from ..errors import GanMetricsError
 from ..extractors.registry import DEFAULT_EXTRACTOR, build_extractor
 from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
+from ..provenance import Provenance
 from ..sources import FolderSource, ImageSource, TarSource, ZipSource, images_key, open_source
 from ..store import cache
 from ..store.shardfile import is_shard_file
 from ..store.statsfile import Statistics, is_statistics_file, read_statistics, warn_without_metadata
 from . import distributed
-from .runner import reduce_source
-from .runtime import resolve_device
 
 STORED = (GaussianStats, FeatureBank)
 """The reducers whose values statistics files and cache entries hold."""
@@ -45,9 +47,16 @@ class Side:
 
 
 def open_extractor(config: RunConfig):
-    """The feature extractor of a run, its weights resolved and its device checked."""
-    return build_extractor(DEFAULT_EXTRACTOR, weights=config.weights, device=resolve_device(config.device),
+    """The feature extractor of a run. Its device (checked then) and its weights are resolved
+    on first need: ``run_provenance`` resolves them before any image is decoded."""
+    return build_extractor(DEFAULT_EXTRACTOR, weights=config.weights, device=lambda: _device(config.device),
                            resize=config.resize, allow_tf32=config.allow_tf32, progress=config.progress)
+
+
+def _device(spec: str):
+    from .runtime import resolve_device  # torch: only where something runs on a device
+
+    return resolve_device(spec)
 
 
 def needs_of(metrics: list[Metric], extractor, side: str) -> dict[Need, str]:
@@ -128,7 +137,10 @@ class OpenedSide:
 
 def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
-    ``Statistics``, a statistics file (with images beside: an ADM batch), or any source."""
+    ``Statistics``, a statistics file (with images beside: an ADM batch), or any source. A
+    statistics file is checked for what the needs take from it (its dims, a feature bank); its
+    resize and weights are checked against the run's provenance by ``check_provenance``, once
+    that is known."""
     is_path = isinstance(spec, (str, os.PathLike))
     if not isinstance(spec, Statistics) and not (is_path and is_statistics_file(spec)):
         if is_path and is_shard_file(spec):
@@ -142,7 +154,7 @@ def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> 
     from_images = {need: names for need, names in needs.items() if not _stored(stats, need)}
     for need, names in needs.items():
         if need not in from_images or not images_beside:
-            _check_statistics(stats, where, extractor, need, names.upper(), config)
+            _check_statistics(stats, where, extractor, need, names.upper())
     if stats.meta is None and is_path and len(from_images) < len(needs):  # used, and cannot be checked
         warn_without_metadata(spec)
     if not from_images:
@@ -160,6 +172,34 @@ def _stored(stats: Statistics, need: Need) -> bool:
     return need.reducer is FeatureBank and stats.features is not None and stats.of_feature(need.feature) is stats
 
 
+def run_provenance(extractor, opened: list[OpenedSide], config: RunConfig) -> tuple[Provenance, Any]:
+    """(where this run's numbers come from, the device its metric math runs on; None: the CPU).
+
+    A run that decodes images needs the network: its device is checked and its weights resolved
+    here, before any image is decoded. A run between statistics files alone builds no network
+    and resolves no weights (``--weights`` is not used): its provenance is that of the first
+    file that carries metadata (the others must match it, as ``check_provenance`` checks), with
+    this run's resize, and its math runs on the CPU unless ``--device`` names a GPU. Files
+    without metadata (pytorch-fid's, TTUR's) say nothing of their weights: the run's then stand in."""
+    if any(side.source is not None for side in opened):
+        extractor.device  # noqa: B018  (the cheap check first)
+        return extractor.provenance, extractor.device
+    metas = [side.stats.meta for side in opened if side.stats.meta and "weights_sha256" in side.stats.meta]
+    provenance = Provenance.of_meta(metas[0], extractor.resize) if metas else extractor.provenance
+    return provenance, None if config.device in ("auto", "cpu") else _device(config.device)
+
+
+def check_provenance(opened: OpenedSide, provenance: Provenance, extractor, needs: Mapping[Need, str],
+                     config: RunConfig) -> None:
+    """Refuse statistics that a side serves ``needs`` from, made with another resize or weights
+    than ``provenance`` (unless ``--allow-mismatch``); what its images serve passes."""
+    for need in needs if opened.stats is not None else ():
+        if _stored(opened.stats, need):
+            feature = (need.source if need.derived else need).feature
+            stored = opened.stats.of_feature(feature)
+            provenance.check(stored.meta, stored.dims, extractor.features[feature], opened.label, config.allow_mismatch)
+
+
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
                 reference: bool = False, given: Mapping[Need, Any] | None = None) -> Side:
     """The reduced values of an opened side: from its statistics what they hold (and what derives
@@ -170,13 +210,13 @@ def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config
     stored = {need: stats.features if need.reducer is FeatureBank else stats.of_feature(need.feature)
               for need in image_needs(held)}
     rest = {need: names for need, names in needs.items() if need not in held}
-    values = with_derived(stored, held, extractor.device)
+    values = with_derived(stored, held, extractor.device if any(need.derived for need in held) else None)
     if rest:
         values.update(reduce_with_cache(opened.source, extractor, rest, config, reference, given))
     return Side(opened.label, opened.n, {need: values[need] for need in needs})
 
 
-def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str, config: RunConfig) -> None:
+def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: str) -> None:
     need = need.source if need.derived else need
     if need.reducer not in STORED:
         raise GanMetricsError(f"{where} holds statistics, but {purpose} needs the images: pass the image source")
@@ -191,7 +231,7 @@ def _check_statistics(stats: Statistics, where, extractor, need: Need, purpose: 
             f"{where} holds no statistics of the {need.feature} features, but {purpose} needs them: pass the "
             "image source, or write the file with `ganmetrics stats --format adm`"
         )
-    extractor.provenance.check(stored.meta, stored.dims, extractor.features[need.feature], where, config.allow_mismatch)
+    Provenance.check_dims(stored.dims, extractor.features[need.feature], where)
 
 
 def cache_key(fingerprint: dict, provenance, dims: int) -> dict:
@@ -271,6 +311,8 @@ def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: Ru
     to_run += [Need(feature, GaussianStats) for feature in missing]
     if not to_run:
         return reduced
+    from .runner import reduce_source  # torch: only where images run through the network
+
     reducers = reduce_source(source, extractor, to_run, config, given)
     for feature, key in missing.items() if distributed.is_main() else ():
         gaussian = reducers[Need(feature, GaussianStats)].result()

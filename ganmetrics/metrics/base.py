@@ -11,10 +11,12 @@ may instead name a ``Derivation``: a value computed from another reduced value o
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Reducer(Protocol):
@@ -23,10 +25,10 @@ class Reducer(Protocol):
     kind: ClassVar[str]
 
     @classmethod
-    def create(cls, dims: int, total: int | None, device: torch.device | str, **options) -> "Reducer":
+    def create(cls, dims: int, total: int | None, device: "torch.device | str", **options) -> "Reducer":
         """An empty reducer of ``dims``-wide features of a source of ``total`` images (None: open-ended)."""
 
-    def update(self, x: torch.Tensor, positions: torch.Tensor) -> None:
+    def update(self, x: "torch.Tensor", positions: "torch.Tensor") -> None:
         """Add float features (N, dims) of the images at global ``positions``, int64 (N,)."""
 
     def merge(self, other: "Reducer") -> "Reducer":
@@ -139,7 +141,7 @@ class Metric:
         generated one."""
         return self.needs(extractor)
 
-    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict:
+    def compute(self, a: Reduced | None, b: Reduced, device: "torch.device | None" = None) -> dict:
         """Its values ({result key: float}) from the reference side ``a`` (None for one-sided
         metrics) and a generated side ``b``, each {need: value} for the needs it declared;
         ``device``: where to compute (None: the CPU). Entries beyond ``keys`` (e.g. FID∞'s

@@ -21,20 +21,24 @@ A side that cannot be resampled (a statistics file without features) stays fixed
 replicate sees its values, and the interval then reflects the other side's sampling only.
 """
 
+from __future__ import annotations
+
 import functools
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..config import IntervalOptions
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced
 from .reducers import FeatureBank, Gaussian, GaussianStats, SplitSums
+
+if TYPE_CHECKING:
+    import torch
 
 REFERENCE, GENERATED = 0, 1
 """The weight streams of the two sides: their replicates are independent."""
@@ -94,6 +98,8 @@ def weighted_gaussian(features: np.ndarray | torch.Tensor, mean: np.ndarray | to
     ``weights``: integer (N,). Only rows of nonzero weight are read, ``rows_at_once`` at a time:
     2 n D² float64 flops for n such rows, and 8 D (D + rows_at_once) bytes.
     """
+    import torch
+
     chosen = np.flatnonzero(weights)
     total = int(weights[chosen].sum())
     if total < 2:
@@ -134,6 +140,8 @@ def weighted_gaussian(features: np.ndarray | torch.Tensor, mean: np.ndarray | to
 def bank_for_weights(bank: np.ndarray, device: torch.device | None = None) -> tuple:
     """The ``features`` and ``mean`` arguments of ``weighted_gaussian`` for a feature bank (float32
     (N, D)): NumPy arrays on the CPU (``device`` None or the CPU), else tensors on ``device``."""
+    import torch
+
     if device is None or torch.device(device).type == "cpu":
         bank = np.asarray(bank)
         return bank, bank.mean(axis=0, dtype=np.float64)
@@ -166,6 +174,8 @@ class ReplicatedSplitSums(SplitSums):
         self.neg_entropy_sums = self.neg_entropy_sums.expand(replicates, -1).clone()
 
     def _accumulate(self, one_hot: torch.Tensor, p: torch.Tensor, positions: torch.Tensor) -> None:
+        import torch
+
         weights = poisson_weights(self.seed, self.stream, range(self.replicates), positions.cpu().numpy())
         weighted = torch.from_numpy(weights).to(p.device, torch.float64)[:, None, :] * one_hot  # (R, S, N)
         self.counts += weighted.sum(dim=2)
@@ -183,6 +193,8 @@ class ReplicatedSplitSums(SplitSums):
 
     @classmethod
     def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "ReplicatedSplitSums":
+        import torch
+
         total, split_size = int(state["total"]), int(state["split_size"])
         sums = cls(None if split_size > 0 else int(state["splits"]), None if total < 0 else total,
                    state["prob_sums"].shape[2], device, split_size if split_size > 0 else None,
@@ -252,6 +264,8 @@ class SideResampler:
 
     def __init__(self, reduced: Reduced, stream: int | None, replicates: int, seed: int,
                  device: torch.device | None = None):
+        import torch
+
         self.reduced, self.stream, self.replicates, self.seed = reduced, stream, replicates, seed
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self._banks: dict[str, tuple] = {}

@@ -15,15 +15,19 @@ count and the reference's covered flags (``CoverageCounts``), so a generated sid
 feature bank.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .neighbours import BLOCK, as_features, radii_need, require_more_than_k, sweep
+
+if TYPE_CHECKING:
+    import torch
 
 DISTANCES = "prdc"
 """How density and coverage measure distances (``neighbours.DISTANCES``): as prdc."""
@@ -51,6 +55,8 @@ class CoverageCounts:
         return cls(as_features(reference, device), as_features(radii, device), k)
 
     def __init__(self, reference: torch.Tensor, radii: torch.Tensor, k: int, block: int = BLOCK):
+        import torch
+
         self.reference, self.radii, self.k, self.block = reference, radii, k, block
         self.within = torch.zeros((), dtype=torch.int64, device=reference.device)
         self.covered = torch.zeros(len(reference), dtype=torch.bool, device=reference.device)
@@ -60,12 +66,16 @@ class CoverageCounts:
     def update(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         """Add generated float features (B, D) (the counts do not depend on ``positions``);
         no synchronisation with a GPU."""
+        import torch
+
         self.waiting.append(features.detach().to(self.reference.device, torch.float32))
         self.images += len(features)
         if sum(map(len, self.waiting)) >= self.block:
             self._count_waiting()
 
     def _count_waiting(self) -> None:
+        import torch
+
         if not self.waiting:
             return
         generated = torch.cat(self.waiting)
@@ -94,6 +104,8 @@ class CoverageCounts:
     def restored(self, state: dict) -> "CoverageCounts":
         """A reducer with this one's reference and radii holding ``state`` (the counts of other
         generated images, e.g. another rank's): what ``from_state`` is to the other reducers."""
+        import torch
+
         counts = CoverageCounts(self.reference, self.radii, self.k, self.block)
         counts.within += int(state["within"])
         counts.images = int(state["images"])

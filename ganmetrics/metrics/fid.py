@@ -2,19 +2,22 @@
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .linalg import trace_sqrt_product
 from .reducers import GaussianStats
 
+if TYPE_CHECKING:
+    import torch
+
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     device: torch.device | str | None = None) -> float:
+                     device: "torch.device | str | None" = None) -> float:
     """FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2), in squared feature units.
 
     mu: float (D,); sigma: float (D, D). Computed in float64; the trace square root on
@@ -55,7 +58,7 @@ class FID(Metric):
     def needs(self, extractor) -> list[Need]:
         return [self.need(extractor)]
 
-    def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
+    def compute(self, a: Reduced, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
         (need,) = (n for n in a if n.reducer is GaussianStats and n.feature == str(self.dims))
         ref, other = a[need], b[need]
         warn_if_singular(ref, other, self.dims, "FID", "use more than {dims} images or a smaller --dims")

@@ -1,14 +1,17 @@
 """Inception Score (Salimans et al. 2016) from per-split sums of class probabilities."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.special
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .reducers import SplitSums
+
+if TYPE_CHECKING:
+    import torch
 
 
 def inception_score_from_sums(
@@ -66,7 +69,7 @@ class InceptionScore(Metric):
         (sums,) = (value for need, value in b.items() if need.reducer is SplitSums and need.options == self._split_options())
         return sums
 
-    def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
+    def compute(self, a: Reduced | None, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
         mean, std = inception_score_from_sums(*self._sums(b))
         return {"is_mean": mean, "is_std": std}
 

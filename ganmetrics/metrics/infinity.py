@@ -19,12 +19,14 @@ features; IS∞: 4 KiB an image of logits). Time: the statistics of sum_j N_j ro
 inf_points (inf_min + N) / 2 rows (2 D² flops each for FID∞), plus a trace square root per point.
 """
 
+from __future__ import annotations
+
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
@@ -32,6 +34,9 @@ from .bootstrap import bank_for_weights, weighted_gaussian
 from .fid import frechet_distance
 from .inception_score import inception_score_from_sums
 from .reducers import FeatureBank, GaussianStats, SplitSums
+
+if TYPE_CHECKING:
+    import torch
 
 ROWS_AT_ONCE = 8192
 """IS∞: logits of a subset turned into probabilities at once (float64, 8 K bytes each)."""
@@ -143,6 +148,8 @@ class ISInfinity(_Extrapolated):
         return [Need(extractor.default_feature("is"), FeatureBank)]
 
     def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict:
+        import torch
+
         (bank,) = b.values()
 
         def is_of(indices: np.ndarray) -> float:

@@ -9,20 +9,23 @@ Small negative values are normal: the estimator is unbiased, so it scatters arou
 sets are alike. The Gram products xᵀy are float32 matrix products, as torch-fidelity's, the
 kernel and its sums float64 (torch-fidelity: float32): as fast, and within 1e-8 of an
 all-float64 evaluation (closer than torch-fidelity). Not streamable: each side keeps
-all its features (``FeatureBank``).
+all its features (``FeatureBank``). torch is imported where the kernels are computed.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .reducers import FeatureBank
 
+if TYPE_CHECKING:
+    import torch
 
-def polynomial_mmd2(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> float:
+
+def polynomial_mmd2(x: "torch.Tensor", y: "torch.Tensor", degree: int, gamma: float, coef0: float) -> float:
     """Unbiased MMD² of two equal-sized sets x, y, float (m, D), under the polynomial kernel:
     [Σ_{i≠j} k(x_i, x_j) + Σ_{i≠j} k(y_i, y_j)] / (m(m-1)) - 2 Σ_{i,j} k(x_i, y_j) / m².
     The products xᵀy in the sets' dtype, the kernel and the sums in float64."""
@@ -38,10 +41,12 @@ def polynomial_mmd2(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float,
 
 def kernel_inception_distance(generated: np.ndarray, reference: np.ndarray, subsets: int, subset_size: int,
                               degree: int = 3, gamma: float | None = None, coef0: float = 1.0, seed: int = 2020,
-                              device: torch.device | str | None = None) -> tuple[float, float]:
+                              device: "torch.device | str | None" = None) -> tuple[float, float]:
     """(mean, population std) of the MMD² over ``subsets`` random subsets of ``subset_size``
     from float (N_g, D) ``generated`` and (N_r, D) ``reference`` features; on ``device``
     (default: the CPU). ``gamma`` None: 1/D."""
+    import torch
+
     rng = np.random.RandomState(seed)
     gamma = 1.0 / generated.shape[1] if gamma is None else gamma
     device = torch.device("cpu") if device is None else torch.device(device)
@@ -109,7 +114,7 @@ class KID(Metric):
         if n_a is not None and n_b is not None:
             self.subset_size(n_a, n_b)
 
-    def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
+    def compute(self, a: Reduced, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
         reference, generated = self._banks(a, b)
         mean, std = kernel_inception_distance(generated, reference, self.kid_subsets,
                                               self.subset_size(len(reference), len(generated)),

@@ -1,11 +1,17 @@
 """Linear algebra of covariances: the trace square root of a product, a PSD square root, the
-numerical rank. NumPy/LAPACK on the CPU, torch.linalg on a GPU."""
+numerical rank. NumPy/LAPACK on the CPU, torch.linalg on a GPU (torch imported only there)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 import scipy.linalg.blas
 import scipy.linalg.lapack
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
@@ -33,6 +39,8 @@ def _symmetric_similar_to_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.
 
 def _trace_sqrt_product_torch(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.device) -> float:
     """``trace_sqrt_product`` with torch.linalg on ``device`` (a GPU), the same route in float64."""
+    import torch
+
     s1, s2 = (torch.as_tensor(s, dtype=torch.float64).to(device) for s in (sigma1, sigma2))
     for factored, other in ((s1, s2), (s2, s1)):
         factor, info = torch.linalg.cholesky_ex(factored)
@@ -54,7 +62,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.dev
     and exact also for singular covariances (N < D), where ``scipy.linalg.sqrtm`` returns
     complex noise. Eigenvalues only: no eigenvectors are computed.
     """
-    if device is not None and torch.device(device).type != "cpu":
+    if device is not None and str(device).split(":")[0] != "cpu":
+        import torch
+
         return _trace_sqrt_product_torch(sigma1, sigma2, torch.device(device))
     middle = _symmetric_similar_to_product(np.ascontiguousarray(sigma1), np.ascontiguousarray(sigma2))
     eigenvalues = scipy.linalg.eigh(middle, lower=True, eigvals_only=True, overwrite_a=True, check_finite=False,

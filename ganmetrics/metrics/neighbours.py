@@ -32,16 +32,20 @@ set, on the device) and O(N) radii and flags: precision/recall of 50,000 against
 features needs about 3 GB in all, where one N x N float32 matrix would be 10 GB.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from ..errors import GanMetricsError
 from .base import Need
 from .reducers import FeatureBank
+
+if TYPE_CHECKING:
+    import torch
 
 BLOCK = 10_000
 """Rows and columns of a distance block (torch-fidelity's ``prc_batch_size``, ADM's batch sizes)."""
@@ -61,6 +65,8 @@ def _squared_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def adm_squared_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """ADM's ``DistanceBlock``: float32 (len(u), len(v)) squared distances of float32 features
     u (n, D) and v (m, D), computed in float16, or in float32 where any float16 value is not finite."""
+    import torch
+
     squared = _squared_distances(u.half(), v.half())
     if bool(torch.isfinite(squared).all()):
         return squared.float()
@@ -78,7 +84,15 @@ def prdc_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return squared.float().clamp_min_(0).sqrt_()
 
 
-DISTANCES = {"exact": torch.cdist, "adm": adm_squared_distances, "prdc": prdc_distances}
+def exact_distances(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """float32 (len(u), len(v)) Euclidean distances of float32 features u (n, D) and v (m, D):
+    ``torch.cdist``, as torch-fidelity computes them."""
+    import torch
+
+    return torch.cdist(u, v)
+
+
+DISTANCES = {"exact": exact_distances, "adm": adm_squared_distances, "prdc": prdc_distances}
 """How distances are computed, by name: each a function of float32 features u (n, D), v (m, D)
 -> float32 (n, m) on their device."""
 VARIANTS = ("exact", "adm")
@@ -118,6 +132,8 @@ def knn_radii(features: torch.Tensor, k: int, kind: str, block: int = BLOCK) -> 
     """float32 (N,) radii of the k-NN balls of ``features`` (N, D), N > k: each row's (k+1)-th
     smallest ``kind`` distance to all rows, itself included (at distance 0 for ``prdc``, whose
     scikit-learn zeroes it); on the features' device."""
+    import torch
+
     n = len(features)
     if not 0 < k < n:
         raise ValueError(f"k-NN radii need 0 < k < N, got k={k} for N={n}")
@@ -137,6 +153,8 @@ def inside_balls(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tens
                  block: int = BLOCK) -> torch.Tensor:
     """bool (Nq,): whether each of ``queries`` (Nq, D) lies in some ball of ``centres`` (N, D)
     with ``radii`` (N,): ``kind`` distance <= radius (as torch-fidelity, ADM and the paper)."""
+    import torch
+
     inside = torch.zeros(len(queries), dtype=torch.bool, device=queries.device)
 
     def mark(r: slice, c: slice, block_distances: torch.Tensor) -> None:
@@ -151,6 +169,8 @@ def mutually_inside(a: torch.Tensor, radii_a: torch.Tensor, b: torch.Tensor, rad
     """(bool (Na,) whether each of ``a`` lies in some ball of ``b``, bool (Nb,) whether each of
     ``b`` lies in some ball of ``a``) from one sweep with ``a`` as rows (ADM's
     ``ManifoldEstimator.evaluate_pr``, whose rows are the reference): ``kind`` distance <= radius."""
+    import torch
+
     a_inside = torch.zeros(len(a), dtype=torch.bool, device=a.device)
     b_inside = torch.zeros(len(b), dtype=torch.bool, device=b.device)
 
@@ -164,6 +184,8 @@ def mutually_inside(a: torch.Tensor, radii_a: torch.Tensor, b: torch.Tensor, rad
 
 def as_features(features: np.ndarray | torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
     """Features as a float32 tensor on ``device`` (None: the CPU), without a copy where possible."""
+    import torch
+
     return torch.as_tensor(features).to(torch.device("cpu") if device is None else device, torch.float32)
 
 

@@ -19,15 +19,20 @@ derived value, cached with the reference); the distances stream in blocks (memor
 same count over N).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
 from .neighbours import (BLOCK, VARIANTS, as_features, inside_balls, mutually_inside, radii_need,
                          require_more_than_k)
+
+if TYPE_CHECKING:
+    import torch
 
 
 def precision_recall(reference: np.ndarray, reference_radii: np.ndarray, generated: np.ndarray,

@@ -5,13 +5,19 @@ Each has ``update(x, positions)``, ``merge(other)`` and ``state()``/``from_state
 workers, ranks and shard files all combine through ``merge`` (ranks and shards by
 ``engine/distributed.py``, generically). No I/O and no metric math here: the metric modules
 turn ``result()`` into numbers.
+torch is imported by the methods that make tensors, so that the classes can name what a metric
+needs (``base.Need``) in a process that never runs a network (FID between two statistics files).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,16 @@ class GaussianStats:
         return cls(dims, device)
 
     def __init__(self, dims: int, device: torch.device | str = "cpu"):
+        import torch
+
         self.dims = dims
         self.count = 0
         self.mean = torch.zeros(dims, dtype=torch.float64, device=device)
         self.comoment = torch.zeros(dims, dims, dtype=torch.float64, device=device)
 
     def _combine(self, count: int, mean: torch.Tensor, comoment: torch.Tensor) -> None:
+        import torch
+
         total = self.count + count
         delta = mean - self.mean
         self.comoment += comoment + torch.outer(delta, delta) * (self.count * count / total)
@@ -59,7 +69,7 @@ class GaussianStats:
             raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
         if features.shape[0] == 0:
             return
-        x = features.to(self.mean.device, torch.float64)
+        x = features.to(self.mean.device, self.mean.dtype)
         batch_mean = x.mean(dim=0)
         centred = x - batch_mean
         self._combine(x.shape[0], batch_mean, centred.T @ centred)
@@ -77,7 +87,9 @@ class GaussianStats:
         return {"count": np.int64(self.count), "mean": self.mean.cpu().numpy(), "comoment": self.comoment.cpu().numpy()}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "GaussianStats":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> GaussianStats:
+        import torch
+
         stats = cls(len(state["mean"]), device)
         stats.count = int(state["count"])
         stats.mean = torch.as_tensor(state["mean"], dtype=torch.float64).to(device)
@@ -126,6 +138,8 @@ class SplitSums:
             raise ValueError("give either splits or split_size")
         if (split_size if splits is None else splits) < 1:
             raise ValueError("splits and split_size must be at least 1")
+        import torch
+
         self.split_size = split_size
         self.total = total
         self.seen = 0
@@ -142,6 +156,8 @@ class SplitSums:
         return self.counts.shape[-1]
 
     def _split_of(self, index: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if self.split_size is not None:
             return torch.div(index, self.split_size, rounding_mode="floor")
         if self.total is None:
@@ -152,6 +168,8 @@ class SplitSums:
 
     def _grow(self, splits: int) -> None:
         """At least ``splits`` splits (split_size mode: new ones are empty), along the split axis."""
+        import torch
+
         missing = splits - self.splits
         if missing > 0:
             def padded(sums: torch.Tensor, axis: int) -> torch.Tensor:
@@ -167,6 +185,8 @@ class SplitSums:
         """Add a batch of unbiased logits, float (N, K) on any device (summed on this
         reducer's), of the images at ``positions`` (int64 (N,)) in the whole set (default: the
         N positions right after the images seen so far)."""
+        import torch
+
         device = self.counts.device
         if positions is None:
             positions = torch.arange(self.seen, self.seen + logits.shape[0], device=device)
@@ -188,6 +208,8 @@ class SplitSums:
     def _accumulate(self, one_hot: torch.Tensor, p: torch.Tensor, positions: torch.Tensor) -> None:
         """Add the class probabilities ``p``, float64 (N, K), of the images at ``positions`` into
         their splits (``one_hot``, float64 (S, N))."""
+        import torch
+
         self.counts += one_hot.sum(dim=1)
         self.prob_sums += one_hot @ p
         self.neg_entropy_sums += one_hot @ torch.special.xlogy(p, p).sum(dim=1)
@@ -207,7 +229,9 @@ class SplitSums:
                 "seen": np.int64(self.seen), "counts": counts, "prob_sums": prob_sums, "neg_entropy_sums": neg_entropy_sums}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "SplitSums":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> SplitSums:
+        import torch
+
         total = int(state["total"])
         split_size = int(state.get("split_size", -1))
         splits = None if split_size > 0 else int(state["splits"])
@@ -249,6 +273,8 @@ class FeatureBank:
         return cls(dims, device)
 
     def __init__(self, dims: int, device: torch.device | str = "cpu"):
+        import torch
+
         self.dims, self.device = dims, torch.device(device)
         self.chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.seen = 0
@@ -258,6 +284,8 @@ class FeatureBank:
 
     def update(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
         """Add float (N, D) features of the images at ``positions`` (default: right after those seen)."""
+        import torch
+
         if features.ndim != 2 or features.shape[1] != self.dims:
             raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
         if positions is None:
@@ -273,6 +301,8 @@ class FeatureBank:
         return self
 
     def _ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if not self.chunks:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0, self.dims)
         positions = torch.cat([p for p, _ in self.chunks])
@@ -290,7 +320,9 @@ class FeatureBank:
         return {"positions": positions.cpu().numpy(), "features": features.cpu().numpy()}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "FeatureBank":
+    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> FeatureBank:
+        import torch
+
         bank = cls(state["features"].shape[1], device)
         bank.update(torch.as_tensor(state["features"]), torch.as_tensor(state["positions"]))
         return bank

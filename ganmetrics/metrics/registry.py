@@ -2,7 +2,9 @@
 here; a suite of metrics reported together (``--metrics adm``) is one ``Suite`` line."""
 
 import dataclasses
+import typing
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import GanMetricsError
 from .base import Metric
@@ -52,16 +54,29 @@ def suite_rows(names) -> tuple[tuple[str, str], ...] | None:
     return SUITES[names[0]].rows if len(names) == 1 and names[0] in SUITES else None
 
 
-def metric_options() -> dict[str, dataclasses.Field]:
-    """Every option any registered metric takes, by name: {name: the field that declares it}.
-    Metrics that share an option (``seed``) must declare it alike (type and default)."""
-    options: dict[str, dataclasses.Field] = {}
+@dataclass(frozen=True)
+class MetricOption:
+    """An option a metric takes (a field declared with ``base.option``): its ``name``, ``type``
+    (the field's annotation resolved: ``int``, ``float | None``, ...), ``default`` and ``help``."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+
+def metric_options() -> dict[str, MetricOption]:
+    """Every option any registered metric takes, by name. Metrics that share an option
+    (``seed``) must declare it alike (type and default)."""
+    options: dict[str, MetricOption] = {}
     owners: dict[str, str] = {}
     for cls in METRICS.values():
+        hints = typing.get_type_hints(cls)  # annotations may be strings (``from __future__ import annotations``)
         for f in dataclasses.fields(cls):
-            first = options.setdefault(f.name, f)
+            declared = MetricOption(f.name, hints[f.name], f.default, f.metadata.get("help", ""))
+            first = options.setdefault(f.name, declared)
             owner = owners.setdefault(f.name, cls.__name__)
-            if (first.type, first.default) != (f.type, f.default):
+            if (first.type, first.default) != (declared.type, declared.default):
                 raise TypeError(f"metric option {f.name!r} is declared twice, differently: by {owner} and {cls.__name__}")
     return options
 

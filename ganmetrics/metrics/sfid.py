@@ -8,14 +8,18 @@ mean and co-moment per side (``GaussianStats``, 8 D² bytes: 33 MB at D = 2023),
 same forward pass as pool3.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced
 from .fid import frechet_distance, warn_if_singular
 from .reducers import GaussianStats
+
+if TYPE_CHECKING:
+    import torch
 
 SPATIAL = "spatial"
 """The name extractors give sFID's feature."""

@@ -9,10 +9,13 @@ picks the kind from what the user passed.
 from .archives import TarSource, ZipSource
 from .arrays import ArraySource, NpzMember, images_key
 from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name
+from ..lazy import lazy_attributes
 from .files import FolderSource
-from .generator import GeneratorSource
 from .open import ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, open_source
-from .pixels import VALUE_RANGES, rgb_pixels, to_uint8
+
+# Their modules import torch: loaded on first use, so that opening files needs no torch.
+__getattr__ = lazy_attributes(__name__, {"GeneratorSource": ".generator", "VALUE_RANGES": ".pixels",
+                                         "rgb_pixels": ".pixels", "to_uint8": ".pixels"})
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "ARRAY_SUFFIXES", "IMAGE_EXTENSIONS", "VALUE_RANGES", "ArraySource", "FolderSource",

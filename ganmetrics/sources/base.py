@@ -10,8 +10,9 @@ per channel (the high byte, which equals ``value // 257`` for any image made fro
 Files that are not images (by extension) are skipped with one warning that counts them, or
 refused with ``strict=True``; hidden files and folders are skipped silently.
 
-Limits, so that a hostile file cannot exhaust memory: an archive member is read into memory
-only up to ``GANMETRICS_MAX_IMAGE_BYTES`` (default 256 MiB), and an image is decoded only up to
+Limits, so that a hostile file cannot exhaust memory: an image file (a file in a folder or an
+archive member) is read into memory only up to ``GANMETRICS_MAX_IMAGE_BYTES`` (default 256 MiB),
+and an image is decoded only up to
 ``GANMETRICS_MAX_IMAGE_PIXELS`` pixels (default 178,956,970: where Pillow's own decompression
 bomb guard refuses); either environment variable raises its limit. Names in messages go through
 ``quoted``, so a name holding a newline cannot break the one-line error.
@@ -51,7 +52,7 @@ def _limit_from_env(variable: str, default: int) -> int:
 
 
 def max_image_bytes() -> int:
-    """The most bytes read into memory for one archive member (``GANMETRICS_MAX_IMAGE_BYTES``)."""
+    """The most bytes read into memory for one image file (``GANMETRICS_MAX_IMAGE_BYTES``)."""
     return _limit_from_env(ENV_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_BYTES)
 
 
@@ -70,8 +71,9 @@ def too_large(name: str, size: int | None, limit: int) -> GanMetricsError:
 
 
 def read_bounded(file: BinaryIO, name: str, size: int | None = None) -> bytes:
-    """All of ``file`` (an archive member), refusing more than ``max_image_bytes()`` bytes
-    without reading them; ``size``: the size the archive declares, when it does."""
+    """All of ``file`` (an image file or archive member), refusing more than ``max_image_bytes()``
+    bytes without reading them; ``size``: the size the file system or the archive declares, when
+    it does (a file may still grow, or an archive lie: at most one byte over the limit is read)."""
     limit = max_image_bytes()
     if size is not None and size > limit:
         raise too_large(name, size, limit)

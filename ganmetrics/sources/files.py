@@ -3,7 +3,8 @@
 Only regular files are read (after resolving links): FIFOs, sockets, devices, broken links and
 links that loop are skipped with one warning that counts them (refused with ``strict=True``),
 so that a FIFO named ``x.png`` cannot hang a run. Each file is opened without blocking and
-checked to be a regular file again when it is read.
+checked to be a regular file again when it is read, and read only up to
+``GANMETRICS_MAX_IMAGE_BYTES`` (see ``base``).
 """
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GanMetricsError, quoted
-from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, report_skipped
+from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name, read_bounded, report_skipped
 
 
 def _is_regular(path: str) -> bool:
@@ -86,9 +87,16 @@ class FolderSource(ImageSource):
                 f"cannot open image {quoted(path)} ({err.strerror or type(err).__name__}): check the file"
             ) from None
         with os.fdopen(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
                 raise GanMetricsError(f"{quoted(path)} is no longer a regular file: was the folder changed during the run?")
-            return decode_image(file, str(path))
+            try:
+                data = read_bounded(file, str(path), info.st_size)
+            except OSError as err:
+                raise GanMetricsError(
+                    f"cannot read image {quoted(path)} ({err.strerror or type(err).__name__}): check the file"
+                ) from None
+        return decode_image(data, str(path))
 
 
 def _is_folder(entry: os.DirEntry) -> bool:

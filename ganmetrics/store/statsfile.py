@@ -84,10 +84,10 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
     if float(diagonal.min()) < -PSD_TOLERANCE * largest:
         return (f"sigma is not positive semi-definite (a diagonal variance is {float(diagonal.min()):.3g}; "
                 "variances are never negative)")
-    import torch  # its Cholesky is ~2-4x LAPACK's through numpy here; imported only when needed
+    from scipy.linalg.lapack import dpotrf  # LAPACK directly: no torch import, and no copy of the factor
 
-    shifted = torch.from_numpy(sigma + PSD_TOLERANCE * largest * np.eye(sigma.shape[0]))
-    if int(torch.linalg.cholesky_ex(shifted).info) != 0:
+    _, info = dpotrf(sigma + PSD_TOLERANCE * largest * np.eye(sigma.shape[0]), lower=1, clean=0, overwrite_a=1)
+    if info != 0:
         return (f"sigma is not positive semi-definite (an eigenvalue is below -{PSD_TOLERANCE:g} x the largest, "
                 f"about {largest:.3g})")
     return None

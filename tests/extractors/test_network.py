@@ -4,7 +4,7 @@ whole batch at once, bit for bit, at every feature tap."""
 import pytest
 import torch
 
-from ganmetrics.extractors.inception.network import FEATURES
+from ganmetrics.extractors.inception.spec import FEATURES
 from ganmetrics.extractors.inception.onednn import use_blocked_layout
 from ganmetrics.extractors.inception.weights import random_weights
 

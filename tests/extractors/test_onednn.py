@@ -1,5 +1,10 @@
 """The blocked-layout CPU network: bit for bit the plain network's outputs, or left plain."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -7,6 +12,7 @@ import ganmetrics.extractors.inception.onednn as onednn
 from helpers import cpu_extractor
 from ganmetrics.extractors.inception.extractor import CPU_STEM_BATCH
 from ganmetrics.extractors.inception.network import BasicConv2d
+from ganmetrics.extractors.inception.preprocess import to_network_input
 from ganmetrics.extractors.inception.weights import random_weights
 
 
@@ -78,3 +84,71 @@ def test_network_stays_plain_where_the_blocked_outputs_differ_by_one_bit(monkeyp
 def test_the_cpu_extractor_runs_the_blocked_network():
     extractor = cpu_extractor()
     assert extractor.network.blocked_layout and extractor.network.stem_batch == CPU_STEM_BATCH
+
+
+def test_a_network_built_on_one_thread_still_converts():
+    # PyTorch's plain path on one thread computes 1x1 convolutions of small batches with its own
+    # matrix products; the probe compares with the plain path as at batch 50 (oneDNN throughout).
+    network = random_weights(0).build_network()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert onednn.use_blocked_layout(network)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_extractor_in_chunks_gives_the_plain_network_s_outputs_bit_for_bit(networks):
+    plain, _ = networks
+    extractor = cpu_extractor()
+    extractor.cpu_chunk = 2  # chunks of 2 and 1 images
+    pixels = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    wanted = {"2048", "logits_unbiased"}
+    got = extractor(pixels, wanted)
+    with torch.inference_mode():
+        expected = plain(to_network_input(pixels.permute(0, 3, 1, 2).contiguous(), "tf"), wanted)
+    for feature in wanted:
+        assert torch.equal(got[feature], expected[feature]), feature
+
+
+def test_the_network_is_built_once_per_process_and_the_extractor_keeps_no_copy_of_the_weights():
+    first, second = cpu_extractor(), cpu_extractor()
+    assert first.network is second.network
+    assert first.weights.state_dict is None and first.provenance.weights_sha256 == random_weights(0).sha256
+
+
+# Runs in a process whose oneDNN and ATen are held to AVX2 (ONEDNN_VERBOSE on: its kernels' names
+# go to stdout): the CPU extractor, built and run on one thread as the forward threads run it,
+# in chunks, against the plain network on two threads as the reference tools run it.
+AVX2_CHECK = """
+import json, sys, torch
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from ganmetrics.extractors.inception.preprocess import to_network_input
+from ganmetrics.extractors.inception.weights import load_weights
+weights = load_weights(sys.argv[1])
+plain = weights.build_network()
+extractor = InceptionExtractor(weights, torch.device("cpu"))
+extractor.cpu_chunk = 2
+pixels = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+wanted = {"2048", "logits_unbiased"}
+torch.set_num_threads(1)
+got = extractor(pixels, wanted)
+torch.set_num_threads(2)
+with torch.inference_mode():
+    expected = plain(to_network_input(pixels.permute(0, 3, 1, 2).contiguous(), "tf"), wanted)
+print(json.dumps({"blocked": extractor.network.blocked_layout, "aten": torch.backends.cpu.get_cpu_capability(),
+                  "equal": {f: torch.equal(got[f], expected[f]) for f in wanted}}), file=sys.stderr)
+"""
+
+
+def test_at_avx2_the_extractor_gives_the_plain_network_s_outputs_bit_for_bit(weights_file):
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("this CPU runs below AVX2: there is no AVX2 level to check")
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2", ONEDNN_VERBOSE="1")
+    done = subprocess.run([sys.executable, "-c", AVX2_CHECK, str(weights_file)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    kernels = {line.split(",")[6] for line in done.stdout.splitlines() if ",exec,cpu,convolution," in line}
+    assert kernels and all("avx2" in k for k in kernels), kernels  # the cap took effect
+    assert report == {"blocked": True, "aten": "AVX2", "equal": {"2048": True, "logits_unbiased": True}}

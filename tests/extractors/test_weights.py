@@ -17,7 +17,7 @@ from ganmetrics.extractors.inception import weights as weights_module
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.store.paths import cache_dir
-from ganmetrics.extractors.inception.network import FEATURE_DIMS
+from ganmetrics.extractors.inception.spec import FEATURE_DIMS
 from ganmetrics.extractors.inception.preprocess import to_network_input
 from ganmetrics.extractors.inception.weights import (WEIGHTS_FILENAME, expected_shapes, fetch_weights, find_weights_file, load_weights,
                                 random_state_dict, random_weights, read_state_dict, resolve_weights_file)

@@ -16,7 +16,8 @@ from helpers import counted_decodes, cpu_extractor, run_cli, smooth_images, writ
 from ganmetrics import api, sources
 from ganmetrics.cli import cli
 from ganmetrics.config import RunConfig
-from ganmetrics.engine import sides
+from ganmetrics.engine import runner, sides
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
 from ganmetrics.extractors.inception.weights import random_weights
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.reducers import Gaussian, GaussianStats
@@ -123,7 +124,7 @@ def counting(monkeypatch):
         calls.append(source.describe())
         return {need: FixedGaussian(len(source)) for need in needs}
 
-    monkeypatch.setattr(sides, "reduce_source", reduce_source)
+    monkeypatch.setattr(runner, "reduce_source", reduce_source)
     return calls
 
 
@@ -215,7 +216,7 @@ def test_the_key_covers_images_and_every_setting_that_changes_the_numbers(tmp_pa
         entry_of(open_source(folder, recursive=False), provenance),
     ]
     # The extractor's resize is part of its provenance.
-    assert entry_of(open_source(folder), dataclasses.replace(extractor, resize="clean")) == changed[0]
+    assert entry_of(open_source(folder), InceptionExtractor(extractor.weights, extractor.device, resize="clean")) == changed[0]
     (folder / "0001.png").write_bytes((folder / "0002.png").read_bytes())  # another size
     changed.append(entry_of(open_source(folder), provenance))
     assert len({key, *changed}) == len(changed) + 1
@@ -239,8 +240,8 @@ def test_arrays_are_keyed_by_content(tmp_path, extractor):
 
 def test_an_array_with_cache_true_is_computed_once(monkeypatch):
     calls = []
-    reduce_source = sides.reduce_source
-    monkeypatch.setattr(sides, "reduce_source", lambda *args: calls.append(1) or reduce_source(*args))
+    reduce_source = runner.reduce_source
+    monkeypatch.setattr(runner, "reduce_source", lambda *args: calls.append(1) or reduce_source(*args))
     images = smooth_images(4, (32, 32), seed=6)
     options = {"weights": "random:0", "dims": 64, "workers": 0, "cache": True}
     first = api.compute_stats(images, **options)

@@ -17,29 +17,13 @@ blocked layout on the CPU (bit-identical, faster); the blocks below are written 
 forms run through the same code.
 """
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FEATURE_DIMS = (64, 192, 768, 2048)
-"""The FID taps (``--dims``): 64 after the first max pool, 192 after the second, 768 before the
-auxiliary classifier (after Mixed_6e), 2048 after the final average pool (pool3)."""
-
-NUM_CLASSES = 1008
-
-SPATIAL_CHANNELS = 7
-SPATIAL_SIZE = 17
-"""sFID's features: the first ``SPATIAL_CHANNELS`` channels of ``Mixed_6d.branch1x1`` (the TF
-graph's ``mixed_6/conv``), whose maps are ``SPATIAL_SIZE`` x ``SPATIAL_SIZE`` at the 299 input."""
-
-FEATURES = {**{str(dims): dims for dims in FEATURE_DIMS}, "logits_unbiased": NUM_CLASSES,
-            "spatial": SPATIAL_SIZE * SPATIAL_SIZE * SPATIAL_CHANNELS}
-"""The named features of one forward pass and their widths: the spatially averaged activations
-of each tap; ``logits_unbiased``, pool3 @ fc.weight.T without the fc bias (the IS logits); and
-``spatial`` (2023, sFID's, as the ADM evaluator): the ``Mixed_6d.branch1x1`` output after batch
-norm and ReLU, channels 0-6, flattened channels last: index (h * 17 + w) * 7 + c."""
+from .spec import FEATURES, NUM_CLASSES, SPATIAL_CHANNELS, SPATIAL_SIZE
 
 DEEP_FEATURES = frozenset({"spatial", "768", "2048", "logits_unbiased"})
 """The features that need the Inception blocks (beyond the stem)."""
@@ -61,14 +45,18 @@ class BasicConv2d(nn.Module):
 
 
 class LayoutAware(nn.Module):
-    """Base of the network and its blocks. ``blocked_layout`` is set by
-    ``onednn.use_blocked_layout``: each block then moves its input into oneDNN's layout once,
-    for all its branches, instead of every convolution reordering it again."""
+    """Base of the network and its blocks. ``to_onednn`` is set by ``onednn.use_blocked_layout``
+    to a function that moves an input into oneDNN's layout: each block then does it once, for
+    all its branches and its pool, instead of every convolution reordering the same input."""
 
-    blocked_layout = False
+    to_onednn: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def blocked_layout(self) -> bool:
+        return self.to_onednn is not None
 
     def branch_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to_mkldnn() if self.blocked_layout and not x.is_mkldnn else x
+        return x if self.to_onednn is None else self.to_onednn(x)
 
 
 def _dense(x: torch.Tensor) -> torch.Tensor:
@@ -274,8 +262,12 @@ class FIDInceptionV3(LayoutAware):
         if "2048" in wanted:
             out["2048"] = pool3
         if "logits_unbiased" in wanted:
-            out["logits_unbiased"] = pool3.mm(self.fc.weight.T)
+            out["logits_unbiased"] = self.logits(pool3)
         return out
+
+    def logits(self, pool3: torch.Tensor) -> torch.Tensor:
+        """The unbiased logits (the IS's) of pool3 features: float32 (N, 2048) -> (N, 1008)."""
+        return pool3.mm(self.fc.weight.T)
 
     def _stem(self, x: torch.Tensor, wanted: Collection[str], deeper: bool) -> tuple[dict, torch.Tensor | None]:
         """The layers before the Inception blocks, on n images (n, 3, 299, 299) -> ({"64"/"192":

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-RESIZE_MODES = ("tf", "pytorch", "clean")
+from .spec import RESIZE_MODES
+
 INPUT_SIZE = 299
 
 

@@ -10,24 +10,31 @@ Resolution order for the standard file ``pt_inception-2015-12-05-6726825d.pth``:
    cache, checked against the sha256 prefix in the file name.
 
 Files are loaded with ``torch.load(weights_only=True)`` and must have exactly the keys and shapes
-of the network; a file with another hash is used with a warning and marked uncalibrated.
+of the network; a file with another hash is used with a warning and marked uncalibrated. torch
+is imported by the functions that load or build, not by this module: finding the file and the
+constants here serve the command line without it.
 """
+
+from __future__ import annotations
 
 import functools
 import hashlib
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ...errors import GanMetricsError, quoted
 from ...store.download import download_file
 from ...store.hashing import sha256_of_file
 from ...store.paths import cache_dir
-from .network import FIDInceptionV3
+
+if TYPE_CHECKING:
+    import torch
+
+    from .network import FIDInceptionV3
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"
@@ -45,30 +52,48 @@ _IGNORED_SUFFIX = ".num_batches_tracked"
 
 @dataclass(frozen=True)
 class Weights:
-    """A loaded checkpoint. ``state_dict``: float32 tensors keyed as the real file;
-    ``sha256``: of the file, or of the tensors for ``random:SEED``; ``calibrated``: True only
-    for the real TF-ported file; ``source``: the path or the ``random:SEED`` spec."""
+    """A loaded checkpoint. ``state_dict``: float32 tensors keyed as the real file (None once
+    ``released``); ``sha256``: of the file, or of the tensors for ``random:SEED``;
+    ``calibrated``: True only for the real TF-ported file; ``source``: the path or the
+    ``random:SEED`` spec."""
 
-    state_dict: dict
+    state_dict: dict | None
     sha256: str
     calibrated: bool
     source: str
 
     def build_network(self, device: torch.device | str = "cpu") -> FIDInceptionV3:
-        """The network in eval mode on ``device``, gradients off. Draws nothing from the global
-        RNG (the throwaway initialisation runs on a forked one), so building it in a training
-        loop leaves that loop's random stream alone."""
-        with torch.random.fork_rng(devices=[]):
+        """The network in eval mode on ``device``, gradients off. On the CPU its parameters are
+        the state dict's tensors, not copies. Built on the meta device, so no memory is
+        allocated or initialised for parameters that are replaced anyway, and nothing is drawn
+        from the global RNG (a training loop's random stream is left alone)."""
+        import torch
+
+        from .network import FIDInceptionV3
+
+        if self.state_dict is None:
+            raise ValueError(f"the weights {self.source} were released: load them again to build another network")
+        with torch.device("meta"):
             network = FIDInceptionV3()
-        network.load_state_dict(self.state_dict)
+        network.load_state_dict(self.state_dict, assign=True)
         return network.eval().requires_grad_(False).to(device)
+
+    def released(self) -> Weights:
+        """The same weights' identity without the tensors (for whoever keeps only a network built from them)."""
+        return replace(self, state_dict=None)
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Every key of the real file and its shape."""
+    import torch
+
+    from .network import FIDInceptionV3
+
+    with torch.device("meta"):
+        network = FIDInceptionV3()
     return {
         key: tuple(value.shape)
-        for key, value in FIDInceptionV3().state_dict().items()
+        for key, value in network.state_dict().items()
         if not key.endswith(_IGNORED_SUFFIX)
     }
 
@@ -113,6 +138,8 @@ def resolve_weights_file(explicit: str | os.PathLike | None = None, progress: bo
 
 def read_state_dict(path: Path) -> dict:
     """Load and validate a checkpoint file: exactly the network's keys and shapes, float32."""
+    import torch
+
     try:
         with warnings.catch_warnings():  # torch's own (multi-line) warnings stay out of the one-line output
             warnings.simplefilter("ignore")
@@ -156,16 +183,25 @@ def verify_weights_file(path: Path) -> tuple[str, bool]:
     return digest, digest.startswith(WEIGHTS_SHA256_PREFIX)
 
 
+def random_seed_of(spec: str | os.PathLike | None) -> int | None:
+    """The SEED of a ``random:SEED`` spec, None for any other spec. A malformed or out-of-range
+    SEED is refused: cheap, so checked before the inputs, where loading waits for a network."""
+    if spec is None or not str(spec).startswith(RANDOM_PREFIX):
+        return None
+    seed_text = str(spec)[len(RANDOM_PREFIX):]
+    if not re.fullmatch(r"[0-9]+", seed_text) or int(seed_text) > MAX_RANDOM_SEED:
+        raise GanMetricsError(
+            f"bad weights spec {spec!r}: use random:SEED with a whole number SEED from 0 to {MAX_RANDOM_SEED} "
+            "(2**64 - 1), e.g. random:0"
+        )
+    return int(seed_text)
+
+
 def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -> Weights:
     """Weights from a spec: None (resolution order), a path, or ``random:SEED``."""
-    if spec is not None and str(spec).startswith(RANDOM_PREFIX):
-        seed_text = str(spec)[len(RANDOM_PREFIX):]
-        if not re.fullmatch(r"[0-9]+", seed_text) or int(seed_text) > MAX_RANDOM_SEED:
-            raise GanMetricsError(
-                f"bad weights spec {spec!r}: use random:SEED with a whole number SEED from 0 to {MAX_RANDOM_SEED} "
-                "(2**64 - 1), e.g. random:0"
-            )
-        return random_weights(int(seed_text))
+    seed = random_seed_of(spec)
+    if seed is not None:
+        return random_weights(seed)
     path = resolve_weights_file(spec, progress)
     state = read_state_dict(path)
     digest = sha256_of_file(path)
@@ -198,8 +234,13 @@ def random_state_dict(seed: int) -> dict:
     bias so code that wrongly keeps it is caught. Deterministic across machines up to float64
     rounding of the calibration pass.
     """
+    import torch
+
+    from .network import FIDInceptionV3
+
     generator = torch.Generator().manual_seed(seed)
-    network = FIDInceptionV3().double()
+    with torch.random.fork_rng(devices=[]):  # its throwaway initialisation leaves the global stream alone
+        network = FIDInceptionV3().double()
     for module in network.modules():
         if isinstance(module, torch.nn.Conv2d):
             fan_in = module.weight[0].numel()
