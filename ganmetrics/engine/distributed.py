@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -71,7 +72,10 @@ def _dist():
 
 
 def active() -> bool:
-    """Whether this process is one of several torch.distributed ranks."""
+    """Whether this process is one of several torch.distributed ranks (never before torch is
+    imported: no process group exists then, and asking must not import it)."""
+    if "torch.distributed" not in sys.modules:
+        return False
     dist = _dist()
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

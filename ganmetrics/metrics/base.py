@@ -8,6 +8,8 @@ may instead name a ``Derivation``: a value computed from another reduced value o
 (the k-NN radii of a feature bank), which the engine computes once and caches with the side.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
