@@ -68,7 +68,7 @@ def stats_files(sets, extractor, tmp_path_factory):
 def fid_with_interval(extractor, a, b, batch_size: int, workers: int) -> dict:
     """The results of `eval A B --metrics fid --ci 30 --dims 64` through the engine, uncached."""
     config = RunConfig(batch_size=batch_size, workers=workers, dims=64, cache=False)
-    ((_, _, values, settings, _),) = evaluate_sides(extractor, a, [b], [FID(64)], config, INTERVAL)
+    ((_, _, values, settings, _, _),) = evaluate_sides(extractor, a, [b], [FID(64)], config, INTERVAL)
     return {**values, **settings}
 
 
@@ -153,7 +153,7 @@ def test_is_and_kid_intervals_stream_and_resample_the_bank(extractor, tmp_path):
     a = write_images(tmp_path / "a", smooth_images(12, (32, 32), seed=44))
     b = write_images(tmp_path / "b", smooth_images(12, (32, 32), seed=45, offset=0.2))
     metrics = [InceptionScore(splits=2), KID(kid_subsets=3, kid_subset_size=4)]
-    ((_, _, values, settings, _),) = evaluate_sides(extractor, a, [b], metrics, RunConfig(workers=0, cache=False),
+    ((_, _, values, settings, _, _),) = evaluate_sides(extractor, a, [b], metrics, RunConfig(workers=0, cache=False),
                                                     IntervalOptions(12))
     assert set(values) == {"is_mean", "is_std", "kid", "kid_std", "is_mean_ci_low", "is_mean_ci_high",
                            "kid_ci_low", "kid_ci_high"}
