@@ -413,7 +413,10 @@ def work_neighbour_step(job) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times, values = [], None
     for _ in range(job["repeats"]):
-        values, timing = _timed(torch, job["device"], lambda: call(generated, reference))
+        try:
+            values, timing = _timed(torch, job["device"], lambda: call(generated, reference))
+        except Skip as skip:
+            return {"error": f"skipped: {skip}"}
         times.append(timing["seconds"])
     step_peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     return {"seconds": statistics.median(times), "all_seconds": times, "values": [float(v) for v in values],

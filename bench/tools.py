@@ -339,12 +339,25 @@ def ganmetrics_dc(k: int, device: str, batch_size: int):
     return dc
 
 
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (``MemAvailable`` of /proc/meminfo)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("no MemAvailable in /proc/meminfo")
+
+
 def prdc_dc(k: int, device: str, batch_size: int):
     import contextlib
 
     from prdc import compute_prdc
 
     def dc(generated, reference):
+        # prdc holds three full float32 distance matrices (real x real, fake x fake, real x fake).
+        needed = 4 * (len(reference) ** 2 + len(generated) ** 2 + len(reference) * len(generated))
+        if needed > available_memory():
+            raise Skip(f"prdc needs {needed / 2**30:.0f} GiB for its three N x N distance matrices, more than the "
+                       f"{available_memory() / 2**30:.0f} GiB available")
         with contextlib.redirect_stdout(io.StringIO()):  # it prints the counts
             out = compute_prdc(real_features=reference, fake_features=generated, nearest_k=k)
         return float(out["density"]), float(out["coverage"])
