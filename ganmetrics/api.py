@@ -134,7 +134,7 @@ def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: Ru
         if resample_a:
             needs_a = {**needs_a, **resampling_needs(needs_of(bootstrapped, extractor, "a"), REFERENCE, *options)}
         needs_b = {**needs_b, **resampling_needs(needs_of(bootstrapped, extractor, "b"), GENERATED, *options)}
-    opened = [open_side(other, extractor, needs_b, config) for other in others]
+    opened = [open_side(other, extractor, needs_b, config, unmixed="--ci" if bootstrapped else None) for other in others]
     for side in opened:
         for metric in metrics:
             metric.check_counts(opened_a.n if opened_a and metric.sides == 2 else None, side.n)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, quoted
 from ..extractors.registry import DEFAULT_EXTRACTOR, build_extractor
 from ..metrics.base import Metric, Need
 from ..metrics.reducers import FeatureBank, GaussianStats, SplitSums
@@ -135,12 +135,15 @@ class OpenedSide:
     source: ImageSource | None = None
 
 
-def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> OpenedSide:
+def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, unmixed: str | None = None) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
     ``Statistics``, a statistics file (with images beside: an ADM batch), or any source. A
     statistics file is checked for what the needs take from it (its dims, a feature bank); its
     resize and weights are checked against the run's provenance by ``check_provenance``, once
-    that is known."""
+    that is known. ``unmixed``: the option (e.g. "--ci") that resamples the side's images, so
+    that none of its values may come from statistics stored beside them (refused: the interval
+    and the point estimate would describe different data); None: such a side's statistics
+    serve what they hold and its images the rest."""
     is_path = isinstance(spec, (str, os.PathLike))
     if not isinstance(spec, Statistics) and not (is_path and is_statistics_file(spec)):
         if is_path and is_shard_file(spec):
@@ -152,6 +155,11 @@ def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig) -> 
     stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (read_statistics(spec), spec)
     images_beside = is_path and images_key(Path(spec)) is not None
     from_images = {need: names for need, names in needs.items() if not _stored(stats, need)}
+    if unmixed and images_beside and 0 < len(from_images) < len(needs):
+        raise GanMetricsError(
+            f"{unmixed} resamples the images of {quoted(where)}, but its point estimate would come from the statistics "
+            f"stored beside them: pass its images alone (`ganmetrics pack {quoted(where)} -o images.npz`) or drop {unmixed}"
+        )
     for need, names in needs.items():
         if need not in from_images or not images_beside:
             _check_statistics(stats, where, extractor, need, names.upper())

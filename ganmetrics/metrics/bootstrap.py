@@ -294,7 +294,9 @@ class SideResampler:
             bank = self.reduced[need]
             return np.repeat(bank, self._weights(len(bank)), axis=0)
         sums = self.reduced[resampling_need(need, self.stream, self.replicates, self.seed)]
-        return tuple(part[self._replicate] for part in sums)
+        counts, *rest = (part[self._replicate] for part in sums)
+        drawn = counts > 0  # a short split (the last of --is-split-size) may draw no image: it has no score
+        return (counts[drawn], *(part[drawn] for part in rest))
 
     def values(self, r: int, needs: Iterable[Need]) -> dict[Need, Any]:
         """{need: its value on replicate ``r``} for ``needs``."""

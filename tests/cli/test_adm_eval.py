@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adm_reference import adm_inception_score
-from helpers import counted_decodes, cpu_extractor, run_cli, smooth_images, write_images
+from helpers import counted_decodes, cpu_extractor, one_line_error, run_cli, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.runner import reduce_source
 from ganmetrics.engine.sides import needs_of, open_side, reduce_side
@@ -133,3 +133,25 @@ def test_reference_side_spatial_statistics_come_from_the_cache(batches, tmp_path
     assert decoded[0] == 0
     np.testing.assert_array_equal(second.reduced[SPATIAL].sigma, first.reduced[SPATIAL].sigma)
     assert len(list((tmp_path / "cache" / "stats").glob("*.npz"))) == 1  # one entry per feature
+
+
+def test_ci_refuses_a_generated_batch_whose_statistics_sit_beside_its_images(batches, tmp_path):
+    """With --ci the interval resamples a side's images; where its point estimate would come from
+    statistics stored beside them (an ADM batch), the two would describe different data: refused,
+    and the fix the message names (its images alone, repacked) runs."""
+    paths, _ = batches
+    refused = run_cli("eval", paths["ref_batch"], paths["ref_with_stats"], "--metrics", "fid", "--ci", "4",
+                      options=OPTIONS)
+    message = one_line_error(refused)
+    assert "--ci resamples the images of" in message and "ganmetrics pack" in message
+    images = tmp_path / "images.npz"
+    assert run_cli("pack", paths["ref_with_stats"], "-o", images, options=("--quiet",)).exit_code == 0
+    rows = []
+    for extra in (("--ci", "4"), ()):
+        result = run_cli("eval", paths["ref_batch"], images, "--metrics", "fid", *extra, "--json", options=OPTIONS)
+        assert result.exit_code == 0, result.output
+        rows.append(json.loads(result.stdout)["results"])
+    # Both FIDs are the repacked images' (the reference's own: zero to rounding of a singular
+    # 8-image covariance), not the statistics' beside them (the sample's: far from zero).
+    assert rows[0]["fid"] == rows[1]["fid"] and abs(rows[0]["fid"]) < 0.01
+    assert np.isfinite(rows[0]["fid_ci_low"]) and rows[0]["fid_ci_low"] <= rows[0]["fid_ci_high"]

@@ -148,6 +148,29 @@ def test_every_metric_with_an_interval_is_recomputed_on_the_resampled_images():
     assert fixed.values(2, fid.needs(FeatureNames())) == {need: side_a[need] for need in fid.needs(FeatureNames())}
 
 
+def test_a_split_that_a_replicate_draws_no_image_of_is_left_out_of_its_inception_score():
+    """ADM-style splits of 4 (4, 4 and a last split of 1 image): a replicate whose Poisson weight
+    for that one image is 0 scores the two full splits alone (as IS of the drawn images would),
+    instead of failing on an empty split."""
+    logits = torch.from_numpy(np.random.default_rng(5).normal(0, 2, (9, 7)))
+    inception = InceptionScore(is_split_size=4)
+    (need,) = inception.needs(FeatureNames())
+    streamed = ReplicatedSplitSums(None, 9, 7, split_size=4, replicates=40, seed=2)
+    streamed.update(logits, torch.arange(9))
+    side = SideResampler({resampling_need(need, GENERATED, 40, 2): streamed.result()}, GENERATED, 40, 2)
+    weights = poisson_weights(2, GENERATED, range(40), np.arange(9))
+    empty_last = [r for r in range(40) if weights[r, 8] == 0 and weights[r, :4].sum() and weights[r, 4:8].sum()]
+    assert empty_last  # P(weight 0) = 1/e: some of 40 replicates draw the last image no time
+    for r in empty_last[:3]:
+        got = inception.compute(None, side.values(r, inception.needs(FeatureNames())))["is_mean"]
+        scores = []
+        for part in (np.arange(4), np.arange(4, 8)):
+            p = torch.softmax(logits[np.repeat(part, weights[r, part])], 1)
+            scores.append(inception_score_from_sums([len(p)], p.sum(0, keepdim=True).numpy(),
+                                                    torch.special.xlogy(p, p).sum().reshape(1).numpy())[0])
+        assert got == pytest.approx(np.mean(scores), rel=1e-12)
+
+
 def test_basic_intervals_mirror_the_percentile_quantiles_about_the_value():
     draws = np.random.default_rng(4).gamma(2.0, 1.0, 999)
     low, high = np.quantile(draws, [0.05, 0.95])
