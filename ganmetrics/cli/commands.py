@@ -303,7 +303,8 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     if (above_ci or below_ci) and interval.replicates is None:
         option = "--fail-above-ci" if above_ci else "--fail-below-ci"
         raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
-    if plot_file is not None:
+    plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
+    if plot_here:
         check_plot_output(plot_file)
     results = evaluate_with_config(options, reference, list(others), metrics, interval)
     for r in results:
@@ -316,7 +317,7 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
         echo_suite(results, suite, results[0].provenance)
     else:
         echo_eval(results, results[0].provenance)
-    if plot_file is not None:
+    if plot_here:
         save_plot(results, metrics, plot_file)
     reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
                if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]

@@ -18,6 +18,7 @@ from helpers import counted_decodes, cpu_extractor, one_line_error, run_cli, smo
 from ganmetrics.api import evaluate_sides
 from ganmetrics.cli.plot import plot_results
 from ganmetrics.config import IntervalOptions, RunConfig
+from ganmetrics.engine import distributed
 from ganmetrics.engine.runner import reduce_source
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.fid import FID
@@ -166,6 +167,20 @@ def evaluated(source_b: str, values: dict, details: dict | None = None):
     provenance = Provenance("test", "0" * 64, False, "tf")
     return SimpleNamespace(source_b=source_b, results=values, settings={"ci": 50, "ci_level": 0.9},
                            details=details or {}, provenance=provenance)
+
+
+def test_under_torchrun_only_rank_0_draws_the_plot(stats_files, tmp_path, monkeypatch):
+    """Every rank computes the results; the plot file is written (and its folder checked) by rank 0
+    alone, as statistics files and the cache are."""
+    plot = tmp_path / "ranks.png"
+    args = ("eval", stats_files["a"], stats_files["b"], "--metrics", "fid", "--ci", "5", "--plot", plot)
+    with monkeypatch.context() as other_rank:
+        other_rank.setattr(distributed, "is_main", lambda: False)
+        assert run_cli(*args).exit_code == 0
+        assert not plot.exists()
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_plot_has_one_point_and_one_interval_per_generated_set_and_the_fitted_lines():
