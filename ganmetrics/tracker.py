@@ -13,8 +13,9 @@ from .api import DEFAULT_METRICS, split_options
 from .engine import distributed
 from .engine.loader import ImageBatch
 from .engine.runner import forward_batch
-from .engine.sides import check_provenance, image_needs, needs_of, open_extractor, open_side, reduce_side, with_derived
+from .engine.sides import image_needs, needs_of, open_extractor, reduce_reference, with_derived
 from .errors import GanMetricsError
+from .metrics.base import Need
 from .metrics.reducers import GaussianStats
 from .metrics.registry import build_metrics
 from .store.statsfile import Statistics
@@ -41,6 +42,7 @@ class GenerativeMetrics:
         if metrics is None:
             metrics = DEFAULT_METRICS if inception_score else ("fid",)
         self.config, metric_options = split_options(options)
+        self.dims = metric_options["dims"]  # FID's tap
         self.metrics = build_metrics(metrics, metric_options)
         # Reading a reference source draws a DataLoader seed from the global RNG: keep it private.
         with torch.random.fork_rng(devices=[]):
@@ -49,21 +51,18 @@ class GenerativeMetrics:
             needs_a = needs_of(self.metrics, self.extractor, "a")
             self.reference_side = None
             if needs_a:
-                opened = open_side(reference, self.extractor, needs_a, self.config)
-                check_provenance(opened, self.extractor.provenance, self.extractor, needs_a, self.config)
-                for metric in self.metrics:
-                    metric.check_counts(opened.n if metric.sides == 2 else None, None)
-                self.reference_side = reduce_side(opened, self.extractor, needs_a, self.config, reference=True)
+                self.reference_side = reduce_reference(reference, self.extractor, needs_a, self.metrics, self.config)
         self.reset()
 
     @property
     def reference(self) -> Statistics | None:
-        """The reference side's Gaussian statistics (FID's), None where no metric needs them."""
+        """The reference side's Gaussian statistics of FID's tap (``dims``), None where no
+        metric needs them (another feature's Gaussian, e.g. sFID's, is not FID statistics)."""
         side = self.reference_side
-        gaussians = [(need, value) for need, value in (side.reduced.items() if side else ()) if need.reducer is GaussianStats]
-        if not gaussians:
+        need = Need(self.extractor.feature_of_dims(self.dims), GaussianStats)
+        value = side.reduced.get(need) if side else None
+        if value is None:
             return None
-        need, value = gaussians[0]
         meta = getattr(value, "meta", None) or self.extractor.provenance.meta(len(value.mu), side.label)
         return Statistics(value.mu, value.sigma, value.n, meta)
 
@@ -96,8 +95,9 @@ class GenerativeMetrics:
 
     def compute(self) -> dict:
         """{"n", and each metric's values ("fid", "is_mean", "is_std", "kid", ...)} of the images
-        given since the last reset. Under torch.distributed: of every rank's images (call it on
-        every rank; each gets the same values)."""
+        given since the last reset: numbers only, as ``eval``'s results (not a metric's details,
+        such as FID∞'s fitted points). Under torch.distributed: of every rank's images (call it
+        on every rank; each gets the same values)."""
         count = sum(distributed.gathered(self.count))
         if count < 2:
             raise GanMetricsError(f"the metrics need at least 2 generated images, got {count}")
@@ -111,5 +111,6 @@ class GenerativeMetrics:
             reference = ({need: self.reference_side.reduced[need] for need in metric.reference_needs(self.extractor)}
                          if metric.sides == 2 else None)
             own = {need: generated[need] for need in metric.needs(self.extractor)}
-            result.update(metric.compute(reference, own, self.extractor.device))
+            values = metric.compute(reference, own, self.extractor.device)
+            result.update({key: values[key] for key in metric.keys})  # numbers only, as `eval`'s results
         return result

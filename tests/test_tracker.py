@@ -130,6 +130,27 @@ def test_reference_from_a_statistics_file(tracker, generated, tmp_path):
     assert from_file.compute()["fid"] == tracker.compute()["fid"]
 
 
+def test_compute_gives_numbers_only_not_a_metrics_details(reference, generated):
+    """FID∞ returns its fitted points beside its value: compute() keeps the values (eval's
+    results), equal to the API's on the same images."""
+    options = {**FAST, "inf_min": 4, "inf_points": 3}
+    metrics = GenerativeMetrics(reference, metrics=["fid", "fid_inf"], **options)
+    metrics.update(generated)
+    out = metrics.compute()
+    assert list(out) == ["n", "fid", "fid_inf", "fid_inf_se"]
+    uint8 = ((generated + 1) * 127.5).round().to(torch.uint8)
+    expected = api.evaluate(reference, uint8, metrics=["fid", "fid_inf"], cache=False, **options).results
+    assert out["fid_inf"] == pytest.approx(expected["fid_inf"], rel=1e-6)
+    assert out["fid"] == pytest.approx(expected["fid"], rel=1e-6)
+
+
+def test_reference_is_fids_gaussian_whichever_metric_comes_first(tracker, reference):
+    """sFID's spatial Gaussian sits beside FID's in the reference side: `reference` is FID's."""
+    metrics = GenerativeMetrics(reference, metrics=["sfid", "fid"], **FAST)
+    assert metrics.reference.dims == 64
+    np.testing.assert_array_equal(metrics.reference.sigma, tracker.reference.sigma)
+
+
 def test_inception_score_with_one_split_equals_the_api(tracker, generated):
     uint8 = ((generated[:4] + 1) * 127.5).round().to(torch.uint8)
     metrics = GenerativeMetrics(tracker.reference, splits=1, **FAST)

@@ -208,6 +208,17 @@ def check_provenance(opened: OpenedSide, provenance: Provenance, extractor, need
             provenance.check(stored.meta, stored.dims, extractor.features[feature], opened.label, config.allow_mismatch)
 
 
+def reduce_reference(spec, extractor, needs: Mapping[Need, str], metrics: list[Metric], config: RunConfig):
+    """The reference side ``spec`` of a run whose provenance is ``extractor``'s own (an
+    in-process one, e.g. the training-loop tracker): opened, checked (its counts for
+    ``metrics``, its statistics' provenance) and reduced once (through the cache)."""
+    opened = open_side(spec, extractor, needs, config)
+    check_provenance(opened, extractor.provenance, extractor, needs, config)
+    for metric in metrics:
+        metric.check_counts(opened.n if metric.sides == 2 else None, None)
+    return reduce_side(opened, extractor, needs, config, reference=True)
+
+
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
                 reference: bool = False, given: Mapping[Need, Any] | None = None) -> Side:
     """The reduced values of an opened side: from its statistics what they hold (and what derives
