@@ -297,7 +297,9 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
     metrics = build_metrics(names, {"dims": options.dims, **metric_options})
-    above, below = parse_gates(fail_above, "--fail-above", metrics), parse_gates(fail_below, "--fail-below", metrics)
+    with_ci = interval.replicates is not None
+    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci)
+    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci)
     above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
     below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
     if (above_ci or below_ci) and interval.replicates is None:

@@ -9,13 +9,22 @@ class ThresholdCrossed(Exception):
     """A gating threshold was crossed: exit code 1 with this one-line reason."""
 
 
-def parse_gates(spec: str | None, option: str, metrics, interval: bool = False) -> dict[str, float]:
+def interval_ends(metrics) -> set[str]:
+    """The ``<key>_ci_low`` and ``<key>_ci_high`` result keys that ``--ci`` adds for ``metrics``."""
+    return {f"{key}_ci_{end}" for metric in metrics for key in metric.interval_keys for end in ("low", "high")}
+
+
+def parse_gates(spec: str | None, option: str, metrics, interval: bool = False, with_ci: bool = False) -> dict[str, float]:
     """``NAME=X[,NAME=X]`` -> {result key: X}. A NAME is a result key of a requested metric
-    (``is_mean``, ``kid_std``, ...) or a metric's name (its first key: ``is`` -> ``is_mean``);
-    with ``interval`` (the ``-ci`` gates), a key that gets a bootstrap interval (``interval_keys``)."""
+    (``is_mean``, ``kid_std``, ...; with ``with_ci``, a run with ``--ci``, also an interval's
+    end, ``fid_ci_high``) or a metric's name (its first key: ``is`` -> ``is_mean``); with
+    ``interval`` (the ``-ci`` gates), a key that gets a bootstrap interval (``interval_keys``)."""
     if spec is None:
         return {}
-    keys = {key for metric in metrics for key in (metric.interval_keys if interval else metric.keys)}
+    if interval:
+        keys = {key for metric in metrics for key in metric.interval_keys}
+    else:
+        keys = {key for metric in metrics for key in metric.keys} | (interval_ends(metrics) if with_ci else set())
     by_name = {metric.name: metric.keys[0] for metric in metrics}
     gates = {}
     for item in spec.split(","):
@@ -27,6 +36,9 @@ def parse_gates(spec: str | None, option: str, metrics, interval: bool = False) 
         if threshold is None:
             raise GanMetricsError(f"{option} {spec!r}: each item must be NAME=NUMBER, e.g. {option} fid=30,kid=0.01")
         key = by_name.get(name, name)
+        if key not in keys and key in interval_ends(metrics):
+            raise GanMetricsError(f"{option} {name}=...: {name!r} is an end of a confidence interval: add --ci B "
+                                  "(e.g. --ci 100)")
         if key not in keys:
             what = "has no bootstrap interval" if interval and key in {k for m in metrics for k in m.keys} else \
                 "is not a requested result"

@@ -131,6 +131,12 @@ def test_interval_gates_read_the_interval_ends(stats_files):
     expected = f"FID interval above --fail-above-ci {low - 0.01:g}: {b} (95% CI [{low:.4f}, {high:.4f}])"
     assert expected in one_line_error(crossed, code=1)
     assert run_cli("fid", a, b, "--ci", "30", "--fail-above-ci", str(high)).exit_code == 0
+    # The plain gates read an interval's ends as any other result of a --ci run.
+    gated = run_cli("eval", a, b, *CI, "--fail-above", f"fid_ci_high={high - 0.01}")
+    assert f"fid_ci_high {high:.4f} > {high - 0.01:g}" in one_line_error(gated, code=1)
+    assert run_cli("eval", a, b, *CI, "--fail-below", f"fid_ci_low={low - 0.01}").exit_code == 0
+    without_ci = run_cli("eval", a, b, "--metrics", "fid", "--fail-above", "fid_ci_high=30")
+    assert "'fid_ci_high' is an end of a confidence interval: add --ci B" in one_line_error(without_ci)
 
 
 def test_fid_inf_and_the_plot_of_several_generated_sets(stats_files, tmp_path):
