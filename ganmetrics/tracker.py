@@ -29,9 +29,10 @@ class GenerativeMetrics:
     ``batch_size``, ``cache``, ...) and the metrics' options (``splits``, ``kid_subset_size``, ...).
 
     Streaming metrics keep constant memory (FID, IS, density/coverage); KID and precision/recall
-    keep every generated feature (8 KiB an image). IS splits are assigned round-robin (the
+    keep every generated feature (8 KiB an image). IS's ``splits`` are assigned round-robin (the
     number of images is not known in advance), so the IS differs slightly from ``ganmetrics is``
-    on the same images; the FID is the same. Inside a torch.distributed job (the caller's process
+    on the same images (with ``is_split_size``: contiguous runs, as ``ganmetrics is``); the FID
+    is the same. Inside a torch.distributed job (the caller's process
     group) every rank builds it (the reference side is then read in shards), updates with its own
     images and calls ``compute()``: rank r's i-th image is image i·W + r of the whole set.
     Nothing here changes the caller's models, their train/eval mode, gradients or the

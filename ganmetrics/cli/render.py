@@ -85,10 +85,7 @@ def echo_eval(results: list, provenance: Provenance) -> None:
     keys = list(results[0].results)
     echo_table([[r.source_b, "?" if r.n_b is None else str(r.n_b), *(_value(r.results[k]) for k in keys)]
                 for r in results], ["SOURCE_B", "n_b", *keys])
-    first = results[0]
-    settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
-    click.echo(f"against {first.source_a} (n_a={'?' if first.n_a is None else first.n_a}; {settings})"
-               f"{calibration_note(provenance.calibrated)}")
+    _echo_against(results[0], provenance)
 
 
 def echo_suite(results: list, rows: tuple[tuple[str, str], ...], provenance: Provenance) -> None:
@@ -100,7 +97,14 @@ def echo_suite(results: list, rows: tuple[tuple[str, str], ...], provenance: Pro
             click.echo(f"{r.source_b}:")
         for key, label in rows:
             click.echo(f"{label}: {float(r.results[key])}")
-    first = results[0]
+    _echo_against(results[0], provenance, with_n_b=True)
+
+
+def _echo_against(first, provenance: Provenance, with_n_b: bool = False) -> None:
+    """The closing line: the reference, its count (and ``first``'s generated count where the
+    rows above do not show it), the settings and the calibration note."""
+    counts = f"n_a={'?' if first.n_a is None else first.n_a}"
+    if with_n_b:
+        counts += f", n_b={'?' if first.n_b is None else first.n_b}"
     settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
-    click.echo(f"against {first.source_a} (n_a={'?' if first.n_a is None else first.n_a}, "
-               f"n_b={'?' if first.n_b is None else first.n_b}; {settings}){calibration_note(provenance.calibrated)}")
+    click.echo(f"against {first.source_a} ({counts}; {settings}){calibration_note(provenance.calibrated)}")

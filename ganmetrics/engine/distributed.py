@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, describe_error
 from ..metrics.reducers import REDUCERS
 
 if TYPE_CHECKING:
@@ -127,8 +127,7 @@ def init_from_environment() -> bool:
     try:
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
     except (RuntimeError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise GanMetricsError(f"cannot join the torchrun process group ({first}): check MASTER_ADDR, "
+        raise GanMetricsError(f"cannot join the torchrun process group ({describe_error(err)}): check MASTER_ADDR, "
                               "MASTER_PORT and that every node runs the same command") from None
     return True
 
@@ -153,8 +152,7 @@ def _control_group():
 
 
 def _collective_failed(err: BaseException) -> AgreedError:
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-    message = (f"another rank stopped before the run ended (torch.distributed: {first}): see that rank's "
+    message = (f"another rank stopped before the run ended (torch.distributed: {describe_error(err)}): see that rank's "
                "output for the cause")
     return AgreedError(message, f"error: {message}", 2)
 

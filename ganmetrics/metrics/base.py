@@ -116,6 +116,12 @@ def option(default, help: str):
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def seed_option():
+    """The ``seed`` option that the metrics with random draws share (one ``--seed`` for all)."""
+    return option(2020, "Seed of the metrics' random draws: KID's subsets (torch-fidelity's stream), "
+                        "FID∞/IS∞'s shuffles.")
+
+
 class Metric:
     """Base of the metrics: a frozen dataclass whose fields are its options (``option``), named
     as the API keywords and the ``eval`` options (``dims``, ``splits``, ``kid_subsets``, ...):

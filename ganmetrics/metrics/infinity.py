@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced, option
+from .base import Metric, Need, Reduced, option, seed_option
 from .bootstrap import bank_for_weights, weighted_gaussian
 from .fid import frechet_distance
 from .inception_score import inception_score_from_sums
@@ -80,8 +80,7 @@ class _Extrapolated(Metric):
     inf_min: int = option(5000, "FID∞/IS∞: the smallest of the fit's sample sizes (Chong & Forsyth: 5000); "
                                 "the generated side needs more images (reported in the settings).")
     inf_points: int = option(15, "FID∞/IS∞: sample sizes from --inf-min to N, evenly spaced.")
-    seed: int = option(2020, "Seed of the metrics' random draws: KID's subsets (torch-fidelity's stream), "
-                             "FID∞/IS∞'s shuffles.")
+    seed: int = seed_option()
 
     def __post_init__(self):
         if self.inf_min < 2:

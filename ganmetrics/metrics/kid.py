@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced, option
+from .base import Metric, Need, Reduced, option, seed_option
 from .reducers import FeatureBank
 
 if TYPE_CHECKING:
@@ -76,8 +76,7 @@ class KID(Metric):
     kid_degree: int = option(3, "KID: polynomial kernel degree.")
     kid_gamma: float | None = option(None, "KID: kernel gamma [default: 1/D].")
     kid_coef0: float = option(1.0, "KID: kernel coef0.")
-    seed: int = option(2020, "Seed of the metrics' random draws: KID's subsets (torch-fidelity's stream), "
-                             "FID∞/IS∞'s shuffles.")
+    seed: int = seed_option()
     kid_shrink: bool = option(False, "KID: use the smaller set's size when a side has fewer images than "
                                      "--kid-subset-size (reported).")
 

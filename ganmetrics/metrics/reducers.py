@@ -329,4 +329,6 @@ class FeatureBank:
 
 
 REDUCERS = {reducer.kind: reducer for reducer in (GaussianStats, SplitSums, FeatureBank)}
-"""Every reducer by its ``kind``: what rebuilds a state read from a file (shard files)."""
+"""The reducers of this module by ``kind``: what rebuilds the states that a shard file holds
+(``stats --shard`` writes the FID tap's Gaussian and, with ``--features``, its bank). The
+bootstrap's and density/coverage's reducers live with their metrics and never reach a file."""

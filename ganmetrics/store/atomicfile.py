@@ -10,7 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import GanMetricsError
+from ..errors import GanMetricsError, quoted
 
 
 def _umask() -> int:
@@ -24,9 +24,9 @@ def check_writable_folder(path: str | os.PathLike, option: str) -> None:
     ``option`` names how the user gave the path (``-o``, ``--plot``), for the message."""
     folder = Path(path).parent
     if not folder.is_dir():
-        raise GanMetricsError(f"cannot write {path}: folder {folder} does not exist; create it first")
+        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(folder)} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise GanMetricsError(f"cannot write {path}: folder {folder} is not writable; choose another {option}")
+        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(folder)} is not writable; choose another {option}")
 
 
 @contextmanager

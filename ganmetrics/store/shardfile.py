@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GanMetricsError, describe_error, quoted
-from .atomicfile import atomic_write
+from .atomicfile import atomic_write, check_writable_folder
 from .statsfile import npz_members
 
 SHARD_KEYS = ("index", "count", "start", "stop", "total", "batch_size", "names_sha256")
@@ -44,8 +44,7 @@ class Shard:
 def save_shard(path: str | os.PathLike, shard: Shard) -> None:
     """Write ``shard`` to ``path`` atomically; nothing is left behind if writing fails."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(path.parent)} does not exist; create it first")
+    check_writable_folder(path, "path")
     arrays = {f"{kind}.{key}": value for kind, state in shard.states.items() for key, value in state.items()}
     meta = {**shard.meta, "reducers": sorted(shard.states)}
     with atomic_write(path) as f:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomicfile import atomic_write
+from .atomicfile import atomic_write, check_writable_folder
 from ..errors import GanMetricsError, describe_error, quoted
 
 SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
@@ -130,8 +130,7 @@ class Statistics:
 def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
     """Write ``stats`` to ``path`` atomically; nothing is left behind if writing fails."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(path.parent)} does not exist; create it first")
+    check_writable_folder(path, "path")
     more = {}
     for feature, other in stats.more.items():
         mu_key, sigma_key = gaussian_keys(feature)

@@ -2,7 +2,6 @@
 images or to a setting that moves the numbers misses, a damaged entry is reported in one line
 and recomputed; `cache list|clear` and `stats --info`."""
 
-import copy
 import dataclasses
 import json
 import os

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .spec import FEATURES, NUM_CLASSES, SPATIAL_CHANNELS, SPATIAL_SIZE
+from .spec import FEATURES, NUM_CLASSES, SPATIAL_CHANNELS
 
 DEEP_FEATURES = frozenset({"spatial", "768", "2048", "logits_unbiased"})
 """The features that need the Inception blocks (beyond the stem)."""
