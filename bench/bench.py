@@ -531,13 +531,14 @@ WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "interval": wo
            "reduction": work_reduction, "weights": work_weights, "info": work_info, "isa": work_isa}
 
 
-def make_stats_files(folder: Path, dims: int = 2048, meta: bool = False) -> list[str]:
+def make_stats_files(folder: Path, dims: int = 2048, meta: bool = False, weights_sha256: str = "0" * 64) -> list[str]:
     """Two full-rank synthetic statistics files (mu, sigma), as pytorch-fid and ganmetrics read
-    them; with ``meta`` also ``n`` and ganmetrics' metadata (made-up weights hash), as
-    ``ganmetrics stats`` writes them (then ganmetrics resolves no weights to compare them)."""
+    them; with ``meta`` also ``n`` and ganmetrics' metadata (recording weights of
+    ``weights_sha256``), as ``ganmetrics stats`` writes them (ganmetrics then builds no network
+    to compare them, and checks them against the weights file it is given by its hash)."""
     import numpy as np
 
-    files = [folder / f"synthetic_{dims}_{k}{'_meta' if meta else ''}.npz" for k in (1, 2)]
+    files = [folder / f"synthetic_{dims}_{k}{f'_meta_{weights_sha256[:12]}' if meta else ''}.npz" for k in (1, 2)]
     if all(f.is_file() for f in files):
         return [str(f) for f in files]
     folder.mkdir(parents=True, exist_ok=True)
@@ -550,7 +551,7 @@ def make_stats_files(folder: Path, dims: int = 2048, meta: bool = False) -> list
         extra = {}
         if meta:
             extra = {"n": np.int64(samples), "meta": np.array(json.dumps({
-                "extractor": "inception-v3-2015-12-05", "dims": dims, "resize": "tf", "weights_sha256": "0" * 64,
+                "extractor": "inception-v3-2015-12-05", "dims": dims, "resize": "tf", "weights_sha256": weights_sha256,
                 "calibrated": False, "tf32": False, "version": "bench", "source": "synthetic"}))}
         np.savez(path, mu=mu, sigma=sigma, **extra)
     return [str(f) for f in files]
@@ -1336,11 +1337,14 @@ def isa_levels(args, runner: "Runner", env: dict) -> tuple[list[dict], list[str]
 
 def run_startup(args, runner: "Runner", out: Path, weights: str) -> dict:
     """Import time and wall time of ``ganmetrics --version`` and of ``ganmetrics fid a.npz
-    b.npz`` (two statistics files with metadata: no network, no weights), each a fresh process
-    under ``python -X importtime``, median of ``--startup-repeats``."""
-    a, b = make_stats_files(out / "stats", meta=True)
+    b.npz --weights FILE`` (two statistics files with metadata, made with that file's weights: no
+    network, the file hashed to check them), each a fresh process under ``python -X importtime``,
+    median of ``--startup-repeats``."""
+    from ganmetrics.store.hashing import sha256_of_file  # no torch
+
+    a, b = make_stats_files(out / "stats", meta=True, weights_sha256=sha256_of_file(weights))
     commands = {"version": ["--version"], "fid_stats": ["fid", a, b, "--weights", weights, "--quiet"]}
-    labels = {"version": "ganmetrics --version", "fid_stats": "ganmetrics fid a.npz b.npz (2048-d)"}
+    labels = {"version": "ganmetrics --version", "fid_stats": "ganmetrics fid a.npz b.npz --weights FILE (2048-d)"}
     results = {}
     for key, command in commands.items():
         runs = []

@@ -114,9 +114,10 @@ def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: Ru
     """Yield (side a or None, side b, values, settings, details, provenance) for each of
     ``others``. Every side is opened and every count checked before anything heavy; then the
     device and the weights are resolved where images need the network (``run_provenance``:
-    between statistics files, neither), every statistics file checked against the run's
-    provenance, and the reference ``a`` reduced once (only where a two-sided metric needs it)
-    and each other side in one pass for every metric. Each metric sees the needs it declared.
+    between statistics files, the weights are only identified, where at hand), every statistics
+    file checked against the run's provenance, and the reference ``a`` reduced once (only where
+    a two-sided metric needs it) and each other side in one pass for every metric. Each metric
+    sees the needs it declared.
     With ``interval.replicates``, the metrics that have ``interval_keys`` also get their
     bootstrap intervals (``metrics.bootstrap``), from the values their needs resample from,
     reduced in the same pass; the reference side is resampled unless it is a statistics file

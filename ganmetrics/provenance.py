@@ -27,7 +27,7 @@ class Provenance:
     @classmethod
     def of_meta(cls, meta: dict, resize: str) -> "Provenance":
         """The provenance a statistics file's ``meta`` records (its extractor, weights and tf32),
-        for a run with ``resize``: the run of two statistics files, which resolves no weights."""
+        for a run with ``resize``: a run of statistics files alone without weights at hand."""
         return cls(meta.get("extractor", "unknown"), meta["weights_sha256"], bool(meta.get("calibrated", False)), resize,
                    tf32=bool(meta.get("tf32", False)))
 

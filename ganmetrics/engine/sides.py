@@ -10,8 +10,9 @@ other reduced need (the IS split sums) always comes from a run of the source. A 
 there, and cached beside the side's statistics, one entry per derivation and options, whose
 key is the statistics' key plus the derivation (so every existing key stays as it was).
 
-Nothing is resolved before it is needed: a run between statistics files resolves no weights,
-builds no network and imports no torch (``run_provenance``).
+Nothing is resolved before it is needed: a run between statistics files builds no network and
+downloads nothing; it identifies the weights only where they are at hand, a file by its hash, so
+without weights at hand, or with a file, it imports no torch (``run_provenance``).
 """
 
 import os
@@ -184,16 +185,22 @@ def run_provenance(extractor, opened: list[OpenedSide], config: RunConfig) -> tu
     """(where this run's numbers come from, the device its metric math runs on; None: the CPU).
 
     A run that decodes images needs the network: its device is checked and its weights resolved
-    here, before any image is decoded. A run between statistics files alone builds no network
-    and resolves no weights (``--weights`` is not used): its provenance is that of the first
-    file that carries metadata (the others must match it, as ``check_provenance`` checks), with
-    this run's resize, and its math runs on the CPU unless ``--device`` names a GPU. Files
-    without metadata (pytorch-fid's, TTUR's) say nothing of their weights: the run's then stand in."""
+    here, before any image is decoded. A run between statistics files alone builds no network,
+    and its math runs on the CPU unless ``--device`` names a GPU. Its weights are identified
+    where they are at hand (``provenance_without_network``: ``random:SEED`` built; a
+    ``--weights`` file, ``GANMETRICS_WEIGHTS``, the ``weights/`` folder's or the cache's hashed,
+    not loaded): that identity is then its provenance, and ``check_provenance`` refuses files
+    made with other weights. With none at hand nothing is downloaded: the provenance is that of
+    the first file that carries metadata (the others must match it), with this run's resize.
+    The ``tf32`` recorded is that first file's. Only where no file carries metadata (pytorch-fid's,
+    TTUR's) and no weights are at hand are the run's weights resolved as for a network."""
     if any(side.source is not None for side in opened):
         extractor.device  # noqa: B018  (the cheap check first)
         return extractor.provenance, extractor.device
     metas = [side.stats.meta for side in opened if side.stats.meta and "weights_sha256" in side.stats.meta]
-    provenance = Provenance.of_meta(metas[0], extractor.resize) if metas else extractor.provenance
+    provenance = extractor.provenance_without_network(tf32=bool(metas[0].get("tf32", False)) if metas else False)
+    if provenance is None:
+        provenance = Provenance.of_meta(metas[0], extractor.resize) if metas else extractor.provenance
     return provenance, None if config.device in ("auto", "cpu") else _device(config.device)
 
 

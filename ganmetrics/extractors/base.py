@@ -22,6 +22,11 @@ class FeatureExtractor(Protocol):
     device: torch.device
     provenance: Provenance
 
+    def provenance_without_network(self, tf32: bool = False) -> Provenance | None:
+        """The provenance of a run that builds no network, ``tf32`` recording how its statistics
+        were made: the weights identified without loading them, or None where they cannot be
+        (they would have to be downloaded)."""
+
     def default_feature(self, metric: str) -> str:
         """The feature a metric uses unless told otherwise (e.g. "2048" for FID, "logits_unbiased" for IS)."""
 

@@ -20,7 +20,8 @@ from ganmetrics.store.paths import cache_dir
 from ganmetrics.extractors.inception.spec import FEATURE_DIMS
 from ganmetrics.extractors.inception.preprocess import to_network_input
 from ganmetrics.extractors.inception.weights import (WEIGHTS_FILENAME, expected_shapes, fetch_weights, find_weights_file, load_weights,
-                                random_state_dict, random_weights, read_state_dict, resolve_weights_file)
+                                random_state_dict, random_weights, read_state_dict, resolve_weights_file,
+                                weights_identity)
 
 SERVED = random.Random(1).randbytes(200_000)
 SERVED_SHA256 = hashlib.sha256(SERVED).hexdigest()
@@ -101,6 +102,31 @@ def test_missing_environment_path_is_an_error_naming_it(tmp_path, clean_env, mon
     with pytest.raises(GanMetricsError, match="GANMETRICS_WEIGHTS") as info:
         find_weights_file()
     assert "gone.pth" in str(info.value)
+
+
+def test_weights_identity_hashes_the_file_of_the_resolution_order_and_never_downloads(tmp_path, clean_env,
+                                                                                      monkeypatch):
+    project, cache = clean_env
+    monkeypatch.setattr(weights_module, "fetch_weights", lambda progress=True: pytest.fail("downloaded"))
+    monkeypatch.setattr(weights_module, "read_state_dict", lambda path: pytest.fail("loaded"))
+    explicit, env_file = tmp_path / "explicit.pth", tmp_path / "env.pth"
+    for path, text in ((explicit, b"explicit"), (env_file, b"env"), (project / WEIGHTS_FILENAME, b"project")):
+        path.write_bytes(text)
+    cache.mkdir()
+    (cache / WEIGHTS_FILENAME).write_bytes(b"cache")
+    monkeypatch.setenv("GANMETRICS_WEIGHTS", str(env_file))
+    assert weights_identity(explicit) == (sha256_bytes(explicit), False)
+    assert weights_identity() == (sha256_bytes(env_file), False)
+    monkeypatch.delenv("GANMETRICS_WEIGHTS")
+    assert weights_identity() == (sha256_bytes(project / WEIGHTS_FILENAME), False)
+    (project / WEIGHTS_FILENAME).unlink()
+    digest = sha256_bytes(cache / WEIGHTS_FILENAME)
+    monkeypatch.setattr(weights_module, "WEIGHTS_SHA256_PREFIX", digest[:8])  # as if the standard file
+    assert weights_identity() == (digest, True)
+    (cache / WEIGHTS_FILENAME).unlink()
+    assert weights_identity() is None
+    with pytest.raises(GanMetricsError, match="missing.pth"):
+        weights_identity(tmp_path / "missing.pth")
 
 
 # --- loading and validation -------------------------------------------------------------------
@@ -288,6 +314,7 @@ def test_random_spec_loads_uncalibrated_weights():
     assert loaded is random_weights(0)
     assert loaded.calibrated is False and loaded.source == "random:0"
     assert len(loaded.sha256) == 64
+    assert weights_identity("random:0") == (loaded.sha256, False)
 
 
 @pytest.mark.parametrize("spec", ["random:x", "random:", "random:-1", "random:1.5"])

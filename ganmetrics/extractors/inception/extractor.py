@@ -2,9 +2,10 @@
 "logits_unbiased" and "spatial" (sFID's) of one forward pass, with the named resize of ``preprocess.py``.
 
 Creating one costs nothing and imports no torch: its weights and device are resolved, and its
-network built, on first need, so FID between two statistics files resolves no weights and
-builds no network. The network is built once per process for each weights file and device
-(``_NETWORKS``): its layout probe is not repeated by later extractors, e.g. repeated API calls.
+network built, on first need, so FID between two statistics files builds no network: its
+weights are then only identified, where they are at hand (``provenance_without_network``: a file
+hashed). The network is built once per process for each weights file and device (``_NETWORKS``):
+its layout probe is not repeated by later extractors, e.g. repeated API calls.
 
 On the CPU the network runs in oneDNN's blocked layout (``onednn.py``), ``CPU_CHUNK`` images at
 a time with its stem two images at a time: the same numbers, faster, and in less memory.
@@ -60,17 +61,20 @@ class InceptionExtractor:
     of no arguments that returns them; ``device``: a ``torch.device``, or a function of no
     arguments that returns one (each called once, on first need). ``resize``: tf, pytorch or
     clean; ``allow_tf32``: let a CUDA device compute convolutions and matrix products in TF32
-    (faster on Ampere and later; moves FID)."""
+    (faster on Ampere and later; moves FID). ``identify``: with deferred ``weights``, a function
+    of no arguments that returns their (sha256, calibrated) without loading them, or None where
+    it cannot (``weights.weights_identity``); without it, deferred weights are not identified."""
 
     name = NAME
     features = FEATURES
     cpu_chunk = CPU_CHUNK
 
     def __init__(self, weights: Weights | Callable[[], Weights], device: torch.device | Callable[[], torch.device],
-                 resize: str = "tf", allow_tf32: bool = False):
+                 resize: str = "tf", allow_tf32: bool = False,
+                 identify: Callable[[], tuple[str, bool] | None] | None = None):
         if resize not in RESIZE_MODES:
             raise GanMetricsError(f"--resize {resize!r} is unknown: use one of {', '.join(RESIZE_MODES)}")
-        self._weights, self._device = weights, device
+        self._weights, self._device, self._identify = weights, device, identify
         self.resize, self.allow_tf32 = resize, allow_tf32
 
     @functools.cached_property
@@ -91,6 +95,17 @@ class InceptionExtractor:
     def provenance(self) -> Provenance:
         return Provenance(NAME, self.weights.sha256, self.weights.calibrated, self.resize,
                           tf32=self.allow_tf32 and self.device.type == "cuda")
+
+    def provenance_without_network(self, tf32: bool = False) -> Provenance | None:
+        """The provenance of a run that builds no network (statistics files only), ``tf32``
+        recording how the statistics were made: this extractor's weights identified without
+        loading them (``identify``; weights already resolved: theirs), or None where nothing
+        identifies them (they would have to be downloaded). Resolves no device."""
+        if "weights" in self.__dict__ or not callable(self._weights):
+            identity = self.weights.sha256, self.weights.calibrated
+        else:
+            identity = self._identify() if self._identify is not None else None
+        return None if identity is None else Provenance(NAME, *identity, self.resize, tf32=tf32)
 
     @staticmethod
     def default_feature(metric: str) -> str:

@@ -11,8 +11,9 @@ Resolution order for the standard file ``pt_inception-2015-12-05-6726825d.pth``:
 
 Files are loaded with ``torch.load(weights_only=True)`` and must have exactly the keys and shapes
 of the network; a file with another hash is used with a warning and marked uncalibrated. torch
-is imported by the functions that load or build, not by this module: finding the file and the
-constants here serve the command line without it.
+is imported by the functions that load or build, not by this module: finding the file, its
+identity (``weights_identity``: hashed, not loaded) and the constants here serve the command line
+without it.
 """
 
 from __future__ import annotations
@@ -176,11 +177,17 @@ def read_state_dict(path: Path) -> dict:
     return {k: v.float() for k, v in state.items()}
 
 
+def file_identity(path: str | os.PathLike) -> tuple[str, bool]:
+    """(sha256 hex, calibrated) of a weights file, from its bytes alone (calibrated: the
+    standard file's hash); its keys and shapes are not checked."""
+    digest = sha256_of_file(path)
+    return digest, digest.startswith(WEIGHTS_SHA256_PREFIX)
+
+
 def verify_weights_file(path: Path) -> tuple[str, bool]:
     """Validate keys and shapes; return (sha256 hex, calibrated)."""
     read_state_dict(path)
-    digest = sha256_of_file(path)
-    return digest, digest.startswith(WEIGHTS_SHA256_PREFIX)
+    return file_identity(path)
 
 
 def random_seed_of(spec: str | os.PathLike | None) -> int | None:
@@ -204,8 +211,7 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
         return random_weights(seed)
     path = resolve_weights_file(spec, progress)
     state = read_state_dict(path)
-    digest = sha256_of_file(path)
-    calibrated = digest.startswith(WEIGHTS_SHA256_PREFIX)
+    digest, calibrated = file_identity(path)
     if not calibrated:
         warnings.warn(
             f"weights file {quoted(path)} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
@@ -213,6 +219,22 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
             stacklevel=2,
         )
     return Weights(state, digest, calibrated, str(path))
+
+
+def weights_identity(spec: str | os.PathLike | None = None) -> tuple[str, bool] | None:
+    """(sha256 hex, calibrated) of the weights ``load_weights(spec)`` would load, where they are
+    at hand; None where the run would have to download them. Never downloads, and builds no
+    network for a file: ``random:SEED`` is built (torch imported, seconds; once per process and
+    seed, as ``load_weights`` then reuses it); a file (``--weights PATH``, ``GANMETRICS_WEIGHTS``,
+    the ``weights/`` folder or the user cache: ``find_weights_file``) is hashed, not loaded (no
+    torch; its keys and shapes are checked where it is loaded). A missing ``--weights`` or
+    ``GANMETRICS_WEIGHTS`` path is refused as ``find_weights_file`` refuses it."""
+    seed = random_seed_of(spec)
+    if seed is not None:
+        weights = random_weights(seed)
+        return weights.sha256, weights.calibrated
+    path = find_weights_file(spec)
+    return None if path is None else file_identity(path)
 
 
 def _tensor_digest(state: dict) -> str:
