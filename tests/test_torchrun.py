@@ -135,9 +135,13 @@ def test_generative_metrics_in_a_users_process_group_merges_every_ranks_images(t
         assert int(rank["tracker_n"]) == len(tracker_images())
         for key in ("tracker_fid", "tracker_is_mean", "tracker_is_std"):
             assert rank[key] == two_ranks[0][key]
-    # Rank r's i-th image is image i*2 + r: the one-process order, so IS splits match too.
+    # Rank r's i-th image is image i*2 + r: the one-process order, so IS splits match too. The
+    # ranks pass other batches through the network (images 0, 2, 4, 6 together, not 0 to 6), and
+    # the float32 matrix product of the 1008 logits may round by batch size (seen on an AMD EPYC
+    # with AVX-512: 1.3e-5 of 24, 5e-7 relative; pool features bit-identical): the IS of each
+    # split (about 1.9) to ~1e-6, so the mean and the spread of the two to 1e-5.
     for key in ("tracker_is_mean", "tracker_is_std"):
-        assert two_ranks[0][key] == pytest.approx(expected[key], rel=1e-12)
+        assert two_ranks[0][key] == pytest.approx(expected[key], abs=1e-5)
     assert two_ranks[0]["tracker_fid"] == pytest.approx(expected["tracker_fid"], rel=1e-6)
 
 
