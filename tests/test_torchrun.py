@@ -119,6 +119,24 @@ def test_is_and_kid_equal_one_process_and_fid_to_its_conditioning(ranks, request
     assert results[0]["fid"] == pytest.approx(expected["fid"], rel=1e-6)
 
 
+@pytest.mark.parametrize("ranks", ["two_ranks", "three_ranks"])
+def test_the_bootstrap_interval_does_not_depend_on_the_rank_count(ranks, request, one_process):
+    """Each image's Poisson weights are keyed by its global position, and the feature banks are
+    gathered in image order: every replicate resamples the same images whatever the rank count.
+    FID's ends mirror the quantiles about FID itself (basic interval), so they carry its ~1e-9
+    conditioning (see above); IS's to 1e-12."""
+    results = request.getfixturevalue(ranks)
+    expected = one_process["results"]
+    keys = [key for key in expected if key.startswith("interval_")]
+    assert sorted(keys) == [f"interval_{name}_ci_{end}" for name in ("fid", "is_mean") for end in ("high", "low")]
+    for rank in results:
+        for key in keys:
+            assert rank[key] == results[0][key], key
+    for key in keys:
+        assert results[0][key] == pytest.approx(expected[key], rel=1e-6 if "fid" in key else 1e-12), key
+    assert expected["interval_fid_ci_low"] < expected["interval_fid_ci_high"]
+
+
 def test_a_generator_source_gives_the_same_statistics_for_1_and_2_ranks_and_any_generator_batch(two_ranks, one_process):
     expected = one_process["results"]
     for name in ("generator16", "generator50"):
