@@ -15,8 +15,7 @@ from .engine.loader import ImageBatch
 from .engine.runner import forward_batch
 from .engine.sides import image_needs, needs_of, open_extractor, reduce_reference, with_derived
 from .errors import GanMetricsError
-from .metrics.base import Need
-from .metrics.reducers import GaussianStats
+from .metrics.fid import FID
 from .metrics.registry import build_metrics
 from .store.statsfile import Statistics
 from .sources import rgb_pixels
@@ -60,7 +59,7 @@ class GenerativeMetrics:
         """The reference side's Gaussian statistics of FID's tap (``dims``), None where no
         metric needs them (another feature's Gaussian, e.g. sFID's, is not FID statistics)."""
         side = self.reference_side
-        need = Need(self.extractor.feature_of_dims(self.dims), GaussianStats)
+        need = FID(self.dims).need(self.extractor)
         value = side.reduced.get(need) if side else None
         if value is None:
             return None
