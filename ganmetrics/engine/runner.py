@@ -22,7 +22,7 @@ from ..metrics.base import Need, Reducer
 from ..sources import ImageSource
 from . import distributed
 from .loader import ImageBatch, checked_batches, make_loader
-from .runtime import cuda_numerics, default_workers, intra_op_threads
+from .runtime import cuda_numerics, default_workers, intra_op_threads, release_free_memory
 
 MAX_CONCURRENT_BATCHES = 4
 
@@ -84,6 +84,8 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
         for need, reducer in reducers.items():
             reducer.update(out[need.feature], positions)
         bar.update(batch.size)
+        if device.type == "cpu":
+            release_free_memory()  # or the heaps fragment, and memory grows with the images
 
     concurrent = concurrent_batches(device)
     extractor.prepare()  # built here, not by two forward threads at once

@@ -258,11 +258,21 @@ class SplitSums:
         self.seen = max(self.seen, seen)
 
 
+SLAB_BYTES = 64 << 20
+"""The size of the pieces a ``FeatureBank`` stores its features in (fewer rows where the image
+count is known to be smaller). Above glibc's largest dynamic mmap threshold (32 MiB), so each
+piece is a mapping of its own: its untouched pages cost no memory, and it never sits between the
+forward pass's short-lived blocks. A bank kept as one small tensor per batch fragmented the heap
+beside sFID's tap, and peak memory grew with the image count (1.8 MB an image; issue 10)."""
+
+
 class FeatureBank:
     """Every image's features, float32, kept with their global positions; ``result()`` returns
     them in global image order, float32 (N, D) NumPy, whatever the batching or the workers.
-    For what cannot stream (KID draws subsets of the whole set). Memory: 4 N D bytes on the
-    reducer's device (8 KiB an image at D = 2048: 410 MB for 50,000 images), plus the same
+    For what cannot stream (KID draws subsets of the whole set). Each batch is copied into
+    pieces of ``SLAB_BYTES`` (``total`` rows at most, where the image count is known), so the
+    forward pass's tensors are freed at once. Memory: 4 N D bytes on the reducer's device (8 KiB
+    an image at D = 2048: 410 MB for 50,000 images), plus 8 N bytes of positions, plus the same
     again, once, when ``result()`` assembles the array.
     """
 
@@ -270,44 +280,73 @@ class FeatureBank:
 
     @classmethod
     def create(cls, dims: int, total: int | None = None, device: torch.device | str = "cpu") -> "FeatureBank":
-        return cls(dims, device)
+        return cls(dims, device, total)
 
-    def __init__(self, dims: int, device: torch.device | str = "cpu"):
+    def __init__(self, dims: int, device: torch.device | str = "cpu", total: int | None = None):
         import torch
 
         self.dims, self.device = dims, torch.device(device)
-        self.chunks: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.slab_rows = max(1, SLAB_BYTES // (4 * dims))
+        if total is not None:
+            self.slab_rows = max(1, min(self.slab_rows, total))
+        self.slabs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (positions int64 (R,), features float32 (R, D))
+        self.count = 0  # rows filled, over all slabs
         self.seen = 0
 
     def __len__(self) -> int:
-        return sum(len(positions) for positions, _ in self.chunks)
+        return self.count
 
     def update(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
-        """Add float (N, D) features of the images at ``positions`` (default: right after those seen)."""
+        """Add float (N, D) features of the images at ``positions`` (default: right after those
+        seen), copied: the bank keeps no reference to ``features``."""
         import torch
 
         if features.ndim != 2 or features.shape[1] != self.dims:
             raise ValueError(f"expected features of shape (N, {self.dims}), got {tuple(features.shape)}")
         if positions is None:
             positions = torch.arange(self.seen, self.seen + len(features))
-        self.chunks.append((positions.to(self.device, torch.int64), features.detach().to(self.device, torch.float32)))
+        self._append(positions.detach(), features.detach())
         self.seen = max(self.seen, int(positions.max()) + 1) if len(positions) else self.seen
+
+    def _append(self, positions: torch.Tensor, features: torch.Tensor) -> None:
+        import torch
+
+        done = 0
+        while done < len(features):
+            row = self.count % self.slab_rows
+            if row == 0 and self.count // self.slab_rows == len(self.slabs):
+                self.slabs.append((torch.empty(self.slab_rows, dtype=torch.int64, device=self.device),
+                                   torch.empty(self.slab_rows, self.dims, dtype=torch.float32, device=self.device)))
+            slab_positions, slab_features = self.slabs[self.count // self.slab_rows]
+            take = min(len(features) - done, self.slab_rows - row)
+            slab_positions[row:row + take] = positions[done:done + take]
+            slab_features[row:row + take] = features[done:done + take]
+            done += take
+            self.count += take
+
+    def _filled(self):
+        """(positions, features) of each slab's filled rows, in arrival order."""
+        for index, (positions, features) in enumerate(self.slabs):
+            rows = min(self.slab_rows, self.count - index * self.slab_rows)
+            yield positions[:rows], features[:rows]
 
     def merge(self, other: "FeatureBank") -> "FeatureBank":
         if other.dims != self.dims:
             raise ValueError(f"cannot merge a bank of {other.dims}-dim features into {self.dims}")
-        self.chunks += [(p.to(self.device), x.to(self.device)) for p, x in other.chunks]
+        for positions, features in other._filled():
+            self._append(positions, features)
         self.seen = max(self.seen, other.seen)
         return self
 
     def _ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        if not self.chunks:
+        if not self.count:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0, self.dims)
-        positions = torch.cat([p for p, _ in self.chunks])
+        filled = list(self._filled())
+        positions = torch.cat([p for p, _ in filled])
         order = torch.argsort(positions)
-        return positions[order], torch.cat([x for _, x in self.chunks])[order]
+        return positions[order], torch.cat([x for _, x in filled])[order]
 
     def result(self) -> np.ndarray:
         positions, features = self._ordered()
@@ -323,7 +362,7 @@ class FeatureBank:
     def from_state(cls, state: dict, device: torch.device | str = "cpu") -> FeatureBank:
         import torch
 
-        bank = cls(state["features"].shape[1], device)
+        bank = cls(state["features"].shape[1], device, total=len(state["features"]))
         bank.update(torch.as_tensor(state["features"]), torch.as_tensor(state["positions"]))
         return bank
 

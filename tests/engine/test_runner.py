@@ -112,3 +112,20 @@ def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_p
     # depends on the thread count, as in every PyTorch matmul: the IS agrees to float32 rounding.
     one, two = (inception_score_from_sums(*scores[t].sums()) for t in (1, 2))
     assert one[0] > 1.0 and one == pytest.approx(two, rel=1e-6)
+
+
+def test_the_cpu_pass_hands_free_heap_pages_back_after_every_batch(tmp_path, monkeypatch):
+    # Without it glibc's heaps fragment under the forward threads' large short-lived blocks and
+    # peak memory grows with the image count (issue 10: `eval --metrics adm`; BENCHMARKS.md).
+    import platform
+
+    from ganmetrics.engine import runner, runtime
+
+    if platform.libc_ver()[0] == "glibc":
+        assert runtime._malloc_trim() is not None  # found where it exists
+    calls = []
+    monkeypatch.setattr(runner, "release_free_memory", lambda: calls.append(1))
+    source = open_source(write_images(tmp_path / "x", smooth_images(7, (32, 32), seed=3)))
+    reduce_source(source, cpu_extractor(), [Need("64", GaussianStats)], RunConfig(batch_size=3, workers=0))
+    assert len(calls) == 3  # batches of 3, 3 and 1
+    runtime.release_free_memory()  # and the real one runs

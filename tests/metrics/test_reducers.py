@@ -199,6 +199,28 @@ def test_feature_bank_returns_features_in_global_order_whatever_the_arrival():
     assert np.array_equal(rebuilt.result(), x.numpy())
 
 
+def test_feature_bank_copies_each_batch_into_pieces_that_span_batches(monkeypatch):
+    # The bank keeps no reference to the forward pass's tensors (they are freed at once, so the
+    # heap does not fragment around them), and a batch may straddle two of its pieces.
+    from ganmetrics.metrics import reducers
+
+    monkeypatch.setattr(reducers, "SLAB_BYTES", 4 * 5 * 4)  # pieces of 4 rows of 5 floats
+    x = torch.randn(11, 5)
+    bank = reducers.FeatureBank(5)
+    batches = [(0, 3), (3, 6), (6, 11)]
+    for start, stop in reversed(batches):  # out of order
+        given = x[start:stop].clone()
+        bank.update(given, torch.arange(start, stop))
+        given.fill_(0)
+    assert len(bank.slabs) == 3 and len(bank) == 11
+    assert np.array_equal(bank.result(), x.numpy())
+    known = reducers.FeatureBank.create(5, total=2)  # a known count bounds a piece
+    known.update(x[:2], torch.arange(2))
+    assert known.slab_rows == 2 and len(known.slabs) == 1
+    merged = known.merge(reducers.FeatureBank.from_state({"positions": np.arange(2, 11), "features": x[2:].numpy()}))
+    assert np.array_equal(merged.result(), x.numpy()) and len(merged.slabs) == 6  # 11 rows, 2 a piece
+
+
 def test_feature_bank_refuses_a_position_twice_and_a_wrong_width():
     from ganmetrics.metrics.reducers import FeatureBank
 
