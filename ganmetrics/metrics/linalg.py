@@ -1,4 +1,4 @@
-"""Linear algebra of covariances: the trace square root of a product, a PSD square root, the
+"""Linear algebra of covariances: the trace square root of a product, a low-rank factor, the
 numerical rank. NumPy/LAPACK on the CPU, torch.linalg on a GPU (torch imported only there)."""
 
 from __future__ import annotations
@@ -14,27 +14,36 @@ if TYPE_CHECKING:
     import torch
 
 
-def sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
-    """Square root of a symmetric positive semi-definite matrix by eigendecomposition; the
-    small negative eigenvalues rounding leaves are clipped to zero. float64 (D, D)."""
-    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
+def _low_rank_factor(sigma: np.ndarray) -> np.ndarray:
+    """F, float64 (D, r), with F F^T = S for a PSD ``sigma`` S of numerical rank r, by Cholesky
+    factorisation with complete pivoting (LAPACK ``dpstrf`` at its default tolerance, D·eps
+    times the largest variance): O(D r²), where an eigendecomposition costs O(D³). What it
+    leaves out is below that tolerance: rounding, not variance."""
+    factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(sigma, lower=1, tol=-1)
+    if info < 0:
+        raise ValueError(f"dpstrf: illegal argument {-info}")
+    low_rank = np.empty((len(sigma), rank))
+    low_rank[pivots - 1] = np.tril(factor[:, :rank])  # S = P L L^T P^T
+    return low_rank
 
 
-def _symmetric_similar_to_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
-    """A symmetric PSD matrix similar to S1 S2 (float64 (D, D); only its lower triangle is
-    meaningful). S1 S2 and S2 S1 have the same eigenvalues, so where either covariance has a
-    Cholesky factor L (positive definite), L^T S_other L: one factorisation and two triangular
-    products, a fraction of an eigendecomposition. Where both are singular (fewer images than
-    dimensions on both sides), S1^1/2 S2 S1^1/2 by eigendecomposition."""
+def _symmetric_with_the_spectrum_of_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
+    """A symmetric PSD matrix whose nonzero eigenvalues are those of S1 S2 (float64; only its
+    lower triangle is meaningful). S1 S2 and S2 S1 have the same eigenvalues, so where either
+    covariance has a Cholesky factor L (positive definite), L^T S_other L (D, D): one
+    factorisation and two triangular products, a fraction of an eigendecomposition. Where both
+    are singular (fewer images than dimensions on both sides), F^T S_other F (r, r) with the
+    low-rank factor F of the covariance of lower rank r (``_low_rank_factor``): r < N there, so
+    this is fast where there are few images."""
     trmm = scipy.linalg.blas.dtrmm
     for factored, other in ((sigma1, sigma2), (sigma2, sigma1)):
         factor, info = scipy.linalg.lapack.dpotrf(factored, lower=1, clean=1)
         if info == 0:
             right = trmm(1.0, factor, other, side=1, lower=1)  # S L
             return trmm(1.0, factor, right, side=0, lower=1, trans_a=1)  # L^T S L
-    root = sqrtm_psd(sigma1)
-    return root @ sigma2 @ root
+    factors = [(_low_rank_factor(factored), other) for factored, other in ((sigma1, sigma2), (sigma2, sigma1))]
+    low_rank, other = min(factors, key=lambda pair: pair[0].shape[1])
+    return low_rank.T @ other @ low_rank
 
 
 def _trace_sqrt_product_torch(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.device) -> float:
@@ -57,8 +66,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.dev
     """tr sqrt(S1 S2) for covariances S1, S2 (float64 (D, D)), on the CPU with LAPACK, or with
     torch.linalg on ``device`` when that is not the CPU.
 
-    S1 S2 is similar to a symmetric PSD matrix (``_symmetric_similar_to_product``), so the
-    trace of its square root is the sum of the square roots of that matrix's eigenvalues: real,
+    S1 S2 has the nonzero eigenvalues of a symmetric PSD matrix
+    (``_symmetric_with_the_spectrum_of_product``), so the trace of its square root is the sum of
+    the square roots of that matrix's eigenvalues: real,
     and exact also for singular covariances (N < D), where ``scipy.linalg.sqrtm`` returns
     complex noise. Eigenvalues only: no eigenvectors are computed.
     """
@@ -66,7 +76,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device: torch.dev
         import torch
 
         return _trace_sqrt_product_torch(sigma1, sigma2, torch.device(device))
-    middle = _symmetric_similar_to_product(np.ascontiguousarray(sigma1), np.ascontiguousarray(sigma2))
+    middle = _symmetric_with_the_spectrum_of_product(np.ascontiguousarray(sigma1), np.ascontiguousarray(sigma2))
     eigenvalues = scipy.linalg.eigh(middle, lower=True, eigvals_only=True, overwrite_a=True, check_finite=False,
                                     driver="evd")
     return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())

@@ -232,6 +232,20 @@ def test_cholesky_and_eigendecomposition_routes_give_the_same_trace(monkeypatch)
     assert cholesky == pytest.approx(scipy_trace_sqrt_product(sigma1, sigma2), rel=1e-9)
 
 
+def test_two_singular_covariances_give_the_nuclear_norm_of_their_factors_product():
+    # S1 = A A^T, S2 = B B^T of rank 20 in 256 dims: tr sqrt(S1 S2) is the sum of the singular
+    # values of A^T B, in closed form. The pivoted low-rank factors leave out only rounding;
+    # square roots of eigenvalues at rounding level (what an eigendecomposition of a singular
+    # covariance leaves) would add ~1e-8 each, hundreds of them.
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(256, 20)), rng.normal(size=(256, 20)) * np.linspace(0.1, 3, 20)
+    sigma1, sigma2 = a @ a.T, b @ b.T
+    assert covariance_rank(sigma1) == covariance_rank(sigma2) == 20
+    expected = np.linalg.svd(a.T @ b, compute_uv=False).sum()
+    assert trace_sqrt_product(sigma1, sigma2) == pytest.approx(expected, rel=1e-11)
+    assert trace_sqrt_product(sigma2, sigma1) == pytest.approx(expected, rel=1e-11)
+
+
 def test_a_singular_first_covariance_factors_the_second_one():
     # 30 samples in 64 dims against a positive definite covariance, in both orders. The zero
     # eigenvalues of the product come out as rounding noise whose square roots add ~1e-8.
