@@ -325,8 +325,9 @@ def pack(source, output, **options) -> PackResult:
 
 def pack_with_config(config: RunConfig, source, output) -> PackResult:
     """``pack`` with a ``RunConfig`` (the CLI's entry)."""
-    from .engine.loader import checked_batches, make_loader, unchanged  # torch's DataLoader
+    from .engine.loader import checked_batches, make_loader  # torch's DataLoader
     from .engine.runtime import default_workers
+    from .sources.base import unchanged
 
     image_source = open_checked(source, config, {})
     workers = default_workers() if config.workers is None else config.workers

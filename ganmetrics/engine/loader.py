@@ -106,11 +106,6 @@ def checked_batches(loader: DataLoader):
 
 
 
-def unchanged(image: np.ndarray) -> np.ndarray:
-    """The transform that keeps each decoded image as it is (picklable, for the workers)."""
-    return image
-
-
 def make_loader(source: ImageSource, transform: Callable, batch_size: int, workers: int, pin_memory: bool,
                 positions: range | None = None) -> DataLoader:
     """Batches of the images of ``source`` at ``positions`` (a range of its indices; default:

@@ -38,6 +38,11 @@ DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485  # Pillow refuses above twice its MAX_
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
+def unchanged(image: np.ndarray) -> np.ndarray:
+    """The transform that keeps each decoded image as it is (picklable, for the decoding workers)."""
+    return image
+
+
 def _limit_from_env(variable: str, default: int) -> int:
     text = os.environ.get(variable, "").strip()
     if not text:

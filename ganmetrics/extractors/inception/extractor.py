@@ -20,10 +20,9 @@ import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ...errors import GanMetricsError
 from ...provenance import Provenance
+from ...sources.base import unchanged
 from .spec import FEATURE_DIMS, FEATURES, NAME, RESIZE_MODES
 
 if TYPE_CHECKING:
@@ -45,10 +44,6 @@ _NETWORKS: dict[tuple[str, str], FIDInceptionV3] = {}
 """Built networks by (weights sha256, device): built and probed once per process."""
 _NETWORKS_KEPT = 2
 _BUILDING = threading.Lock()
-
-
-def _unchanged(image: np.ndarray) -> np.ndarray:
-    return image
 
 
 def _resolved(value, kind):
@@ -127,7 +122,7 @@ class InceptionExtractor:
             from .preprocess import clean_resize
 
             return clean_resize
-        return _unchanged
+        return unchanged
 
     @functools.cached_property
     def network(self) -> FIDInceptionV3:
