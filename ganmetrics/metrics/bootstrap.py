@@ -192,15 +192,8 @@ class ReplicatedSplitSums(SplitSums):
                 "stream": np.int64(self.stream)}
 
     @classmethod
-    def from_state(cls, state: dict, device: torch.device | str = "cpu") -> "ReplicatedSplitSums":
-        import torch
-
-        total, split_size = int(state["total"]), int(state["split_size"])
-        sums = cls(None if split_size > 0 else int(state["splits"]), None if total < 0 else total,
-                   state["prob_sums"].shape[2], device, split_size if split_size > 0 else None,
-                   int(state["replicates"]), int(state["seed"]), int(state["stream"]))
-        sums._add(*(torch.as_tensor(state[k]) for k in ("counts", "prob_sums", "neg_entropy_sums")), int(state["seen"]))
-        return sums
+    def _options_of_state(cls, state: dict) -> dict:
+        return {"replicates": int(state["replicates"]), "seed": int(state["seed"]), "stream": int(state["stream"])}
 
 
 def replicate_sizes(seed: int, stream: int, replicates: int, count: int) -> np.ndarray:

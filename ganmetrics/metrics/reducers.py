@@ -235,10 +235,15 @@ class SplitSums:
         total = int(state["total"])
         split_size = int(state.get("split_size", -1))
         splits = None if split_size > 0 else int(state["splits"])
-        sums = cls(splits, None if total < 0 else total, state["prob_sums"].shape[1], device,
-                   split_size if split_size > 0 else None)
+        sums = cls(splits, None if total < 0 else total, state["prob_sums"].shape[-1], device,
+                   split_size if split_size > 0 else None, **cls._options_of_state(state))
         sums._add(*(torch.as_tensor(state[k]) for k in ("counts", "prob_sums", "neg_entropy_sums")), int(state["seen"]))
         return sums
+
+    @classmethod
+    def _options_of_state(cls, state: dict) -> dict:
+        """The further constructor keywords that a subclass's ``state()`` records (here none)."""
+        return {}
 
     def merge(self, other: "SplitSums") -> "SplitSums":
         """Fold ``other`` (which saw other positions of the same set) into this one."""
