@@ -267,8 +267,8 @@ SLAB_BYTES = 64 << 20
 """The size of the pieces a ``FeatureBank`` stores its features in (fewer rows where the image
 count is known to be smaller). Above glibc's largest dynamic mmap threshold (32 MiB), so each
 piece is a mapping of its own: its untouched pages cost no memory, and it never sits between the
-forward pass's short-lived blocks. A bank kept as one small tensor per batch fragmented the heap
-beside sFID's tap, and peak memory grew with the image count (1.8 MB an image; issue 10)."""
+forward pass's short-lived blocks. A bank that kept each batch's tensor held blocks among them,
+part of what made peak memory grow with the image count (issue 10; ``runtime.release_free_memory``)."""
 
 
 class FeatureBank:
