@@ -424,18 +424,15 @@ def work_neighbour_step(job) -> dict:
 
 
 def work_bare(job) -> dict:
-    """The network alone: random uint8 batches already on the device through ``forward_batch``
-    with an ``InceptionExtractor`` (resize + forward of the FID tap, GPU numerics with TF32
-    off). Both ganmetrics' network as ganmetrics runs it (on the CPU: oneDNN blocked layout,
-    ten images at a time with the stem two at a time, one batch per core at once on one thread
-    each) and the plain PyTorch network as the other tools run it (each whole batch at once, one
-    batch at a time on all threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The network alone: random uint8 batches already on the device through an
+    ``InceptionExtractor`` (resize + forward of the FID tap, GPU numerics with TF32 off). Both
+    ganmetrics' network as ganmetrics runs it (``forward_batches``; on the CPU: oneDNN blocked
+    layout, parts of ten images with the stem two at a time, one part per core at once on one
+    thread each; a round is one batch per core) and the plain PyTorch network as the other tools
+    run it (``forward_batch``: each whole batch at once, one batch at a time on all threads)."""
     torch = _torch_setup(job)
     from ganmetrics.engine.loader import ImageBatch
-    from ganmetrics.engine.runner import concurrent_batches, forward_batch
-    from ganmetrics.engine.runtime import intra_op_threads
+    from ganmetrics.engine.runner import concurrent_parts, forward_batch, forward_batches
     from ganmetrics.extractors.inception.extractor import InceptionExtractor
     from ganmetrics.extractors.inception.weights import load_weights
 
@@ -450,7 +447,9 @@ def work_bare(job) -> dict:
     ours.prepare()
     # The FID tap only, as the end-to-end ganmetrics rows compute it (no logits).
     wanted = {ours.feature_of_dims(job["dims"])}
-    extractors = {"ganmetrics": (ours, concurrent_batches(device)), "plain": (plain, 1)}
+    batches_per_round = concurrent_parts(device)
+    rounds = {"ganmetrics": lambda batches: list(forward_batches(ours, batches, wanted)),
+              "plain": lambda batches: [forward_batch(plain, batch, wanted) for batch in batches]}
     generator = torch.Generator().manual_seed(0)
     out = {}
     for set_name, size in (("small", 32), ("large", 256)):
@@ -458,26 +457,19 @@ def work_bare(job) -> dict:
                                generator=generator).to(device)
         batch = ImageBatch.of_pixels(pixels)
         out[set_name] = {}
-        for name, (extractor, concurrent) in extractors.items():
-            threads = max(1, torch.get_num_threads() // concurrent)
-
-            def forward(_):
-                # Each forward thread sets its own intra-op threads, as reduce_source does.
-                with intra_op_threads(threads):
-                    forward_batch(extractor, batch, wanted)
-
+        for name, run in rounds.items():
+            count = batches_per_round if name == "ganmetrics" else 1
             times = []
-            with ThreadPoolExecutor(concurrent) as pool:
-                for i in range(1 + job["bare_batches"]):  # the first is a warm-up
-                    start = time.perf_counter()
-                    list(pool.map(forward, range(concurrent)))
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    if i:
-                        times.append(time.perf_counter() - start)
+            for i in range(1 + job["bare_batches"]):  # the first is a warm-up
+                start = time.perf_counter()
+                run([batch] * count)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:
+                    times.append(time.perf_counter() - start)
             # The fastest round: on a shared machine the others only add other jobs' time.
-            out[set_name][name] = {"images_per_s": concurrent * job["batch_size"] / min(times),
-                                   "round_seconds": times, "concurrent_batches": concurrent}
+            out[set_name][name] = {"images_per_s": count * job["batch_size"] / min(times),
+                                   "round_seconds": times, "batches_per_round": count}
     out["torch_threads"] = torch.get_num_threads()
     return out
 
@@ -704,7 +696,7 @@ def summarize(res: dict) -> dict:
                                    f"{speedup:.2f}x (default BLAS threads)", speedup >= 10))
     rss = res.get("rss")
     if rss and all(r["runs"] and all("error" not in run for run in r["runs"]) for r in rss.values()):
-        # Peak RSS is a maximum, and a single run samples it: with one batch per core in flight
+        # Peak RSS is a maximum, and a single run samples it: with one part per core in flight
         # it moves with how the batches' largest layers happen to coincide. Each size's peak is
         # the highest of its runs.
         peaks = {label: max(run["peak_rss_mib"] for run in r["runs"]) for label, r in rss.items()}
@@ -958,13 +950,13 @@ def render_level(level: dict, derived: dict, res: dict) -> list[str]:
                          f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
         if bare:
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
-                         f"`forward_batch` with an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
+                         f"an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
                          f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
-                         "ganmetrics' network runs as ganmetrics runs it: in oneDNN's blocked layout on the CPU "
-                         "(bit-identical outputs), ten images at a time with the stem two at a time, one batch per "
-                         "core at once on one thread each (a round is that many batches); "
-                         "the plain one is PyTorch's NCHW path, one batch at a time on all threads, as "
-                         "pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
+                         "ganmetrics' network runs as ganmetrics runs it (`forward_batches`): in oneDNN's blocked "
+                         "layout on the CPU (bit-identical outputs), in parts of ten images with the stem two at a "
+                         "time, one part per core at once on one thread each (a round is one batch per core); "
+                         "the plain one is PyTorch's NCHW path (`forward_batch`), one batch at a time on all "
+                         "threads, as pytorch-fid, clean-fid, torch-fidelity and torchmetrics run it.")
     return lines
 
 

@@ -5,12 +5,13 @@ shape; batches travel as uint8 (from page-locked memory, asynchronously, to a GP
 compute device, where the extractor computes the union of the wanted features. Each reducer
 receives its feature with the images' global positions on that device, so nothing waits for a
 GPU until the end, and memory does not grow with the number of images (except in a feature
-bank, which keeps them). On a GPU batches run in sequence; on the CPU one per core at once.
+bank, which keeps them). On a GPU batches run in sequence; on the CPU parts of ten images, one
+per core at once (``forward_batches``).
 """
 
 import collections
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,7 +25,7 @@ from . import distributed
 from .loader import ImageBatch, checked_batches, make_loader
 from .runtime import cuda_numerics, default_workers, intra_op_threads, release_free_memory
 
-MAX_CONCURRENT_BATCHES = 4
+MAX_CONCURRENT_PARTS = 4
 
 
 @torch.inference_mode()
@@ -46,20 +47,74 @@ def forward_batch(extractor, batch: ImageBatch, wanted: Iterable[str]) -> dict[s
     return out
 
 
-def concurrent_batches(device: torch.device) -> int:
-    """Batches run through the network at once: on a GPU one (it runs them in sequence
-    anyway); on the CPU one per intra-op thread, at most ``MAX_CONCURRENT_BATCHES`` (each
-    holds its own activations). One-thread batches side by side beat one batch on every
-    thread (BENCHMARKS.md): the memory-bound layers between convolutions do not split well."""
+def concurrent_parts(device: torch.device) -> int:
+    """Parts of batches run through the network at once: on a GPU one (whole batches, in
+    sequence); on the CPU one per intra-op thread, at most ``MAX_CONCURRENT_PARTS`` (each holds
+    its own activations). One-thread parts side by side beat one part on every thread
+    (BENCHMARKS.md): the memory-bound layers between convolutions do not split well."""
     if device.type != "cpu":
         return 1
-    return max(1, min(MAX_CONCURRENT_BATCHES, torch.get_num_threads()))
+    return max(1, min(MAX_CONCURRENT_PARTS, torch.get_num_threads()))
 
 
-def _forward_on_threads(threads: int, extractor, batch: ImageBatch, wanted) -> dict[str, torch.Tensor]:
-    """``forward_batch`` with this thread's intra-op thread count set to ``threads``."""
-    with intra_op_threads(threads):
-        return forward_batch(extractor, batch, wanted)
+def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[str]) -> Iterator[tuple[ImageBatch, dict]]:
+    """(batch, ``forward_batch(extractor, batch, wanted)``) for each batch, in order.
+
+    On a GPU the batches run one after the other. On the CPU each shape group of a batch is cut
+    into the extractor's parts (``plan``: ``CPU_CHUNK`` images each), and the parts of this
+    batch and of the next ones run ``concurrent_parts`` at once, each on threads // that many
+    intra-op threads (one each on up to four cores), sharing the network: no core waits for a
+    whole batch to end, so only the source's very last part may run beside an idle core. A
+    batch's parts are joined, and the batch yielded, once they are all done. Each image's
+    features do not depend on its part or on the thread count, so they are ``forward_batch``'s
+    bit for bit; the IS logits, one matrix product per group in ``join``, are computed on as many
+    threads as the parts ran on, and equal ``forward_batch``'s on that many threads."""
+    wanted = sorted(wanted)
+    workers = concurrent_parts(extractor.device)
+    if workers == 1:
+        for batch in batches:
+            yield batch, forward_batch(extractor, batch, wanted)
+        return
+    threads = max(1, torch.get_num_threads() // workers)
+
+    def on_threads(work, *args):
+        with intra_op_threads(threads):
+            return work(*args)
+
+    # (batch, [(positions, futures of its parts, join)] per shape group), oldest first.
+    in_flight: collections.deque = collections.deque()
+    queued = 0  # parts of the batches behind the oldest
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="ganmetrics-forward")
+    try:
+        for batch in batches:
+            groups = []
+            for positions, images in batch.groups:
+                parts, join = extractor.plan(images, wanted)
+                groups.append((positions, [pool.submit(on_threads, part) for part in parts], join))
+            queued += sum(len(futures) for _, futures, _ in groups) if in_flight else 0
+            in_flight.append((batch, groups))
+            # The oldest batch is waited for once enough parts are queued behind it to keep
+            # every core busy meanwhile.
+            while queued >= workers:
+                yield _joined(in_flight.popleft(), on_threads)
+                queued -= sum(len(futures) for _, futures, _ in in_flight[0][1]) if in_flight else 0
+        while in_flight:
+            yield _joined(in_flight.popleft(), on_threads)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an error: the running parts end, no others start
+
+
+def _joined(entry, on_threads) -> tuple[ImageBatch, dict[str, torch.Tensor]]:
+    """(batch, {feature: float32 (N, width)}) of an in-flight batch once its parts are done."""
+    batch, groups = entry
+    out = None
+    for positions, futures, join in groups:
+        got = on_threads(join, [future.result() for future in futures])
+        if out is None:
+            out = {feature: values.new_empty((batch.size, values.shape[1])) for feature, values in got.items()}
+        for feature, values in got.items():
+            out[feature][positions] = values
+    return batch, out
 
 
 def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config: RunConfig,
@@ -87,31 +142,9 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
         if device.type == "cpu":
             release_free_memory()  # or the heaps fragment, and memory grows with the images
 
-    concurrent = concurrent_batches(device)
     extractor.prepare()  # built here, not by two forward threads at once
     with tqdm(total=len(mine), desc=source.describe(), unit="img", disable=not config.progress or not distributed.is_main(),
               leave=False, dynamic_ncols=True) as bar:
-        if concurrent == 1:
-            for batch in distributed.lockstep(checked_batches(loader)):
-                reduce_output(batch, forward_batch(extractor, batch, wanted))
-            return distributed.merged(reducers)
-        # CPU: `concurrent` batches at once, each on threads // concurrent intra-op threads,
-        # sharing the network. The last batches, too few to fill a round, run one at a time
-        # on every thread. Outputs are reduced in batch order, and the features do not
-        # depend on the thread count, so the FID statistics are those of a one-batch-at-a-
-        # time run bit for bit (the IS logits, one matrix product, to float32 rounding).
-        threads = torch.get_num_threads()
-        tail = len(loader) - len(loader) % concurrent if source.random_access else None
-        in_flight: collections.deque = collections.deque()
-        with ThreadPoolExecutor(concurrent, thread_name_prefix="ganmetrics-forward") as pool:
-            for index, batch in enumerate(distributed.lockstep(checked_batches(loader))):
-                alone = tail is not None and index >= tail
-                while len(in_flight) > (0 if alone else concurrent - 1):
-                    done, future = in_flight.popleft()
-                    reduce_output(done, future.result())
-                share = threads if alone else max(1, threads // concurrent)
-                in_flight.append((batch, pool.submit(_forward_on_threads, share, extractor, batch, wanted)))
-            while in_flight:
-                done, future = in_flight.popleft()
-                reduce_output(done, future.result())
+        for batch, out in forward_batches(extractor, distributed.lockstep(checked_batches(loader)), wanted):
+            reduce_output(batch, out)
     return distributed.merged(reducers)

@@ -40,3 +40,9 @@ class FeatureExtractor(Protocol):
     def __call__(self, pixels: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
         """Same-sized images from ``host_transform``, stacked (N, H, W, 3) on ``device`` ->
         {feature: float32 (N, features[feature])} for each wanted feature."""
+
+    def plan(self, pixels: torch.Tensor, wanted: Collection[str]) -> tuple[list[Callable[[], dict]], Callable]:
+        """``self(pixels, wanted)`` as (parts, join): functions of no arguments that each compute
+        some of the images' features and may run on different threads at once, and ``join``,
+        which takes their results in order to what ``self(pixels, wanted)`` returns (one part
+        and ``lambda outs: outs[0]`` where the work does not split)."""

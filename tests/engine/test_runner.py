@@ -1,8 +1,10 @@
 """The streaming extractor: batches grouped by shape, GPU numerics settings, memory independent
 of the number of images."""
 
+import functools
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 from helpers import cpu_extractor, features_of, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.loader import ImageBatch
-from ganmetrics.engine.runner import concurrent_batches, reduce_source
+from ganmetrics.engine.runner import concurrent_parts, forward_batches, reduce_source
 from ganmetrics.engine.runtime import cuda_numerics, intra_op_threads
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -39,11 +41,11 @@ def peak_rss_kib_of_stats(folder, out) -> int:
 
 
 def test_peak_memory_of_stats_does_not_grow_with_the_image_count(tmp_path):
-    # 1x is 80 images, so that even the 1x run has as many full batches of 25 in flight as the
-    # CPU runs at once (one per core, see FeatureExtractor.concurrent_batches): from there on
-    # nothing may grow with the count. (The stem runs CPU_STEM_BATCH images at a time, so two
-    # concurrent batches' largest maps are small and their timing hardly moves the peak: the
-    # ratio measured 0.96-1.00, against 1.00-1.12 when each batch ran its stem whole.)
+    # 1x is 80 images, so that even the 1x run has as many batches of 25 in flight as the CPU
+    # pass holds at once (runner.forward_batches: parts of this batch and the next, one per
+    # core): from there on nothing may grow with the count. (The stem runs CPU_STEM_BATCH images
+    # at a time, so two concurrent parts' largest maps are small and their timing hardly moves
+    # the peak: the ratio measured 0.96-1.00, against 1.00-1.12 when each batch ran its stem whole.)
     images = smooth_images(320, (64, 64), seed=7)
     one = write_images(tmp_path / "x1", images[:80])
     four = write_images(tmp_path / "x4", images)
@@ -92,6 +94,68 @@ def test_cuda_numerics_turns_tf32_off_and_autotuning_on_then_restores_the_settin
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.benchmark) == before
 
 
+class OnePartPerImage:
+    """A stand-in extractor on the CPU whose batches split into one part per image; a part gives
+    its image's first pixel value as a 1-wide feature and the intra-op threads it ran on. Parts
+    whose values are in ``meet`` wait there at its barrier."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, meet: dict):
+        self.meet = meet
+
+    def plan(self, pixels, wanted):
+        def part(image):
+            def run():
+                value = int(image[0, 0, 0, 0])
+                if value in self.meet:
+                    self.meet[value].wait()
+                return {"value": image[:, 0, 0, :1].float(), "threads": torch.full((1, 1), torch.get_num_threads())}
+            return run
+
+        def join(outs):
+            return {feature: torch.cat([out[feature] for out in outs]) for feature in ("value", "threads")}
+        return [part(image) for image in pixels.split(1)], join
+
+
+def batch_of(values, start):
+    pixels = torch.tensor(values, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 2, 2, 3).contiguous()
+    return ImageBatch(start, len(values), [(torch.arange(len(values)), pixels)])
+
+
+def test_the_cpu_runs_the_parts_of_a_batch_and_of_the_next_side_by_side_on_one_thread_each():
+    # Parts 0 and 1 (one batch) and parts 2 and 3 (the last of one batch, the first of the
+    # next) each wait for the other: they pass only where they run at once, as no core may wait
+    # for a whole batch to end. (Batches as units, one per core, ran 0 and 1 one after the other.)
+    first, second = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+    meet = {0: first, 1: first, 2: second, 3: second}
+    batches = [batch_of([0, 1, 2], 0), batch_of([3, 4], 3), batch_of([5], 5)]
+    with intra_op_threads(2):
+        assert concurrent_parts(torch.device("cpu")) == 2
+        out = list(forward_batches(OnePartPerImage(meet), batches, {"value"}))
+        assert torch.get_num_threads() == 2  # the parts' one-thread setting was undone
+    assert [batch.start for batch, _ in out] == [0, 3, 5]
+    assert [features["value"].flatten().tolist() for _, features in out] == [[0, 1, 2], [3, 4], [5]]
+    assert all(features["threads"].flatten().tolist() == [1] * batch.size for batch, features in out)
+
+
+def test_an_error_in_a_part_reaches_the_caller_and_no_further_part_starts():
+    started = []
+
+    class Failing(OnePartPerImage):
+        def plan(self, pixels, wanted):
+            def run(value):
+                started.append(value)
+                if value == 1:
+                    raise GanMetricsError("cannot decode image 1.png")
+                return {"value": torch.zeros(1, 1)}
+            return [functools.partial(run, int(v)) for v in pixels[:, 0, 0, 0]], lambda outs: outs[0]
+
+    with intra_op_threads(2), pytest.raises(GanMetricsError, match="1.png"):
+        list(forward_batches(Failing({}), (batch_of([v], v) for v in range(40)), {"value"}))
+    assert len(started) < 40
+
+
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone
 def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path, batch_size):
     source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
@@ -100,7 +164,7 @@ def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_p
     gaussians, scores = {}, {}
     for threads in (1, 2):
         with intra_op_threads(threads):
-            assert concurrent_batches(torch.device("cpu")) == threads
+            assert concurrent_parts(torch.device("cpu")) == threads
             reducers = reduce_source(source, extractor, [gaussian, split_sums], RunConfig(batch_size=batch_size, workers=0))
             gaussians[threads], scores[threads] = reducers[gaussian], reducers[split_sums]
             assert torch.get_num_threads() == threads  # the forward threads' setting was undone

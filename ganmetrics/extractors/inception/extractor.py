@@ -137,26 +137,43 @@ class InceptionExtractor:
     def __call__(self, pixels: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
         """``pixels``: uint8 (N, H, W, 3), or float32 (N, 299, 299, 3) after ``clean``, on
         ``device`` -> {feature: float32 (N, width)}."""
+        parts, join = self.plan(pixels, wanted)
+        return join([part() for part in parts])
+
+    def plan(self, pixels: torch.Tensor, wanted: Collection[str]) -> tuple[list[Callable[[], dict]], Callable]:
+        """``self(pixels, wanted)`` as (parts, join): functions of no arguments, one per chunk
+        of ``cpu_chunk`` images on the CPU (one in all elsewhere), each returning its chunk's
+        features, which may run on different threads at once; and ``join``, which takes their
+        results in order to what ``self(pixels, wanted)`` returns."""
         import torch
 
         from .preprocess import to_network_input
 
         network = self.network
-        parts = pixels.split(max(1, self.cpu_chunk if self.device.type == "cpu" else len(pixels)))
-        with torch.inference_mode():
-            # Contiguous NCHW as the reference tools feed it: a channels-last batch makes the
-            # convolutions pick other kernels, whose rounding moves features by ~1e-5.
-            if len(parts) == 1:
-                return network(to_network_input(pixels.permute(0, 3, 1, 2).contiguous(), self.resize), wanted)
-            # The logits are one matrix product, whose rounding depends on its number of rows:
-            # computed once for the whole batch, as the network computes them for one batch.
-            per_chunk = set(wanted) - {"logits_unbiased"} | ({"2048"} if "logits_unbiased" in wanted else set())
-            outs = [network(to_network_input(part.permute(0, 3, 1, 2).contiguous(), self.resize), per_chunk)
-                    for part in parts]
+
+        def features(part: torch.Tensor, taps: Collection[str]) -> Callable[[], dict]:
+            def run() -> dict[str, torch.Tensor]:
+                with torch.inference_mode():
+                    # Contiguous NCHW as the reference tools feed it: a channels-last batch makes
+                    # the convolutions pick other kernels, whose rounding moves features by ~1e-5.
+                    return network(to_network_input(part.permute(0, 3, 1, 2).contiguous(), self.resize), taps)
+            return run
+
+        chunks = pixels.split(max(1, self.cpu_chunk if self.device.type == "cpu" else len(pixels)))
+        if len(chunks) == 1:
+            return [features(pixels, wanted)], lambda outs: outs[0]
+        # The logits are one matrix product, whose rounding depends on its number of rows:
+        # computed once for all the chunks in ``join``, as the network computes them for one batch.
+        per_chunk = set(wanted) - {"logits_unbiased"} | ({"2048"} if "logits_unbiased" in wanted else set())
+
+        @torch.inference_mode()
+        def join(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
             out = {feature: torch.cat([o[feature] for o in outs]) for feature in per_chunk}
             if "logits_unbiased" in wanted:
                 out["logits_unbiased"] = network.logits(out["2048"])
             return {feature: out[feature] for feature in wanted}
+
+        return [features(chunk, per_chunk) for chunk in chunks], join
 
 
 def _network(weights: Weights, device: torch.device) -> FIDInceptionV3:
