@@ -57,6 +57,14 @@ def concurrent_parts(device: torch.device) -> int:
     return max(1, min(MAX_CONCURRENT_PARTS, torch.get_num_threads()))
 
 
+def threads_per_part(device: torch.device) -> int:
+    """Intra-op threads of each part (``forward_batches``), and of the work done beside the
+    parts (joins, reducers): all of them where parts run one at a time. Work beside the parts
+    on more threads than that would oversubscribe the cores, and a multi-threaded matrix
+    product whose threads wait for each other took about eight times its time there."""
+    return max(1, torch.get_num_threads() // concurrent_parts(device))
+
+
 def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[str]) -> Iterator[tuple[ImageBatch, dict]]:
     """(batch, ``forward_batch(extractor, batch, wanted)``) for each batch, in order.
 
@@ -64,18 +72,20 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
     into the extractor's parts (``plan``: ``CPU_CHUNK`` images each), and the parts of this
     batch and of the next ones run ``concurrent_parts`` at once, each on threads // that many
     intra-op threads (one each on up to four cores), sharing the network: no core waits for a
-    whole batch to end, so only the source's very last part may run beside an idle core. A
-    batch's parts are joined, and the batch yielded, once they are all done. Each image's
-    features do not depend on its part or on the thread count, so they are ``forward_batch``'s
-    bit for bit; the IS logits, one matrix product per group in ``join``, are computed on as many
-    threads as the parts ran on, and equal ``forward_batch``'s on that many threads."""
+    whole batch to end. The source's last group is cut into near-equal parts whose number makes
+    the source's parts a multiple of the cores (``_even_count``), so the cores end together
+    rather than one running the last part alone. A batch's parts are joined, and the batch
+    yielded, once they are all done. Each image's features do not depend on its part or on the
+    thread count, so they are ``forward_batch``'s bit for bit; the IS logits, one matrix product
+    per group in ``join``, are computed on as many threads as the parts ran on, and equal
+    ``forward_batch``'s on that many threads."""
     wanted = sorted(wanted)
     workers = concurrent_parts(extractor.device)
     if workers == 1:
         for batch in batches:
             yield batch, forward_batch(extractor, batch, wanted)
         return
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = threads_per_part(extractor.device)
 
     def on_threads(work, *args):
         with intra_op_threads(threads):
@@ -84,12 +94,19 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
     # (batch, [(positions, futures of its parts, join)] per shape group), oldest first.
     in_flight: collections.deque = collections.deque()
     queued = 0  # parts of the batches behind the oldest
+    submitted = 0  # parts of every batch so far
     pool = ThreadPoolExecutor(workers, thread_name_prefix="ganmetrics-forward")
     try:
-        for batch in batches:
+        upcoming = iter(batches)
+        batch = next(upcoming, None)
+        while batch is not None:
+            following = next(upcoming, None)  # one ahead, to know the last batch
             groups = []
-            for positions, images in batch.groups:
+            for index, (positions, images) in enumerate(batch.groups):
                 parts, join = extractor.plan(images, wanted)
+                if following is None and index == len(batch.groups) - 1 and len(parts) > 1:
+                    parts, join = extractor.plan(images, wanted, parts=_even_count(len(parts), submitted, workers))
+                submitted += len(parts)
                 groups.append((positions, [pool.submit(on_threads, part) for part in parts], join))
             queued += sum(len(futures) for _, futures, _ in groups) if in_flight else 0
             in_flight.append((batch, groups))
@@ -98,10 +115,19 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
             while queued >= workers:
                 yield _joined(in_flight.popleft(), on_threads)
                 queued -= sum(len(futures) for _, futures, _ in in_flight[0][1]) if in_flight else 0
+            batch = following
         while in_flight:
             yield _joined(in_flight.popleft(), on_threads)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # an error: the running parts end, no others start
+
+
+def _even_count(count: int, submitted: int, workers: int) -> int:
+    """How many parts of near-equal size the source's last ``count`` parts become, after
+    ``submitted`` others: enough that every part so far divides evenly among the ``workers``
+    cores, so that they all end at about the same time (parts of ten images, 10, 10 and 5 after
+    ten of them, left one core running the last five alone: 7, 6, 6 and 6 do not)."""
+    return count + (-(submitted + count)) % workers
 
 
 def _joined(entry, on_threads) -> tuple[ImageBatch, dict[str, torch.Tensor]]:
@@ -136,8 +162,9 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
 
     def reduce_output(batch: ImageBatch, out: dict[str, torch.Tensor]) -> None:
         positions = torch.arange(batch.start, batch.start + batch.size, device=device)
-        for need, reducer in reducers.items():
-            reducer.update(out[need.feature], positions)
+        with intra_op_threads(threads_per_part(device)):  # beside the next batches' parts
+            for need, reducer in reducers.items():
+                reducer.update(out[need.feature], positions)
         bar.update(batch.size)
         if device.type == "cpu":
             release_free_memory()  # or the heaps fragment, and memory grows with the images

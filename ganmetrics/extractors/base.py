@@ -41,8 +41,11 @@ class FeatureExtractor(Protocol):
         """Same-sized images from ``host_transform``, stacked (N, H, W, 3) on ``device`` ->
         {feature: float32 (N, features[feature])} for each wanted feature."""
 
-    def plan(self, pixels: torch.Tensor, wanted: Collection[str]) -> tuple[list[Callable[[], dict]], Callable]:
+    def plan(self, pixels: torch.Tensor, wanted: Collection[str],
+             parts: int | None = None) -> tuple[list[Callable[[], dict]], Callable]:
         """``self(pixels, wanted)`` as (parts, join): functions of no arguments that each compute
         some of the images' features and may run on different threads at once, and ``join``,
         which takes their results in order to what ``self(pixels, wanted)`` returns (one part
-        and ``lambda outs: outs[0]`` where the work does not split)."""
+        and ``lambda outs: outs[0]`` where the work does not split). ``parts``: split into that
+        many parts of near-equal size (at most one per image) where the work splits; None:
+        the extractor's own split."""

@@ -104,7 +104,7 @@ class OnePartPerImage:
     def __init__(self, meet: dict):
         self.meet = meet
 
-    def plan(self, pixels, wanted):
+    def plan(self, pixels, wanted, parts=None):
         def part(image):
             def run():
                 value = int(image[0, 0, 0, 0])
@@ -115,7 +115,25 @@ class OnePartPerImage:
 
         def join(outs):
             return {feature: torch.cat([out[feature] for out in outs]) for feature in ("value", "threads")}
-        return [part(image) for image in pixels.split(1)], join
+        return [part(image) for image in pixels.tensor_split(min(parts or len(pixels), len(pixels)))], join
+
+
+class TenImageParts:
+    """A stand-in extractor on the CPU that cuts its work as the Inception one does (parts of
+    ten images, or ``parts`` near-equal ones) and records each part's image count."""
+
+    device = torch.device("cpu")
+
+    def __init__(self):
+        self.sizes = []
+
+    def plan(self, pixels, wanted, parts=None):
+        chunks = pixels.tensor_split(min(parts, len(pixels))) if parts else pixels.split(10)
+
+        def run(chunk):
+            self.sizes.append(len(chunk))
+            return {"value": chunk[:, 0, 0, :1].float()}
+        return [functools.partial(run, chunk) for chunk in chunks], lambda outs: {"value": torch.cat([o["value"] for o in outs])}
 
 
 def batch_of(values, start):
@@ -154,6 +172,25 @@ def test_an_error_in_a_part_reaches_the_caller_and_no_further_part_starts():
     with intra_op_threads(2), pytest.raises(GanMetricsError, match="1.png"):
         list(forward_batches(Failing({}), (batch_of([v], v) for v in range(40)), {"value"}))
     assert len(started) < 40
+
+
+@pytest.mark.parametrize("threads, batch_sizes, last_parts", [
+    (2, (50, 50, 25), [7, 6, 6, 6]),  # ten parts of ten, then 10, 10, 5: one core would end alone
+    (3, (50, 50, 25), [5, 5, 5, 5, 5]),
+    (2, (50, 50), [10] * 5),  # ten parts in all: already even
+    (2, (15,), [8, 7]),
+])
+def test_the_last_parts_of_a_source_split_so_that_every_core_ends_together(threads, batch_sizes, last_parts):
+    starts = [sum(batch_sizes[:i]) for i in range(len(batch_sizes))]
+    batches = [batch_of([v % 256 for v in range(start, start + size)], start) for start, size in zip(starts, batch_sizes)]
+    extractor = TenImageParts()
+    with intra_op_threads(threads):
+        out = list(forward_batches(extractor, iter(batches), {"value"}))
+    assert sorted(extractor.sizes[-len(last_parts):], reverse=True) == last_parts
+    assert len(extractor.sizes) % threads == 0 and sum(extractor.sizes) == sum(batch_sizes)
+    # Every image's value in order, whatever its part.
+    assert [features["value"].flatten().tolist() for _, features in out] == [
+        [float(v % 256) for v in range(start, start + size)] for start, size in zip(starts, batch_sizes)]
 
 
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone

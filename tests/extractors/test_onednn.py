@@ -98,13 +98,17 @@ def test_a_network_built_on_one_thread_still_converts():
         torch.set_num_threads(threads)
 
 
-def test_the_extractor_in_chunks_gives_the_plain_network_s_outputs_bit_for_bit(networks):
+@pytest.mark.parametrize("parts, sizes", [(None, [2, 2]), (3, [2, 1, 1])])  # cpu_chunk 2; or 3 near-equal parts
+def test_the_extractor_in_chunks_gives_the_plain_network_s_outputs_bit_for_bit(networks, parts, sizes):
     plain, _ = networks
     extractor = cpu_extractor()
-    extractor.cpu_chunk = 2  # chunks of 2 and 1 images
-    pixels = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    extractor.cpu_chunk = 2
+    pixels = torch.randint(0, 256, (4, 40, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     wanted = {"2048", "logits_unbiased"}
-    got = extractor(pixels, wanted)
+    chunks, join = extractor.plan(pixels, wanted, parts=parts)
+    outs = [chunk() for chunk in chunks]
+    assert [len(out["2048"]) for out in outs] == sizes
+    got = join(outs)
     with torch.inference_mode():
         expected = plain(to_network_input(pixels.permute(0, 3, 1, 2).contiguous(), "tf"), wanted)
     for feature in wanted:

@@ -140,11 +140,14 @@ class InceptionExtractor:
         parts, join = self.plan(pixels, wanted)
         return join([part() for part in parts])
 
-    def plan(self, pixels: torch.Tensor, wanted: Collection[str]) -> tuple[list[Callable[[], dict]], Callable]:
+    def plan(self, pixels: torch.Tensor, wanted: Collection[str],
+             parts: int | None = None) -> tuple[list[Callable[[], dict]], Callable]:
         """``self(pixels, wanted)`` as (parts, join): functions of no arguments, one per chunk
-        of ``cpu_chunk`` images on the CPU (one in all elsewhere), each returning its chunk's
-        features, which may run on different threads at once; and ``join``, which takes their
-        results in order to what ``self(pixels, wanted)`` returns."""
+        of ``cpu_chunk`` images on the CPU (or ``parts`` chunks of near-equal size, at most one
+        per image; one chunk in all elsewhere), each returning its chunk's features, which may
+        run on different threads at once; and ``join``, which takes their results in order to
+        what ``self(pixels, wanted)`` returns. Each image's features are the same bits in any
+        chunk."""
         import torch
 
         from .preprocess import to_network_input
@@ -159,7 +162,12 @@ class InceptionExtractor:
                     return network(to_network_input(part.permute(0, 3, 1, 2).contiguous(), self.resize), taps)
             return run
 
-        chunks = pixels.split(max(1, self.cpu_chunk if self.device.type == "cpu" else len(pixels)))
+        if self.device.type != "cpu":
+            chunks = (pixels,)
+        elif parts:
+            chunks = pixels.tensor_split(min(parts, len(pixels)))
+        else:
+            chunks = pixels.split(self.cpu_chunk)
         if len(chunks) == 1:
             return [features(pixels, wanted)], lambda outs: outs[0]
         # The logits are one matrix product, whose rounding depends on its number of rows:
