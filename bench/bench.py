@@ -631,13 +631,29 @@ class Runner:
 
 
 def combine_rounds(results: list[dict]) -> dict:
-    """One row from a tool's rounds: the best (lowest) call time, the highest memory."""
+    """One row from a tool's rounds: the best (lowest) call time, the highest memory;
+    ``all_seconds`` holds every round's call time in round order (``None`` for a failed one)."""
     good = [r for r in results if "seconds" in r]
     if not good:
         return results[0]
     best = min(good, key=lambda r: r["seconds"])
-    return dict(best, all_seconds=[r["seconds"] for r in good],
+    return dict(best, all_seconds=[r.get("seconds") for r in results],
                 peak_rss_mib=max(r["peak_rss_mib"] for r in good), peak_pss_mib=max(r["peak_pss_mib"] for r in good))
+
+
+def combine_bare(results: list[dict]) -> dict:
+    """The bare rates of every round: per set and network the fastest (as the tool rows keep
+    their fastest call), and each round's own rates under ``per_round`` (for the paired
+    fractions of ``summarize_level``; a failed round is ``None`` there)."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[0]
+    out = {"torch_threads": good[0]["torch_threads"],
+           "per_round": [None if "error" in r else {s: r[s] for s in SETS} for r in results]}
+    for s in SETS:
+        out[s] = {network: max((r[s][network] for r in good), key=lambda x: x["images_per_s"])
+                  for network in good[0][s]}
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -656,7 +672,7 @@ def _rel(x, ref):
 
 def _all(r):
     seconds = r.get("all_seconds") or []
-    return f" ({', '.join(f'{x:.1f}' for x in seconds)})" if len(seconds) > 1 else ""
+    return f" ({', '.join('failed' if x is None else f'{x:.1f}' for x in seconds)})" if len(seconds) > 1 else ""
 
 
 def _pct(x):
@@ -724,6 +740,22 @@ def summarize(res: dict) -> dict:
     return derived
 
 
+def paired_fractions(rows: dict, per_round: list, sets: dict, set_names: list) -> list:
+    """Each round's ganmetrics-tf call against the bare rate measured right after that round
+    (images/s over images/s, over ``set_names``); ``None`` where either failed."""
+    out = []
+    for round_index, bare in enumerate(per_round):
+        seconds = [(rows.get(f"ganmetrics-tf/{s}") or {}).get("all_seconds") or [] for s in set_names]
+        if bare is None or any(len(x) <= round_index or x[round_index] is None for x in seconds):
+            out.append(None)
+            continue
+        images = sum(sets[s]["images"] for s in set_names)
+        call = sum(x[round_index] for x in seconds)
+        bare_seconds = sum(sets[s]["images"] / bare[s]["ganmetrics"]["images_per_s"] for s in set_names)
+        out.append(bare_seconds / call if call else None)
+    return out
+
+
 def summarize_level(level: dict, res: dict) -> dict:
     """One instruction-set level: per set (and both) each tool's speed, the fastest other tool,
     ganmetrics' speed-up over it (like for like), the bare rates; and the level's targets."""
@@ -757,7 +789,8 @@ def summarize_level(level: dict, res: dict) -> dict:
                 return sum(sets[s]["images"] for s in set_names) / sum(
                     sets[s]["images"] / bare[s][network]["images_per_s"] for s in set_names)
             entry.update(bare=bare_speed("ganmetrics"), bare_plain=bare_speed("plain"),
-                         fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"))
+                         fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"),
+                         paired=paired_fractions(rows, bare.get("per_round") or [], sets, set_names))
         peaks = {t: max(rows[f"{t}/{s}"]["peak_rss_mib"] for s in set_names)
                  for t in res["tools"] if all(ok(rows.get(f"{t}/{s}")) for s in set_names)}
         ours_peak = [v for t, v in peaks.items() if TOOLS[t].ours]
@@ -948,10 +981,21 @@ def render_level(level: dict, derived: dict, res: dict) -> list[str]:
             lines.append(f"| {SETS.get(group, 'both sets')} | {_fmt(entry.get('bare'), 2)} | "
                          f"{_fmt(entry.get('bare_plain'), 2)} | {_fmt(entry['speeds'].get('ganmetrics-tf'), 2)} | "
                          f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
+        paired = derived["per_set"].get("both", {}).get("paired") or []
+        if len(paired) > 1:
+            lines.append("\nPaired by round (each round's ganmetrics-tf calls against the bare rate measured "
+                         "right after that round, both sets): "
+                         + ", ".join(_pct(x) for x in paired)
+                         + (f"; median {_pct(statistics.median(x for x in paired if x is not None))}."
+                            if any(x is not None for x in paired) else "."))
         if bare:
+            measured = len(bare.get("per_round") or [None])
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
                          f"an `InceptionExtractor` (resize tf + forward) at dims {a['dims']}, fastest of "
-                         f"{a['bare_batches']} rounds after one warm-up, {bare.get('torch_threads')} torch threads. "
+                         f"{a['bare_batches']} rounds after one warm-up"
+                         + (f", measured after each of the {measured} tool rounds (the fastest of all counts)"
+                            if measured > 1 else "")
+                         + f", {bare.get('torch_threads')} torch threads. "
                          "ganmetrics' network runs as ganmetrics runs it (`forward_batches`): in oneDNN's blocked "
                          "layout on the CPU (bit-identical outputs), in parts of ten images with the stem two at a "
                          "time, one part per core at once on one thread each (a round is one batch per core); "
@@ -1462,6 +1506,8 @@ def main(argv=None) -> int:
     for level in levels:
         runner.env = dict(env, **level["caps"])
         tag = "" if not level["caps"] else f"_{level['isa']['isa']}"
+        bare_job = dict(base, kind="bare", resize="tf", bare_batches=args.bare_batches)
+        bare_runs = []
         if "tools" not in skip:
             runs: dict[str, list] = {}
             for round_index in range(args.rounds):
@@ -1472,10 +1518,15 @@ def main(argv=None) -> int:
                     for tool in order:
                         runs.setdefault(f"{tool}/{set_name}", []).append(runner.job(
                             f"{tool}_{set_name}{tag}_r{round_index}", dict(base, tool=tool, a=str(a), b=str(b))))
+                if "bare" not in skip:
+                    # The bare rate right after each round: a machine whose speed drifts over
+                    # minutes moves both, and the rounds pair them (see combine_bare).
+                    bare_runs.append(runner.job(f"bare{tag}_r{round_index}", bare_job))
             level["rows"] = {key: combine_rounds(results) for key, results in runs.items()}
-        if "bare" not in skip:
-            r = runner.job(f"bare{tag}", dict(base, kind="bare", resize="tf", bare_batches=args.bare_batches))
-            level["bare"] = r if "error" in r else {k: r[k] for k in ("small", "large", "torch_threads")}
+        elif "bare" not in skip:
+            bare_runs.append(runner.job(f"bare{tag}", bare_job))
+        if bare_runs:
+            level["bare"] = combine_bare(bare_runs)
     runner.env = env
     if "decode" not in skip:
         r = runner.job("decode", dict(base, kind="decode", folders={s: [str(f) for f in folders[s]] for s in SETS}))
