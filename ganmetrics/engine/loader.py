@@ -6,6 +6,7 @@ as a one-line error (DataLoader would wrap a raised one in a multi-line message 
 worker's traceback).
 """
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -96,8 +97,9 @@ class ImageBatch:
 
 
 
-def checked_batches(loader: DataLoader):
-    """The loader's batches; a batch that carries a bad image's error raises it here."""
+def checked_batches(loader: Iterable[ImageBatch]) -> Iterator[ImageBatch]:
+    """The batches of a loader (or of its iterator, once started); a batch that carries a bad
+    image's error raises it here."""
     for batch in loader:
         if batch.error is not None:
             raise batch.error

@@ -169,9 +169,10 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
         if device.type == "cpu":
             release_free_memory()  # or the heaps fragment, and memory grows with the images
 
+    batches = iter(loader)  # the workers start decoding while the network is built
     extractor.prepare()  # built here, not by two forward threads at once
     with tqdm(total=len(mine), desc=source.describe(), unit="img", disable=not config.progress or not distributed.is_main(),
               leave=False, dynamic_ncols=True) as bar:
-        for batch, out in forward_batches(extractor, distributed.lockstep(checked_batches(loader)), wanted):
+        for batch, out in forward_batches(extractor, distributed.lockstep(checked_batches(batches)), wanted):
             reduce_output(batch, out)
     return distributed.merged(reducers)
