@@ -813,8 +813,8 @@ def summarize_level(level: dict, res: dict) -> dict:
     if "fraction" in both:
         derived["targets"].append((
             f"{name}: ganmetrics ≥ 90% of the bare network's rate",
-            f"{both['fraction']:.0%} (both sets; "
-            + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('fraction', 0):.0%}" for s in sets) + ")",
+            f"{both['fraction']:.1%} (both sets; "
+            + ", ".join(f"{SETS[s]}: {derived['per_set'][s].get('fraction', 0):.1%}" for s in sets) + ")",
             both["fraction"] >= 0.9))
     if "peak_ours" in both:
         derived["targets"].append((
