@@ -744,12 +744,11 @@ def paired_fractions(rows: dict, per_round: list, sets: dict, set_names: list) -
     """Each round's ganmetrics-tf call against the bare rate measured right after that round
     (images/s over images/s, over ``set_names``); ``None`` where either failed."""
     out = []
+    seconds = [(rows.get(f"ganmetrics-tf/{s}") or {}).get("all_seconds") or [] for s in set_names]
     for round_index, bare in enumerate(per_round):
-        seconds = [(rows.get(f"ganmetrics-tf/{s}") or {}).get("all_seconds") or [] for s in set_names]
         if bare is None or any(len(x) <= round_index or x[round_index] is None for x in seconds):
             out.append(None)
             continue
-        images = sum(sets[s]["images"] for s in set_names)
         call = sum(x[round_index] for x in seconds)
         bare_seconds = sum(sets[s]["images"] / bare[s]["ganmetrics"]["images_per_s"] for s in set_names)
         out.append(bare_seconds / call if call else None)
