@@ -26,6 +26,8 @@ from .loader import ImageBatch, checked_batches, make_loader
 from .runtime import cuda_numerics, default_workers, intra_op_threads, release_free_memory
 
 MAX_CONCURRENT_PARTS = 4
+SMALLEST_PART = 2
+"""Images in the smallest part ``shrinking_sizes`` cuts: the network's stem runs two at a time."""
 
 
 @torch.inference_mode()
@@ -72,9 +74,9 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
     into the extractor's parts (``plan``: ``CPU_CHUNK`` images each), and the parts of this
     batch and of the next ones run ``concurrent_parts`` at once, each on threads // that many
     intra-op threads (one each on up to four cores), sharing the network: no core waits for a
-    whole batch to end. The source's last group is cut into near-equal parts whose number makes
-    the source's parts a multiple of the cores (``_even_count``), so the cores end together
-    rather than one running the last part alone. A batch's parts are joined, and the batch
+    whole batch to end. The source's last group is cut into parts that shrink toward its end
+    (``shrinking_sizes``), so the cores end together rather than one running a whole last part
+    alone while the others wait. A batch's parts are joined, and the batch
     yielded, once they are all done. Each image's features do not depend on its part or on the
     thread count, so they are ``forward_batch``'s bit for bit; the IS logits, one matrix product
     per group in ``join``, are computed on as many threads as the parts ran on, and equal
@@ -94,7 +96,6 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
     # (batch, [(positions, futures of its parts, join)] per shape group), oldest first.
     in_flight: collections.deque = collections.deque()
     queued = 0  # parts of the batches behind the oldest
-    submitted = 0  # parts of every batch so far
     pool = ThreadPoolExecutor(workers, thread_name_prefix="ganmetrics-forward")
     try:
         upcoming = iter(batches)
@@ -105,8 +106,8 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
             for index, (positions, images) in enumerate(batch.groups):
                 parts, join = extractor.plan(images, wanted)
                 if following is None and index == len(batch.groups) - 1 and len(parts) > 1:
-                    parts, join = extractor.plan(images, wanted, parts=_even_count(len(parts), submitted, workers))
-                submitted += len(parts)
+                    largest = -(-len(images) // len(parts))  # the extractor's part size, as its part count tells
+                    parts, join = extractor.plan(images, wanted, sizes=shrinking_sizes(len(images), largest, workers))
                 groups.append((positions, [pool.submit(on_threads, part) for part in parts], join))
             queued += sum(len(futures) for _, futures, _ in groups) if in_flight else 0
             in_flight.append((batch, groups))
@@ -122,12 +123,21 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
         pool.shutdown(wait=True, cancel_futures=True)  # an error: the running parts end, no others start
 
 
-def _even_count(count: int, submitted: int, workers: int) -> int:
-    """How many parts of near-equal size the source's last ``count`` parts become, after
-    ``submitted`` others: enough that every part so far divides evenly among the ``workers``
-    cores, so that they all end at about the same time (parts of ten images, 10, 10 and 5 after
-    ten of them, left one core running the last five alone: 7, 6, 6 and 6 do not)."""
-    return count + (-(submitted + count)) % workers
+def shrinking_sizes(count: int, largest: int, workers: int) -> list[int]:
+    """The image counts of the parts that a source's last ``count`` images are cut into, run by
+    ``workers`` cores that take the next part as they become free: each part a share of what
+    remains, ``1 / (2 * workers)`` of it, at most ``largest`` and at least ``SMALLEST_PART``
+    images, so the parts shrink toward the end (guided scheduling). Whichever core is still in a
+    part when the others find none left is in a small one: the cores end about together, also
+    where parts of equal size take unequal times (a machine shared with other jobs), where
+    parts of ``largest`` images could leave the others waiting for nearly a whole part.
+    E.g. 50 images, parts of at most 10, two cores: 10, 10, 8, 6, 4, 3, 3, 2, 2, 2."""
+    sizes = []
+    while count > 0:
+        size = min(count, largest, max(SMALLEST_PART, -(-count // (2 * workers))))
+        sizes.append(size)
+        count -= size
+    return sizes
 
 
 def _joined(entry, on_threads) -> tuple[ImageBatch, dict[str, torch.Tensor]]:

@@ -4,7 +4,7 @@ The engine asks an extractor for the union of the features the requested metrics
 every image through it once. An extractor owns its weights, its resize and its normalisation.
 """
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -42,10 +42,10 @@ class FeatureExtractor(Protocol):
         {feature: float32 (N, features[feature])} for each wanted feature."""
 
     def plan(self, pixels: torch.Tensor, wanted: Collection[str],
-             parts: int | None = None) -> tuple[list[Callable[[], dict]], Callable]:
+             sizes: Sequence[int] | None = None) -> tuple[list[Callable[[], dict]], Callable]:
         """``self(pixels, wanted)`` as (parts, join): functions of no arguments that each compute
         some of the images' features and may run on different threads at once, and ``join``,
         which takes their results in order to what ``self(pixels, wanted)`` returns (one part
-        and ``lambda outs: outs[0]`` where the work does not split). ``parts``: split into that
-        many parts of near-equal size (at most one per image) where the work splits; None:
-        the extractor's own split."""
+        and ``lambda outs: outs[0]`` where the work does not split). ``sizes``: the images of
+        each part, in order (positive, summing to N), where the work splits; None: the
+        extractor's own split."""

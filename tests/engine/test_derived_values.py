@@ -53,7 +53,7 @@ class TinyExtractor:
         x = pixels.permute(0, 3, 1, 2).float() / 255
         return {"2048": torch.nn.functional.adaptive_avg_pool2d(x, 4).reshape(len(x), -1)}
 
-    def plan(self, pixels: torch.Tensor, wanted, parts=None):
+    def plan(self, pixels: torch.Tensor, wanted, sizes=None):
         return [lambda: self(pixels, wanted)], lambda outs: outs[0]
 
 

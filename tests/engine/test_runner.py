@@ -13,7 +13,7 @@ import torch
 from helpers import cpu_extractor, features_of, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.loader import ImageBatch
-from ganmetrics.engine.runner import concurrent_parts, forward_batches, reduce_source
+from ganmetrics.engine.runner import SMALLEST_PART, concurrent_parts, forward_batches, reduce_source, shrinking_sizes
 from ganmetrics.engine.runtime import cuda_numerics, intra_op_threads
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -104,7 +104,7 @@ class OnePartPerImage:
     def __init__(self, meet: dict):
         self.meet = meet
 
-    def plan(self, pixels, wanted, parts=None):
+    def plan(self, pixels, wanted, sizes=None):
         def part(image):
             def run():
                 value = int(image[0, 0, 0, 0])
@@ -115,20 +115,20 @@ class OnePartPerImage:
 
         def join(outs):
             return {feature: torch.cat([out[feature] for out in outs]) for feature in ("value", "threads")}
-        return [part(image) for image in pixels.split(1)], join  # any ``parts`` asked for: at most one per image
+        return [part(image) for image in pixels.split(1)], join  # whatever ``sizes`` asked for
 
 
 class TenImageParts:
     """A stand-in extractor on the CPU that cuts its work as the Inception one does (parts of
-    ten images, or ``parts`` near-equal ones) and records each part's image count."""
+    ten images, or of the ``sizes`` asked for) and records each part's image count."""
 
     device = torch.device("cpu")
 
     def __init__(self):
         self.sizes = []
 
-    def plan(self, pixels, wanted, parts=None):
-        chunks = pixels.tensor_split(min(parts, len(pixels))) if parts else pixels.split(10)
+    def plan(self, pixels, wanted, sizes=None):
+        chunks = pixels.split(list(sizes) if sizes else 10)
 
         def run(chunk):
             self.sizes.append(len(chunk))
@@ -175,22 +175,34 @@ def test_an_error_in_a_part_reaches_the_caller_and_no_further_part_starts():
 
 
 @pytest.mark.parametrize("threads, batch_sizes, last_parts", [
-    (2, (50, 50, 25), [7, 6, 6, 6]),  # ten parts of ten, then 10, 10, 5: one core would end alone
-    (3, (50, 50, 25), [5, 5, 5, 5, 5]),
-    (2, (50, 50), [10] * 5),  # ten parts in all: already even
-    (2, (15,), [8, 7]),
+    (2, (50, 50, 25), [7, 5, 4, 3, 2, 2, 2]),  # parts of ten, then 25 images: at most 25/3 -> 9 each
+    (3, (50, 50, 50), [9, 7, 6, 5, 4, 4, 3, 2, 2, 2, 2, 2, 2]),
+    (2, (50, 50), [10, 10, 8, 6, 4, 3, 3, 2, 2, 2]),
+    (2, (15,), [4, 3, 2, 2, 2, 2]),
+    (2, (20, 1), [1]),  # a last group of one image: one part
 ])
-def test_the_last_parts_of_a_source_split_so_that_every_core_ends_together(threads, batch_sizes, last_parts):
+def test_the_last_parts_of_a_source_shrink_so_that_every_core_ends_together(threads, batch_sizes, last_parts):
     starts = [sum(batch_sizes[:i]) for i in range(len(batch_sizes))]
     batches = [batch_of([v % 256 for v in range(start, start + size)], start) for start, size in zip(starts, batch_sizes)]
     extractor = TenImageParts()
     with intra_op_threads(threads):
         out = list(forward_batches(extractor, iter(batches), {"value"}))
+    # The parts run in the order they were cut: the last group's are the last ones run, every
+    # earlier group in parts of ten.
     assert sorted(extractor.sizes[-len(last_parts):], reverse=True) == last_parts
-    assert len(extractor.sizes) % threads == 0 and sum(extractor.sizes) == sum(batch_sizes)
+    earlier = sorted(extractor.sizes[:-len(last_parts)])
+    assert earlier == sorted(min(10, size - i) for size in batch_sizes[:-1] for i in range(0, size, 10))
     # Every image's value in order, whatever its part.
     assert [features["value"].flatten().tolist() for _, features in out] == [
         [float(v % 256) for v in range(start, start + size)] for start, size in zip(starts, batch_sizes)]
+
+
+@pytest.mark.parametrize("count, largest, workers", [(50, 10, 2), (125, 10, 4), (7, 10, 3), (2, 10, 2), (300, 25, 8)])
+def test_shrinking_sizes_cover_the_images_in_parts_that_never_grow_and_end_small(count, largest, workers):
+    sizes = shrinking_sizes(count, largest, workers)
+    assert sum(sizes) == count and all(0 < size <= largest for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] <= SMALLEST_PART  # whoever runs it ends soon after the others
 
 
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from ...errors import GanMetricsError
@@ -141,13 +141,12 @@ class InceptionExtractor:
         return join([part() for part in parts])
 
     def plan(self, pixels: torch.Tensor, wanted: Collection[str],
-             parts: int | None = None) -> tuple[list[Callable[[], dict]], Callable]:
+             sizes: Sequence[int] | None = None) -> tuple[list[Callable[[], dict]], Callable]:
         """``self(pixels, wanted)`` as (parts, join): functions of no arguments, one per chunk
-        of ``cpu_chunk`` images on the CPU (or ``parts`` chunks of near-equal size, at most one
-        per image; one chunk in all elsewhere), each returning its chunk's features, which may
-        run on different threads at once; and ``join``, which takes their results in order to
-        what ``self(pixels, wanted)`` returns. Each image's features are the same bits in any
-        chunk."""
+        of ``cpu_chunk`` images on the CPU (or of each of ``sizes`` images; one chunk in all
+        elsewhere), each returning its chunk's features, which may run on different threads at
+        once; and ``join``, which takes their results in order to what ``self(pixels, wanted)``
+        returns. Each image's features are the same bits in any chunk."""
         import torch
 
         from .preprocess import to_network_input
@@ -164,8 +163,8 @@ class InceptionExtractor:
 
         if self.device.type != "cpu":
             chunks = (pixels,)
-        elif parts:
-            chunks = pixels.tensor_split(min(parts, len(pixels)))
+        elif sizes:
+            chunks = pixels.split(list(sizes))
         else:
             chunks = pixels.split(self.cpu_chunk)
         if len(chunks) == 1:
