@@ -171,6 +171,15 @@ def test_read_state_dict_rejects_wrong_shapes(tmp_path, real_state):
         read_state_dict(path)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_read_state_dict_rejects_a_value_that_is_not_finite(tmp_path, real_state, bad):
+    weight = real_state["Mixed_7c.branch_pool.conv.weight"].clone()
+    weight.view(-1)[1234] = bad  # one value of 393,216
+    path = save(tmp_path, "damaged.pth", {**real_state, "Mixed_7c.branch_pool.conv.weight": weight})
+    with pytest.raises(GanMetricsError, match=r"damaged.pth.*Mixed_7c\.branch_pool\.conv\.weight.*NaN or infinity"):
+        read_state_dict(path)
+
+
 def test_read_state_dict_rejects_a_non_dict(tmp_path):
     path = save(tmp_path, "list.pth", [torch.zeros(3)])
     with pytest.raises(GanMetricsError, match="list.pth"):
