@@ -188,10 +188,18 @@ def file_identity(path: str | os.PathLike) -> tuple[str, bool]:
     return digest, digest.startswith(WEIGHTS_SHA256_PREFIX)
 
 
+def read_verified(path: Path) -> tuple[dict, str, bool]:
+    """(``read_state_dict(path)``, sha256 hex, calibrated): the file hashed on a thread while it
+    is loaded (hashlib and file reads release the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ganmetrics-hash") as pool:
+        identity = pool.submit(file_identity, path)
+        state = read_state_dict(path)
+        return (state, *identity.result())
+
+
 def verify_weights_file(path: Path) -> tuple[str, bool]:
     """Validate keys and shapes; return (sha256 hex, calibrated)."""
-    read_state_dict(path)
-    return file_identity(path)
+    return read_verified(path)[1:]
 
 
 def random_seed_of(spec: str | os.PathLike | None) -> int | None:
@@ -214,10 +222,7 @@ def load_weights(spec: str | os.PathLike | None = None, progress: bool = True) -
     if seed is not None:
         return random_weights(seed)
     path = resolve_weights_file(spec, progress)
-    with ThreadPoolExecutor(1, thread_name_prefix="ganmetrics-hash") as pool:
-        identity = pool.submit(file_identity, path)  # hashed while loaded: hashlib and reads release the GIL
-        state = read_state_dict(path)
-        digest, calibrated = identity.result()
+    state, digest, calibrated = read_verified(path)
     if not calibrated:
         warnings.warn(
             f"weights file {quoted(path)} has sha256 {digest[:12]}…, not the standard {WEIGHTS_SHA256_PREFIX}…: "
