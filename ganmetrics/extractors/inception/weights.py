@@ -172,7 +172,7 @@ def read_state_dict(path: Path) -> dict:
                 f"expected {shape}: use {WEIGHTS_FILENAME}"
             )
         # amax and amin are NaN where any value is, and infinite where one is: two passes
-        # that make no (N,) mask (0.07 s for the whole file down to 0.02 s).
+        # that make no (N,) mask (the whole file: 0.07 s down to 0.02 s, a 2-core AVX2 EPYC).
         if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value.amax())
                                                                     & torch.isfinite(value.amin())):
             raise GanMetricsError(
