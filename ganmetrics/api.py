@@ -27,8 +27,8 @@ from tqdm import tqdm
 from .config import IntervalOptions, RunConfig
 from .engine import distributed
 from .engine.distributed import ShardSpec
-from .engine.sides import (check_provenance, needs_of, open_checked, open_extractor, open_side, reduce_side,
-                           reduce_with_cache, run_provenance)
+from .engine.sides import (check_provenance, needs_of, open_checked, open_extractor, open_side, reads_in_turn,
+                           reduce_side, reduce_with_cache, run_provenance)
 from .errors import GanMetricsError, quoted
 from .metrics.base import Metric, Need
 from .metrics.bootstrap import (GENERATED, REFERENCE, bootstrap_intervals, check_replicate_counts,
@@ -145,25 +145,26 @@ def evaluate_sides(extractor, a, others: list, metrics: list[Metric], config: Ru
     for side, needs in ((opened_a, needs_a), *((side, needs_b) for side in opened)):
         if side:
             check_provenance(side, provenance, extractor, needs, config)
-    side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True) if opened_a else None
-    given = side_a.reduced if side_a else None
-    for side_b in (reduce_side(side, extractor, needs_b, config, given=given) for side in opened):
-        values, settings, details = {}, {"resize": provenance.resize}, {}
-        for metric in metrics:
-            reference = ({need: side_a.reduced[need] for need in metric.reference_needs(extractor)}
-                         if metric.sides == 2 else None)
-            generated = {need: side_b.reduced[need] for need in metric.needs(extractor)}
-            out = metric.compute(reference, generated, device)
-            values.update({key: out[key] for key in metric.keys})
-            details.update({key: value for key, value in out.items() if key not in metric.keys})
-            settings.update(metric.settings(reference, generated))
-        if bootstrapped:
-            values.update(bootstrap_intervals(bootstrapped, extractor, side_a.reduced if side_a else None,
-                                              side_b.reduced, values, interval, resample_a, device))
-            settings.update(interval.settings())
-            if any(metric.sides == 2 for metric in bootstrapped):
-                settings["ci_reference_resampled"] = resample_a
-        yield side_a, side_b, values, settings, details, provenance
+    with reads_in_turn(opened_a, opened, config) as read_ahead:
+        side_a = reduce_side(opened_a, extractor, needs_a, config, reference=True, read_ahead=read_ahead) if opened_a else None
+        given = side_a.reduced if side_a else None
+        for side_b in (reduce_side(side, extractor, needs_b, config, given=given, read_ahead=read_ahead) for side in opened):
+            values, settings, details = {}, {"resize": provenance.resize}, {}
+            for metric in metrics:
+                reference = ({need: side_a.reduced[need] for need in metric.reference_needs(extractor)}
+                             if metric.sides == 2 else None)
+                generated = {need: side_b.reduced[need] for need in metric.needs(extractor)}
+                out = metric.compute(reference, generated, device)
+                values.update({key: out[key] for key in metric.keys})
+                details.update({key: value for key, value in out.items() if key not in metric.keys})
+                settings.update(metric.settings(reference, generated))
+            if bootstrapped:
+                values.update(bootstrap_intervals(bootstrapped, extractor, side_a.reduced if side_a else None,
+                                                  side_b.reduced, values, interval, resample_a, device))
+                settings.update(interval.settings())
+                if any(metric.sides == 2 for metric in bootstrapped):
+                    settings["ci_reference_resampled"] = resample_a
+            yield side_a, side_b, values, settings, details, provenance
 
 
 def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, **options) -> list[EvalResult]:

@@ -6,7 +6,8 @@ compute device, where the extractor computes the union of the wanted features. E
 receives its feature with the images' global positions on that device, so nothing waits for a
 GPU until the end, and memory does not grow with the number of images (except in a feature
 bank, which keeps them). On a GPU batches run in sequence; on the CPU parts of ten images, one
-per core at once (``forward_batches``).
+per core at once (``forward_batches``). Where a run reads several sources in turn, the next
+one's decoding starts during the last batches of the one before (``readahead.py``).
 """
 
 import collections
@@ -23,6 +24,7 @@ from ..metrics.base import Need, Reducer
 from ..sources import ImageSource
 from . import distributed
 from .loader import ImageBatch, checked_batches, make_loader
+from .readahead import ReadAhead
 from .runtime import cuda_numerics, default_workers, intra_op_threads, release_free_memory
 
 MAX_CONCURRENT_PARTS = 4
@@ -154,21 +156,21 @@ def _joined(entry, on_threads) -> tuple[ImageBatch, dict[str, torch.Tensor]]:
 
 
 def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config: RunConfig,
-                  reference: Mapping[Need, Any] | None = None, positions: range | None = None) -> dict[Need, Reducer]:
+                  reference: Mapping[Need, Any] | None = None, positions: range | None = None,
+                  read_ahead: ReadAhead | None = None) -> dict[Need, Reducer]:
     """Stream every image of ``source`` (or those at ``positions``, a range of its indices: a
     ``--shard``) through ``extractor`` once into one new reducer per distinct need; returns
     {need: reducer}. ``reference``: the reference side's values, for needs built with some of
-    them (``Need.given``). Under torch.distributed each rank reads its own whole batches, in
-    lock step with the others, and every rank returns the same reducers, merged in rank order
+    them (``Need.given``). ``read_ahead``: the sources the run reads in turn; this one's batches
+    are taken from it where they were started ahead, and once this one's last batch is read the
+    next one's decoding starts. Under torch.distributed each rank reads its own whole batches,
+    in lock step with the others, and every rank returns the same reducers, merged in rank order
     (``distributed.py``)."""
     needs = list(dict.fromkeys(needs))
     device = extractor.device
     reducers = {need: need.build(extractor.features[need.feature], len(source), device, reference) for need in needs}
     wanted = {need.feature for need in needs}
-    workers = default_workers() if config.workers is None else config.workers
     mine = distributed.rank_span(source, range(len(source)) if positions is None else positions, config.batch_size)
-    loader = make_loader(source, extractor.host_transform, config.batch_size, workers, pin_memory=device.type == "cuda",
-                         positions=mine)
 
     def reduce_output(batch: ImageBatch, out: dict[str, torch.Tensor]) -> None:
         positions = torch.arange(batch.start, batch.start + batch.size, device=device)
@@ -179,10 +181,34 @@ def reduce_source(source: ImageSource, extractor, needs: Iterable[Need], config:
         if device.type == "cpu":
             release_free_memory()  # or the heaps fragment, and memory grows with the images
 
-    batches = iter(loader)  # the workers start decoding while the network is built
+    if read_ahead is None or distributed.active():  # ranks start their loaders in step
+        read_ahead = ReadAhead([])
+    arguments = _loader_arguments(extractor, config, mine)
+    # The workers start decoding while the network is built (or started during the source before).
+    batches = read_ahead.take(source, arguments)
+    if batches is None:
+        batches = iter(make_loader(source, *arguments))
+    following = read_ahead.after(source)
     extractor.prepare()  # built here, not by two forward threads at once
     with tqdm(total=len(mine), desc=source.describe(), unit="img", disable=not config.progress or not distributed.is_main(),
               leave=False, dynamic_ncols=True) as bar:
-        for batch, out in forward_batches(extractor, distributed.lockstep(checked_batches(batches)), wanted):
+        for batch, out in forward_batches(extractor, distributed.lockstep(checked_batches(
+                _then(batches, following, read_ahead, extractor, config))), wanted):
             reduce_output(batch, out)
     return distributed.merged(reducers)
+
+
+def _loader_arguments(extractor, config: RunConfig, positions: range) -> tuple:
+    """``make_loader``'s arguments after the source, for reading ``positions`` with ``extractor``."""
+    workers = default_workers() if config.workers is None else config.workers
+    return extractor.host_transform, config.batch_size, workers, extractor.device.type == "cuda", positions
+
+
+def _then(batches: Iterator[ImageBatch], following: ImageSource | None, read_ahead: ReadAhead, extractor,
+          config: RunConfig) -> Iterator[ImageBatch]:
+    """``batches``; once they are all read (``forward_batches`` reads one ahead: the last is not
+    yet in the network), ``following``'s loader starts in ``read_ahead``, with all its images."""
+    yield from batches
+    if following is not None:
+        arguments = _loader_arguments(extractor, config, range(len(following)))
+        read_ahead.start(following, arguments, lambda: iter(make_loader(following, *arguments)))

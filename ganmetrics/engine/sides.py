@@ -32,6 +32,7 @@ from ..store import cache
 from ..store.shardfile import is_shard_file
 from ..store.statsfile import Statistics, is_statistics_file, read_statistics, warn_without_metadata
 from . import distributed
+from .readahead import ReadAhead
 
 STORED = (GaussianStats, FeatureBank)
 """The reducers whose values statistics files and cache entries hold."""
@@ -136,6 +137,15 @@ class OpenedSide:
     source: ImageSource | None = None
 
 
+def reads_in_turn(first: OpenedSide | None, others: list[OpenedSide], config: RunConfig) -> ReadAhead:
+    """The sources a run reads in turn: ``first``'s (the reference side, read first where it is
+    read at all), then those of ``others`` that the run reads for sure (those the cache cannot
+    serve), in order; each one's decoding starts during the last batches of the one before."""
+    sources = [first.source] if first is not None and first.source is not None else []
+    sources += [side.source for side in others if side.source is not None and not use_cache(side.source, config, False)]
+    return ReadAhead(sources)
+
+
 def open_side(spec, extractor, needs: Mapping[Need, str], config: RunConfig, unmixed: str | None = None) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric names that need it}). ``spec``: a
     ``Statistics``, a statistics file (with images beside: an ADM batch), or any source. A
@@ -227,10 +237,12 @@ def reduce_reference(spec, extractor, needs: Mapping[Need, str], metrics: list[M
 
 
 def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config: RunConfig,
-                reference: bool = False, given: Mapping[Need, Any] | None = None) -> Side:
+                reference: bool = False, given: Mapping[Need, Any] | None = None,
+                read_ahead: ReadAhead | None = None) -> Side:
     """The reduced values of an opened side: from its statistics what they hold (and what derives
     from that), the rest from its images; ``reference``: cached by default when a folder or
-    archive; ``given``: the reference side's values, for needs built with some (``Need.given``)."""
+    archive; ``given``: the reference side's values, for needs built with some (``Need.given``);
+    ``read_ahead``: the sources the run reads in turn (``reads_in_turn``)."""
     stats = opened.stats
     held = [need for need in needs if stats is not None and _stored(stats, need)]
     stored = {need: stats.features if need.reducer is FeatureBank else stats.of_feature(need.feature)
@@ -238,7 +250,7 @@ def reduce_side(opened: OpenedSide, extractor, needs: Mapping[Need, str], config
     rest = {need: names for need, names in needs.items() if need not in held}
     values = with_derived(stored, held, extractor.device if any(need.derived for need in held) else None)
     if rest:
-        values.update(reduce_with_cache(opened.source, extractor, rest, config, reference, given))
+        values.update(reduce_with_cache(opened.source, extractor, rest, config, reference, given, read_ahead))
     return Side(opened.label, opened.n, {need: values[need] for need in needs})
 
 
@@ -274,11 +286,13 @@ def derived_cache_key(fingerprint: dict, provenance, dims: int, need: Need) -> d
 
 
 def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str], config: RunConfig,
-                      reference: bool, given: Mapping[Need, Any] | None = None) -> dict[Need, Any]:
+                      reference: bool, given: Mapping[Need, Any] | None = None,
+                      read_ahead: ReadAhead | None = None) -> dict[Need, Any]:
     """{need: value} of an opened source: cached entries where they hold what is needed, the
     rest from one run of the source and its derivations (whose new entries are then stored).
-    ``given``: the reference side's values, for needs built with some (``Need.given``). Under
-    torch.distributed rank 0 alone reads and writes the cache, and its hits reach every rank."""
+    ``given``: the reference side's values, for needs built with some (``Need.given``);
+    ``read_ahead``: as ``runner.reduce_source`` takes it. Under torch.distributed rank 0 alone
+    reads and writes the cache, and its hits reach every rank."""
     derived_keys, derived, found, missing = {}, {}, {}, {}
     if use_cache(source, config, reference):
         if distributed.is_main():
@@ -289,7 +303,7 @@ def reduce_with_cache(source: ImageSource, extractor, needs: Mapping[Need, str],
         derived, found, missing_features = distributed.broadcast_from_main((derived, found, list(missing)))
         missing = missing if distributed.is_main() else dict.fromkeys(missing_features)
     reduced = _reduce_images(source, extractor, image_needs(need for need in needs if need not in derived), config,
-                             found, missing, given)
+                             found, missing, given, read_ahead)
     values = with_derived({**reduced, **derived}, needs, extractor.device)
     for need, key in derived_keys.items():  # none on ranks other than 0
         if need not in derived:
@@ -326,7 +340,7 @@ def _cache_lookup(source: ImageSource, extractor, needs: list[Need], fingerprint
 
 
 def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: RunConfig, found: dict, missing: dict,
-                   given: Mapping[Need, Any] | None) -> dict[Need, Any]:
+                   given: Mapping[Need, Any] | None, read_ahead: ReadAhead | None = None) -> dict[Need, Any]:
     """{need: reduced value} of needs reduced from images: the stored ones from the cache
     entries ``found`` ({feature: entry}) where they hold them, the rest from one run of the
     source, whose entries for the ``missing`` features ({feature: key}) rank 0 then stores."""
@@ -339,7 +353,7 @@ def _reduce_images(source: ImageSource, extractor, needs: list[Need], config: Ru
         return reduced
     from .runner import reduce_source  # torch: only where images run through the network
 
-    reducers = reduce_source(source, extractor, to_run, config, given)
+    reducers = reduce_source(source, extractor, to_run, config, given, read_ahead=read_ahead)
     for feature, key in missing.items() if distributed.is_main() else ():
         gaussian = reducers[Need(feature, GaussianStats)].result()
         bank = reducers.get(Need(feature, FeatureBank))
