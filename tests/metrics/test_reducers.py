@@ -63,20 +63,25 @@ def test_batched_updates_equal_one_pass():
     assert_same_gaussian(gaussian_of([x[a:b] for a, b in zip(bounds, bounds[1:])], 5), one_pass, 1e-10)
 
 
-def test_updates_by_row_blocks_give_the_bits_of_the_whole_matrix_formula():
+@pytest.mark.parametrize("dims, threads", [(300, None), (2048, 1)])
+def test_updates_by_row_blocks_into_one_buffer_give_the_bits_of_the_whole_matrix_formula(dims, threads):
     # Stats files stay bit-identical to those of ``comoment += M + outer(delta, delta) * scale``
-    # in one expression; 300 dims: blocks of 128, 128 and 44 rows.
-    dims, chunks = 300, [torch.from_numpy(features(n, 300, seed=n)) for n in (50, 50, 25)]
+    # in one expression, M a fresh product each batch; 300 dims: blocks of 128, 128 and 44 rows;
+    # 2048 dims on one thread, as the CPU pass updates its reducers beside the network's parts.
+    from ganmetrics.engine.runtime import intra_op_threads
+
+    chunks = [torch.from_numpy(features(n, dims, seed=n)) for n in (50, 50, 25)]
     assert GaussianStats.ROWS < dims
-    count, mean, comoment = 0, torch.zeros(dims, dtype=torch.float64), torch.zeros(dims, dims, dtype=torch.float64)
-    for x in chunks:
-        batch_mean = x.mean(dim=0)
-        centred = x - batch_mean
-        total, delta = count + len(x), batch_mean - mean
-        comoment += centred.T @ centred + torch.outer(delta, delta) * (count * len(x) / total)
-        mean += delta * (len(x) / total)
-        count = total
-    stats = gaussian_of([x.numpy() for x in chunks], dims)
+    with intra_op_threads(threads or torch.get_num_threads()):
+        count, mean, comoment = 0, torch.zeros(dims, dtype=torch.float64), torch.zeros(dims, dims, dtype=torch.float64)
+        for x in chunks:
+            batch_mean = x.mean(dim=0)
+            centred = x - batch_mean
+            total, delta = count + len(x), batch_mean - mean
+            comoment += centred.T @ centred + torch.outer(delta, delta) * (count * len(x) / total)
+            mean += delta * (len(x) / total)
+            count = total
+        stats = gaussian_of([x.numpy() for x in chunks], dims)
     assert torch.equal(stats.comoment, comoment) and torch.equal(stats.mean, mean)
 
 
