@@ -22,7 +22,8 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    over the process tree (sampled every 0.25 s, so DataLoader workers count once each without
    double counting shared pages).
 4. Measures the bare network (random uint8 batches already on the device, resize + normalise
-   + forward only), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
+   + forward only; its wall and CPU time, so that ganmetrics' fraction of its rate is given by
+   both: other jobs on a shared machine move the wall time more), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
    pytorch-fid's scipy ``sqrtm``), and the peak RSS of ``ganmetrics stats`` on 1x vs 4x images.
 5. Compares ``ganmetrics eval A B --metrics fid,is,kid`` with torch-fidelity's
    ``calculate_metrics(fid=True, isc=True, kid=True)`` on each size set (time, memory, values;
@@ -459,16 +460,18 @@ def work_bare(job) -> dict:
         out[set_name] = {}
         for name, run in rounds.items():
             count = batches_per_round if name == "ganmetrics" else 1
-            times = []
+            times, cpu = [], []
             for i in range(1 + job["bare_batches"]):  # the first is a warm-up
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), _cpu_seconds()
                 run([batch] * count)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 if i:
                     times.append(time.perf_counter() - start)
+                    cpu.append(_cpu_seconds() - cpu_start)
             # The fastest round: on a shared machine the others only add other jobs' time.
             out[set_name][name] = {"images_per_s": count * job["batch_size"] / min(times),
+                                   "cpu_seconds_per_image": min(cpu) / (count * job["batch_size"]),
                                    "round_seconds": times, "batches_per_round": count}
     out["torch_threads"] = torch.get_num_threads()
     return out
@@ -632,12 +635,14 @@ class Runner:
 
 def combine_rounds(results: list[dict]) -> dict:
     """One row from a tool's rounds: the best (lowest) call time, the highest memory;
-    ``all_seconds`` holds every round's call time in round order (``None`` for a failed one)."""
+    ``all_seconds`` holds every round's call time in round order (``None`` for a failed one),
+    ``least_cpu_seconds`` the least CPU time of any round's call."""
     good = [r for r in results if "seconds" in r]
     if not good:
         return results[0]
     best = min(good, key=lambda r: r["seconds"])
-    return dict(best, all_seconds=[r.get("seconds") for r in results],
+    cpu = [r.get("cpu_seconds") for r in good]
+    return dict(best, all_seconds=[r.get("seconds") for r in results], least_cpu_seconds=None if None in cpu else min(cpu),
                 peak_rss_mib=max(r["peak_rss_mib"] for r in good), peak_pss_mib=max(r["peak_pss_mib"] for r in good))
 
 
@@ -653,6 +658,9 @@ def combine_bare(results: list[dict]) -> dict:
     for s in SETS:
         out[s] = {network: max((r[s][network] for r in good), key=lambda x: x["images_per_s"])
                   for network in good[0][s]}
+        for network in out[s]:  # the least CPU time of any round (the fastest round need not have it)
+            least = [r[s][network].get("cpu_seconds_per_image") for r in good]
+            out[s][network] = dict(out[s][network], cpu_seconds_per_image=None if None in least else min(least))
     return out
 
 
@@ -755,6 +763,21 @@ def paired_fractions(rows: dict, per_round: list, sets: dict, set_names: list) -
     return out
 
 
+def cpu_fraction(rows: dict, bare: dict, sets: dict, set_names: list, device: str) -> float | None:
+    """The bare network's CPU seconds for the images of ``set_names`` (its least per image of any
+    round) over the CPU seconds of ganmetrics-tf's calls (the least of any round, decoding
+    workers included): the fraction of the bare rate by CPU time, which other jobs on a shared machine
+    move less than wall time (they take cores, not CPU time of ours). None on a GPU, or where
+    either was not measured."""
+    if not device.startswith("cpu"):
+        return None
+    calls = [(rows.get(f"ganmetrics-tf/{s}") or {}).get("least_cpu_seconds") for s in set_names]
+    per_image = [bare[s]["ganmetrics"].get("cpu_seconds_per_image") for s in set_names]
+    if None in calls or None in per_image or not sum(calls):
+        return None
+    return sum(sets[s]["images"] * p for s, p in zip(set_names, per_image)) / sum(calls)
+
+
 def summarize_level(level: dict, res: dict) -> dict:
     """One instruction-set level: per set (and both) each tool's speed, the fastest other tool,
     ganmetrics' speed-up over it (like for like), the bare rates; and the level's targets."""
@@ -789,7 +812,8 @@ def summarize_level(level: dict, res: dict) -> dict:
                     sets[s]["images"] / bare[s][network]["images_per_s"] for s in set_names)
             entry.update(bare=bare_speed("ganmetrics"), bare_plain=bare_speed("plain"),
                          fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"),
-                         paired=paired_fractions(rows, bare.get("per_round") or [], sets, set_names))
+                         paired=paired_fractions(rows, bare.get("per_round") or [], sets, set_names),
+                         cpu_fraction=cpu_fraction(rows, bare, sets, set_names, res["args"]["device"]))
         peaks = {t: max(rows[f"{t}/{s}"]["peak_rss_mib"] for s in set_names)
                  for t in res["tools"] if all(ok(rows.get(f"{t}/{s}")) for s in set_names)}
         ours_peak = [v for t, v in peaks.items() if TOOLS[t].ours]
@@ -973,13 +997,14 @@ def render_level(level: dict, derived: dict, res: dict) -> list[str]:
     if bare or decode:
         lines += ["", f"Where the time goes at {name} (ganmetrics, resize tf):", "",
                   "| | bare network images/s (ganmetrics) | bare plain network images/s (the other tools') "
-                  "| ganmetrics end to end images/s | fraction of bare | decode only images/s (1 process) |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                  "| ganmetrics end to end images/s | fraction of bare | fraction of bare by CPU seconds "
+                  "| decode only images/s (1 process) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for group, entry in derived["per_set"].items():
             dec = decode.get(group, {}).get("images_per_s") if group in res["sets"] else None
             lines.append(f"| {SETS.get(group, 'both sets')} | {_fmt(entry.get('bare'), 2)} | "
                          f"{_fmt(entry.get('bare_plain'), 2)} | {_fmt(entry['speeds'].get('ganmetrics-tf'), 2)} | "
-                         f"{_pct(entry.get('fraction'))} | {_fmt(dec, 0)} |")
+                         f"{_pct(entry.get('fraction'))} | {_pct(entry.get('cpu_fraction'))} | {_fmt(dec, 0)} |")
         paired = derived["per_set"].get("both", {}).get("paired") or []
         if len(paired) > 1:
             lines.append("\nPaired by round (each round's ganmetrics-tf calls against the bare rate measured "
