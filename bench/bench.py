@@ -19,8 +19,9 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    after the other, and records the wall time of the FID call (weights loading, decoding,
    network, statistics, FID; not the Python imports), the peak RSS (``ru_maxrss`` from
    ``wait4``: the largest single process of the tool's process tree) and the peak PSS summed
-   over the process tree (sampled every 0.25 s, so DataLoader workers count once each without
-   double counting shared pages).
+   over the process tree (sampled every 0.25 s or less often, so that the sampling takes at
+   most 2% of one core from the timed job; DataLoader workers count once each without double
+   counting shared pages).
 4. Measures the bare network (random uint8 batches already on the device, resize + normalise
    + forward only; its wall and CPU time, so that ganmetrics' fraction of its rate is given by
    both: other jobs on a shared machine move the wall time more), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
@@ -580,6 +581,10 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
+PSS_PERIOD = 0.25
+"""Seconds between peak-PSS samples of a job's process tree, at least (``run_measured``)."""
+
+
 def run_measured(cmd: list[str], log: Path, env: dict) -> dict:
     """Run cmd; wall seconds, ru_maxrss of its tree's largest process (MiB), peak tree PSS (MiB)."""
     start = time.perf_counter()
@@ -590,8 +595,12 @@ def run_measured(cmd: list[str], log: Path, env: dict) -> dict:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            sampled = time.perf_counter()
             peak_pss = max(peak_pss, sum(_pss_kib(p) for p in _tree(proc.pid)))
-            time.sleep(0.25)
+            # A sample walks every page table of the tree: 80 ms (up to 160) for a ganmetrics FID
+            # call and its decoding worker on a 2-core EPYC, so sampling every 0.25 s took a
+            # quarter of a core from the timed job. Now at most 2% of one core.
+            time.sleep(max(PSS_PERIOD, 50 * (time.perf_counter() - sampled)))
         proc.returncode = os.waitstatus_to_exitcode(status)
     return {
         "returncode": proc.returncode,
