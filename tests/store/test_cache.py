@@ -119,7 +119,7 @@ def counting(monkeypatch):
     """The engine's one pass replaced by fixed statistics; the list records each source run."""
     calls = []
 
-    def reduce_source(source, extractor, needs, config, reference=None):
+    def reduce_source(source, extractor, needs, config, reference=None, read_ahead=None):
         calls.append(source.describe())
         return {need: FixedGaussian(len(source)) for need in needs}
 
@@ -240,7 +240,7 @@ def test_arrays_are_keyed_by_content(tmp_path, extractor):
 def test_an_array_with_cache_true_is_computed_once(monkeypatch):
     calls = []
     reduce_source = runner.reduce_source
-    monkeypatch.setattr(runner, "reduce_source", lambda *args: calls.append(1) or reduce_source(*args))
+    monkeypatch.setattr(runner, "reduce_source", lambda *args, **kw: calls.append(1) or reduce_source(*args, **kw))
     images = smooth_images(4, (32, 32), seed=6)
     options = {"weights": "random:0", "dims": 64, "workers": 0, "cache": True}
     first = api.compute_stats(images, **options)
