@@ -24,8 +24,9 @@ What it does (everything goes under --out, default bench/out, which git ignores)
    counting shared pages).
 4. Measures the bare network (random uint8 batches already on the device, resize + normalise
    + forward only; its wall and CPU time, so that ganmetrics' fraction of its rate is given by
-   both: other jobs on a shared machine move the wall time more), decoding alone, the FID reduction from two 2048-d statistics files (ours vs
-   pytorch-fid's scipy ``sqrtm``), and the peak RSS of ``ganmetrics stats`` on 1x vs 4x images.
+   both: other jobs on a shared machine move the wall time more), decoding alone, the FID
+   reduction from two 2048-d statistics files (ours vs pytorch-fid's scipy ``sqrtm``), and the
+   peak RSS of ``ganmetrics stats`` on 1x vs 4x images.
 5. Compares ``ganmetrics eval A B --metrics fid,is,kid`` with torch-fidelity's
    ``calculate_metrics(fid=True, isc=True, kid=True)`` on each size set (time, memory, values;
    ``tools.EVAL_TOOLS``), and times the KID step alone on random float32 2048-d features of the

@@ -55,7 +55,7 @@ def test_a_loader_started_ahead_and_never_read_is_dropped_when_the_run_ends():
     assert dropped() is None  # a DataLoader iterator shuts its workers down when dropped
 
 
-def test_the_sources_read_in_turn_are_the_reference_then_those_the_cache_cannot_serve(tmp_path):
+def test_the_sources_read_in_turn_are_the_reference_then_those_the_cache_cannot_serve():
     a, b, c = (open_source(np.zeros((2, 4, 4, 3), np.uint8)) for _ in range(3))
     stats_only = OpenedSide("s.npz", 2)
     sides = [OpenedSide("b", 2, source=b), stats_only, OpenedSide("c", 2, source=c)]
