@@ -9,7 +9,7 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.fid import frechet_distance
 from ganmetrics.metrics.inception_score import inception_score_from_sums
-from ganmetrics.metrics.linalg import _trace_sqrt_product_torch, covariance_rank, trace_sqrt_product
+from ganmetrics.metrics.linalg import _trace_sqrt_product_torch, column_major, covariance_rank, trace_sqrt_product
 from ganmetrics.metrics.reducers import SplitSums
 
 
@@ -254,6 +254,28 @@ def test_a_singular_first_covariance_factors_the_second_one():
     expected = np.sqrt(scipy.linalg.eigvals(singular @ definite).real.clip(0)).sum()
     assert trace_sqrt_product(singular, definite) == pytest.approx(expected, rel=1e-6)
     assert trace_sqrt_product(definite, singular) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("samples", [30, 200])
+def test_the_lapack_route_gives_the_same_bits_for_either_memory_order(samples):
+    # LAPACK reads one triangle; a C-ordered matrix is handed to it as a Fortran-ordered copy
+    # (``column_major``). With the two triangles apart in their last bits (as a matrix product
+    # leaves them), a copy that swapped them would change the result. 30 samples in 64 dims:
+    # both covariances singular (the low-rank route); 200: the Cholesky route.
+    rng = np.random.default_rng(samples)
+    sigma1, sigma2 = (singular_covariance(samples, 64, seed) for seed in (21, 22))
+    for sigma in (sigma1, sigma2):
+        upper = np.triu_indices(64, 1)
+        sigma[upper] *= 1 + 1e-12 * rng.uniform(1, 2, len(upper[0]))
+        assert not np.array_equal(sigma, sigma.T)
+    fortran = column_major(sigma1)
+    assert fortran.flags.f_contiguous and np.array_equal(fortran, sigma1) and column_major(fortran) is fortran
+    in_c = trace_sqrt_product(sigma1, sigma2)
+    assert in_c == trace_sqrt_product(np.asfortranarray(sigma1), np.asfortranarray(sigma2))
+    every_other_column = np.zeros((64, 128))
+    every_other_column[:, ::2] = sigma1
+    assert in_c == trace_sqrt_product(every_other_column[:, ::2], sigma2)  # neither C- nor Fortran-ordered
+    assert covariance_rank(sigma1) == covariance_rank(np.asfortranarray(sigma1)) == min(samples - 1, 64)
 
 
 def test_covariance_rank_of_a_rank_deficient_full_size_covariance():
