@@ -104,6 +104,18 @@ def test_statistics_with_rounding_asymmetry_and_rank_deficiency_are_accepted(tmp
     assert stats.dims == D
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_checking_statistics_leaves_them_as_they_were_read(tmp_path, order):
+    # The check shifts the diagonal of a Fortran-ordered copy in place: a file stored in
+    # Fortran order (np.save keeps the order) is read as one, and must not be the copy shifted.
+    mu, sigma = good_statistics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = load_statistics(write_stats(tmp_path / "s.npz", mu, np.asarray(sigma, order=order)))
+    assert stats.sigma.flags.f_contiguous == (order == "F")
+    assert np.array_equal(stats.sigma, sigma)
+
+
 def test_statistics_that_are_not_finite_are_never_written(tmp_path):
     mu, sigma = good_statistics()
     with pytest.raises(GanMetricsError, match="not finite .*nothing written"):

@@ -66,8 +66,11 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
         return f"mu holds NaN or infinity ({int((~np.isfinite(mu)).sum())} of {mu.size} entries)"
     if not np.isfinite(sigma).all():
         return f"sigma holds NaN or infinity ({int((~np.isfinite(sigma)).sum())} of {sigma.size} entries)"
+    from ..metrics.linalg import column_major  # SciPy: imported where statistics are checked
+
     scale = float(np.abs(sigma).max())
-    asymmetry = float(np.abs(sigma - sigma.T).max())
+    fortran = column_major(sigma)  # the order LAPACK takes; as a C-ordered array, S^T
+    asymmetry = float(np.abs(sigma - fortran.T).max())
     if asymmetry > SYMMETRY_TOLERANCE * scale:
         return (f"sigma is not symmetric (max |S - S^T| = {asymmetry:.3g}, above {SYMMETRY_TOLERANCE:g} x "
                 f"max |S| = {scale:.3g})")
@@ -86,7 +89,9 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
                 "variances are never negative)")
     from scipy.linalg.lapack import dpotrf  # LAPACK directly: no torch import, and no copy of the factor
 
-    _, info = dpotrf(sigma + PSD_TOLERANCE * largest * np.eye(sigma.shape[0]), lower=1, clean=0, overwrite_a=1)
+    shifted = fortran.copy(order="F") if fortran is sigma else fortran  # the caller's array stays as it is
+    shifted[np.diag_indices(len(shifted))] += PSD_TOLERANCE * largest
+    _, info = dpotrf(shifted, lower=1, clean=0, overwrite_a=1)
     if info != 0:
         return (f"sigma is not positive semi-definite (an eigenvalue is below -{PSD_TOLERANCE:g} x the largest, "
                 f"about {largest:.3g})")
