@@ -28,8 +28,6 @@ from .readahead import ReadAhead
 from .runtime import cuda_numerics, default_workers, intra_op_threads, release_free_memory
 
 MAX_CONCURRENT_PARTS = 4
-SMALLEST_PART = 2
-"""Images in the smallest part ``shrinking_sizes`` cuts: the network's stem runs two at a time."""
 
 
 @torch.inference_mode()
@@ -128,15 +126,16 @@ def forward_batches(extractor, batches: Iterable[ImageBatch], wanted: Iterable[s
 def shrinking_sizes(count: int, largest: int, workers: int) -> list[int]:
     """The image counts of the parts that a source's last ``count`` images are cut into, run by
     ``workers`` cores that take the next part as they become free: each part a share of what
-    remains, ``1 / (2 * workers)`` of it, at most ``largest`` and at least ``SMALLEST_PART``
-    images, so the parts shrink toward the end (guided scheduling). Whichever core is still in a
-    part when the others find none left is in a small one: the cores end about together, also
-    where parts of equal size take unequal times (a machine shared with other jobs), where
-    parts of ``largest`` images could leave the others waiting for nearly a whole part.
-    E.g. 50 images, parts of at most 10, two cores: 10, 10, 8, 6, 4, 3, 3, 2, 2, 2."""
+    remains, ``1 / (2 * workers)`` of it rounded up, at most ``largest`` images, so the parts
+    shrink toward the end (guided scheduling) down to parts of one image. Whichever core is
+    still in a part when the others find none left is in a small one: the cores end about
+    together, also where parts of equal size take unequal times (a machine shared with other
+    jobs), where parts of ``largest`` images could leave the others waiting for nearly a whole
+    part. A one-image part costs what an image of a larger part costs (BENCHMARKS.md).
+    E.g. 50 images, parts of at most 10, two cores: 10, 10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1."""
     sizes = []
     while count > 0:
-        size = min(count, largest, max(SMALLEST_PART, -(-count // (2 * workers))))
+        size = min(largest, -(-count // (2 * workers)))
         sizes.append(size)
         count -= size
     return sizes

@@ -13,7 +13,7 @@ import torch
 from helpers import cpu_extractor, features_of, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.loader import ImageBatch
-from ganmetrics.engine.runner import SMALLEST_PART, concurrent_parts, forward_batches, reduce_source, shrinking_sizes
+from ganmetrics.engine.runner import concurrent_parts, forward_batches, reduce_source, shrinking_sizes
 from ganmetrics.engine.runtime import cuda_numerics, intra_op_threads
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -175,10 +175,10 @@ def test_an_error_in_a_part_reaches_the_caller_and_no_further_part_starts():
 
 
 @pytest.mark.parametrize("threads, batch_sizes, last_parts", [
-    (2, (50, 50, 25), [7, 5, 4, 3, 2, 2, 2]),  # parts of ten, then 25 images: at most 25/3 -> 9 each
-    (3, (50, 50, 50), [9, 7, 6, 5, 4, 4, 3, 2, 2, 2, 2, 2, 2]),
-    (2, (50, 50), [10, 10, 8, 6, 4, 3, 3, 2, 2, 2]),
-    (2, (15,), [4, 3, 2, 2, 2, 2]),
+    (2, (50, 50, 25), [7, 5, 4, 3, 2, 1, 1, 1, 1]),  # parts of ten, then 25 images: a quarter of what remains
+    (3, (50, 50, 50), [9, 7, 6, 5, 4, 4, 3, 2, 2, 2, 1, 1, 1, 1, 1, 1]),
+    (2, (50, 50), [10, 10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]),
+    (2, (15,), [4, 3, 2, 2, 1, 1, 1, 1]),
     (2, (20, 1), [1]),  # a last group of one image: one part
 ])
 def test_the_last_parts_of_a_source_shrink_so_that_every_core_ends_together(threads, batch_sizes, last_parts):
@@ -202,7 +202,7 @@ def test_shrinking_sizes_cover_the_images_in_parts_that_never_grow_and_end_small
     sizes = shrinking_sizes(count, largest, workers)
     assert sum(sizes) == count and all(0 < size <= largest for size in sizes)
     assert sizes == sorted(sizes, reverse=True)
-    assert sizes[-1] <= SMALLEST_PART  # whoever runs it ends soon after the others
+    assert sizes[-workers:] == [1] * min(workers, count)  # each core's last part is one image: they end together
 
 
 @pytest.mark.parametrize("batch_size", [3, 4])  # 4 batches: two full rounds; 3: the last one alone
