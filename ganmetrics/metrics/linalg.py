@@ -102,11 +102,13 @@ def covariance_rank(sigma: np.ndarray, rtol: float = 1e-10) -> int:
     """Numerical rank of a covariance (float (D, D)) by Cholesky factorisation with complete
     pivoting (LAPACK ``dpstrf``): the pivots taken before the largest remaining diagonal
     falls to ``rtol`` times the largest variance. A fraction of an eigendecomposition's cost."""
-    sigma = column_major(np.asarray(sigma, np.float64))
-    largest = float(np.max(np.diag(sigma), initial=0.0))
+    fortran = column_major(np.asarray(sigma, np.float64))
+    largest = float(np.max(np.diag(fortran), initial=0.0))
     if largest <= 0:
         return 0
-    _, _, rank, info = scipy.linalg.lapack.dpstrf(sigma, tol=rtol * largest, lower=1)
+    # Factorised in place where the array is this function's own copy, not the caller's.
+    own = fortran is not sigma
+    _, _, rank, info = scipy.linalg.lapack.dpstrf(fortran, tol=rtol * largest, lower=1, overwrite_a=own)
     if info < 0:
         raise ValueError(f"dpstrf: illegal argument {-info}")
     return int(rank)
