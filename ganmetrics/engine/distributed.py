@@ -38,7 +38,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import GanMetricsError, describe_error
-from ..metrics.reducers import REDUCERS
 
 if TYPE_CHECKING:
     import torch
@@ -314,6 +313,8 @@ def merge_shards(metas: Sequence[tuple[str, dict]], states_of: Callable[[int], d
     part of one run, once (same meta and source, shards 0..N-1 each exactly once, tiling the
     images): checked on the metas alone, before ``states_of(i)`` ({kind: state} of ``metas[i]``)
     reads any states, one shard at a time (memory: the merged reducers and one shard's states)."""
+    from ..metrics.reducers import REDUCERS  # NumPy: imported where shards merge, not by every command's start
+
     if not metas:
         raise GanMetricsError("stats merge needs shard files: pass e.g. part-*.npz")
     first_name, first = metas[0]

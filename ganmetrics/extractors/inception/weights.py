@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import GanMetricsError, quoted
-from ...store.download import download_file
 from ...store.hashing import sha256_of_file
 from ...store.paths import cache_dir
 
@@ -122,6 +121,8 @@ def find_weights_file(explicit: str | os.PathLike | None = None) -> Path | None:
 
 def fetch_weights(progress: bool = True) -> Path:
     """Download the standard file into the user cache (sha256-checked, atomic) and return it."""
+    from ...store.download import download_file  # http.client, ssl, tqdm: only where a file is fetched
+
     url = os.environ.get(ENV_WEIGHTS_URL, WEIGHTS_URL)
     dest = cache_dir() / WEIGHTS_FILENAME
     try:
