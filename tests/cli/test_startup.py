@@ -116,6 +116,12 @@ def test_version_imports_neither_torch_nor_the_trainer_nor_numpy():
     assert done.stdout == f"ganmetrics, version {ganmetrics.__version__}\n"
 
 
+def test_the_installed_version_is_the_one_version_py_writes():
+    from importlib.metadata import version  # pyproject.toml reads it from ganmetrics/version.py
+
+    assert version("ganmetrics") == ganmetrics.__version__ != "0.0.0"
+
+
 def test_fid_of_two_statistics_files_without_weights_at_hand_imports_no_torch_and_reports_their_weights(
         stats_files, tmp_path):
     project_weights_folder_is_empty()
