@@ -14,15 +14,16 @@ if TYPE_CHECKING:
     import torch
 
 
-def column_major(sigma: np.ndarray) -> np.ndarray:
+def column_major(sigma: np.ndarray, private: bool = False) -> np.ndarray:
     """``sigma`` (float64 (D, D)) as a Fortran-ordered array of the same values, the order
-    LAPACK takes (itself where it is one). SciPy's LAPACK wrappers make such a copy of a
-    C-ordered matrix at every call, element by element across rows: ~0.045 s at D = 2048, five
-    times a plain copy, and most of the cost of a Cholesky factorisation that fails at once (a
-    singular covariance). Made once here, 32 rows at a time (~0.025 s), each call then copies
+    LAPACK takes (itself where it is one, unless ``private``: then always a new array, for a
+    caller that factorises or writes into it in place). SciPy's LAPACK wrappers make such a copy
+    of a C-ordered matrix at every call, element by element across rows: ~0.045 s at D = 2048,
+    five times a plain copy, and most of the cost of a Cholesky factorisation that fails at once
+    (a singular covariance). Made once here, 32 rows at a time (~0.025 s), each call then copies
     it as it lies."""
     if sigma.flags.f_contiguous:
-        return sigma
+        return sigma.copy(order="F") if private else sigma
     fortran = np.empty(sigma.shape, np.float64, order="F")
     for start in range(0, len(sigma), 32):
         fortran[start:start + 32] = sigma[start:start + 32]
@@ -102,13 +103,11 @@ def covariance_rank(sigma: np.ndarray, rtol: float = 1e-10) -> int:
     """Numerical rank of a covariance (float (D, D)) by Cholesky factorisation with complete
     pivoting (LAPACK ``dpstrf``): the pivots taken before the largest remaining diagonal
     falls to ``rtol`` times the largest variance. A fraction of an eigendecomposition's cost."""
-    fortran = column_major(np.asarray(sigma, np.float64))
+    fortran = column_major(np.asarray(sigma, np.float64), private=True)  # factorised in place below
     largest = float(np.max(np.diag(fortran), initial=0.0))
     if largest <= 0:
         return 0
-    # Factorised in place where the array is this function's own copy, not the caller's.
-    own = fortran is not sigma
-    _, _, rank, info = scipy.linalg.lapack.dpstrf(fortran, tol=rtol * largest, lower=1, overwrite_a=own)
+    _, _, rank, info = scipy.linalg.lapack.dpstrf(fortran, tol=rtol * largest, lower=1, overwrite_a=True)
     if info < 0:
         raise ValueError(f"dpstrf: illegal argument {-info}")
     return int(rank)

@@ -69,7 +69,7 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
     from ..metrics.linalg import column_major  # SciPy: imported where statistics are checked
 
     scale = float(np.abs(sigma).max())
-    fortran = column_major(sigma)  # the order LAPACK takes; as a C-ordered array, S^T
+    fortran = column_major(sigma, private=True)  # the order LAPACK takes; as a C-ordered array, S^T
     asymmetry = float(np.abs(sigma - fortran.T).max())
     if asymmetry > SYMMETRY_TOLERANCE * scale:
         return (f"sigma is not symmetric (max |S - S^T| = {asymmetry:.3g}, above {SYMMETRY_TOLERANCE:g} x "
@@ -89,9 +89,8 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
                 "variances are never negative)")
     from scipy.linalg.lapack import dpotrf  # LAPACK directly: no torch import, and no copy of the factor
 
-    shifted = fortran.copy(order="F") if fortran is sigma else fortran  # the caller's array stays as it is
-    shifted[np.diag_indices(len(shifted))] += PSD_TOLERANCE * largest
-    _, info = dpotrf(shifted, lower=1, clean=0, overwrite_a=1)
+    fortran[np.diag_indices(len(fortran))] += PSD_TOLERANCE * largest  # its own copy: the caller's stays as it is
+    _, info = dpotrf(fortran, lower=1, clean=0, overwrite_a=1)
     if info != 0:
         return (f"sigma is not positive semi-definite (an eigenvalue is below -{PSD_TOLERANCE:g} x the largest, "
                 f"about {largest:.3g})")

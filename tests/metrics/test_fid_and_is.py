@@ -270,6 +270,8 @@ def test_the_lapack_route_gives_the_same_bits_for_either_memory_order(samples):
         assert not np.array_equal(sigma, sigma.T)
     fortran = column_major(sigma1)
     assert fortran.flags.f_contiguous and np.array_equal(fortran, sigma1) and column_major(fortran) is fortran
+    private = column_major(fortran, private=True)
+    assert private is not fortran and private.flags.f_contiguous and np.array_equal(private, fortran)
     in_c = trace_sqrt_product(sigma1, sigma2)
     assert in_c == trace_sqrt_product(np.asfortranarray(sigma1), np.asfortranarray(sigma2))
     every_other_column = np.zeros((64, 128))
