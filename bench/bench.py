@@ -773,6 +773,29 @@ def paired_fractions(rows: dict, per_round: list, sets: dict, set_names: list) -
     return out
 
 
+def bare_round_rates(per_round: list, set_name: str, batch_size: int) -> list[float]:
+    """Every bare round's rate (images/s) of ganmetrics' network on ``set_name``, of every
+    measurement (``combine_bare``'s ``per_round``; failed ones left out)."""
+    return [r[set_name]["ganmetrics"]["batches_per_round"] * batch_size / t
+            for r in per_round if r is not None for t in r[set_name]["ganmetrics"]["round_seconds"]]
+
+
+def median_fraction(rows: dict, per_round: list, sets: dict, set_names: list, batch_size: int) -> float | None:
+    """ganmetrics-tf's median call against the median of every bare round of every measurement
+    (images/s over images/s, over ``set_names``); None where either is missing. Where other jobs
+    move the machine's speed from minute to minute, the fastest of many short bare rounds is
+    faster than the fastest of a few long calls for that alone; medians are not biased so."""
+    calls, bare_seconds = [], []
+    for s in set_names:
+        seconds = [x for x in (rows.get(f"ganmetrics-tf/{s}") or {}).get("all_seconds") or [] if x]
+        rates = bare_round_rates(per_round, s, batch_size)
+        if not seconds or not rates:
+            return None
+        calls.append(statistics.median(seconds))
+        bare_seconds.append(sets[s]["images"] / statistics.median(rates))
+    return sum(bare_seconds) / sum(calls)
+
+
 def cpu_fraction(rows: dict, bare: dict, sets: dict, set_names: list, device: str) -> float | None:
     """The bare network's CPU seconds for the images of ``set_names`` (its least per image of any
     round) over the CPU seconds of ganmetrics-tf's calls (the least of any round, decoding
@@ -823,6 +846,8 @@ def summarize_level(level: dict, res: dict) -> dict:
             entry.update(bare=bare_speed("ganmetrics"), bare_plain=bare_speed("plain"),
                          fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"),
                          paired=paired_fractions(rows, bare.get("per_round") or [], sets, set_names),
+                         median=median_fraction(rows, bare.get("per_round") or [], sets, set_names,
+                                                res["args"]["batch_size"]),
                          cpu_fraction=cpu_fraction(rows, bare, sets, set_names, res["args"]["device"]))
         peaks = {t: max(rows[f"{t}/{s}"]["peak_rss_mib"] for s in set_names)
                  for t in res["tools"] if all(ok(rows.get(f"{t}/{s}")) for s in set_names)}
@@ -1022,6 +1047,14 @@ def render_level(level: dict, derived: dict, res: dict) -> list[str]:
                          + ", ".join(_pct(x) for x in paired)
                          + (f"; median {_pct(statistics.median(x for x in paired if x is not None))}."
                             if any(x is not None for x in paired) else "."))
+        median = derived["per_set"].get("both", {}).get("median")
+        if median is not None and len(paired) > 1:
+            rates = {s: bare_round_rates(bare.get("per_round") or [], s, a["batch_size"]) for s in res["sets"]}
+            spread = ", ".join(f"{SETS[s]} {min(r):.2f}-{max(r):.2f}" for s, r in rates.items() if r)
+            lines.append(f"\nMedians (the median call against the median of every bare round, both sets): "
+                         f"{median:.1%}. The bare rounds' rates (images/s) spread {spread}: the fastest of "
+                         "many short rounds against the fastest of a few long calls is biased against the calls "
+                         "where the machine's speed moves between them.")
         if bare:
             measured = len(bare.get("per_round") or [None])
             lines.append(f"\nBare network: batches of {a['batch_size']} random uint8 images on the device, "
