@@ -523,9 +523,27 @@ def work_reduction(job) -> dict:
     return out
 
 
+def work_stats_files(job) -> dict:
+    """``make_stats_files`` in a worker process: the orchestrating one never holds their matrices,
+    whose peak every later job's ``ru_maxrss`` would start from (a child's starts from its
+    parent's peak: 244 MiB for `ganmetrics --version` where the files were made in the bench's
+    own process)."""
+    return {"files": make_stats_files(Path(job["folder"]), meta=job["meta"], weights_sha256=job["weights_sha256"])}
+
+
+def stats_files(runner: "Runner", folder: Path, meta: bool = False, weights_sha256: str = "0" * 64) -> list[str]:
+    """The two files of ``make_stats_files``, made in a worker job (``work_stats_files``)."""
+    r = runner.job("stats_files", {"kind": "stats_files", "folder": str(folder), "meta": meta,
+                                   "weights_sha256": weights_sha256})
+    if "error" in r:
+        raise RuntimeError(f"making the statistics files failed: {r['error']}")
+    return r["files"]
+
+
 WORKERS = {"tool": work_tool, "eval": work_eval, "adm": work_adm, "interval": work_interval, "kid_step": work_kid_step,
            "neighbour_step": work_neighbour_step, "bare": work_bare, "decode": work_decode,
-           "reduction": work_reduction, "weights": work_weights, "info": work_info, "isa": work_isa}
+           "reduction": work_reduction, "weights": work_weights, "info": work_info, "isa": work_isa,
+           "stats_files": work_stats_files}
 
 
 def make_stats_files(folder: Path, dims: int = 2048, meta: bool = False, weights_sha256: str = "0" * 64) -> list[str]:
@@ -1477,7 +1495,7 @@ def run_startup(args, runner: "Runner", out: Path, weights: str) -> dict:
     median of ``--startup-repeats``."""
     from ganmetrics.store.hashing import sha256_of_file  # no torch
 
-    a, b = make_stats_files(out / "stats", meta=True, weights_sha256=sha256_of_file(weights))
+    a, b = stats_files(runner, out / "stats", meta=True, weights_sha256=sha256_of_file(weights))
     commands = {"version": ["--version"], "fid_stats": ["fid", a, b, "--weights", weights, "--quiet"]}
     labels = {"version": "ganmetrics --version", "fid_stats": "ganmetrics fid a.npz b.npz --weights FILE (2048-d)"}
     results = {}
@@ -1599,7 +1617,7 @@ def main(argv=None) -> int:
         r = runner.job("decode", dict(base, kind="decode", folders={s: [str(f) for f in folders[s]] for s in SETS}))
         res["decode"] = {} if "error" in r else {s: r[s] for s in SETS}
     if "reduction" not in skip:
-        files = make_stats_files(out / "stats")
+        files = stats_files(runner, out / "stats")
         res["reduction"] = {}
         for label, extra in (("default", {}), ("1 (OPENBLAS_NUM_THREADS=1)", {"OPENBLAS_NUM_THREADS": "1"})):
             runner.env = dict(env, **extra)
