@@ -526,8 +526,7 @@ def work_reduction(job) -> dict:
 def work_stats_files(job) -> dict:
     """``make_stats_files`` in a worker process: the orchestrating one never holds their matrices,
     whose peak every later job's ``ru_maxrss`` would start from (a child's starts from its
-    parent's peak: 244 MiB for `ganmetrics --version` where the files were made in the bench's
-    own process)."""
+    parent's peak)."""
     return {"files": make_stats_files(Path(job["folder"]), meta=job["meta"], weights_sha256=job["weights_sha256"])}
 
 
@@ -798,19 +797,19 @@ def bare_round_rates(per_round: list, set_name: str, batch_size: int) -> list[fl
             for r in per_round if r is not None for t in r[set_name]["ganmetrics"]["round_seconds"]]
 
 
-def median_fraction(rows: dict, per_round: list, sets: dict, set_names: list, batch_size: int) -> float | None:
+def median_fraction(rows: dict, rates: dict, sets: dict, set_names: list) -> float | None:
     """ganmetrics-tf's median call against the median of every bare round of every measurement
-    (images/s over images/s, over ``set_names``); None where either is missing. Where other jobs
+    (``rates``: {set: ``bare_round_rates``}; images/s over images/s, over ``set_names``); None
+    where either is missing. Where other jobs
     move the machine's speed from minute to minute, the fastest of many short bare rounds is
     faster than the fastest of a few long calls for that alone; medians are not biased so."""
     calls, bare_seconds = [], []
     for s in set_names:
         seconds = [x for x in (rows.get(f"ganmetrics-tf/{s}") or {}).get("all_seconds") or [] if x]
-        rates = bare_round_rates(per_round, s, batch_size)
-        if not seconds or not rates:
+        if not seconds or not rates.get(s):
             return None
         calls.append(statistics.median(seconds))
-        bare_seconds.append(sets[s]["images"] / statistics.median(rates))
+        bare_seconds.append(sets[s]["images"] / statistics.median(rates[s]))
     return sum(bare_seconds) / sum(calls)
 
 
@@ -858,14 +857,15 @@ def summarize_level(level: dict, res: dict) -> dict:
             entry.update(fastest=fastest, ours=ours, speedup=(speeds[ours] / others[fastest]) if speeds[ours] else None,
                          equal=equal)
         if speeds.get("ganmetrics-tf") and all(s in bare for s in set_names):
+            rates = {s: bare_round_rates(bare.get("per_round") or [], s, res["args"]["batch_size"]) for s in set_names}
             def bare_speed(network):
                 return sum(sets[s]["images"] for s in set_names) / sum(
                     sets[s]["images"] / bare[s][network]["images_per_s"] for s in set_names)
             entry.update(bare=bare_speed("ganmetrics"), bare_plain=bare_speed("plain"),
                          fraction=speeds["ganmetrics-tf"] / bare_speed("ganmetrics"),
                          paired=paired_fractions(rows, bare.get("per_round") or [], sets, set_names),
-                         median=median_fraction(rows, bare.get("per_round") or [], sets, set_names,
-                                                res["args"]["batch_size"]),
+                         median=median_fraction(rows, rates, sets, set_names),
+                         bare_spread={s: (min(r), max(r)) for s, r in rates.items() if r},
                          cpu_fraction=cpu_fraction(rows, bare, sets, set_names, res["args"]["device"]))
         peaks = {t: max(rows[f"{t}/{s}"]["peak_rss_mib"] for s in set_names)
                  for t in res["tools"] if all(ok(rows.get(f"{t}/{s}")) for s in set_names)}
@@ -1065,10 +1065,10 @@ def render_level(level: dict, derived: dict, res: dict) -> list[str]:
                          + ", ".join(_pct(x) for x in paired)
                          + (f"; median {_pct(statistics.median(x for x in paired if x is not None))}."
                             if any(x is not None for x in paired) else "."))
-        median = derived["per_set"].get("both", {}).get("median")
-        if median is not None and len(paired) > 1:
-            rates = {s: bare_round_rates(bare.get("per_round") or [], s, a["batch_size"]) for s in res["sets"]}
-            spread = ", ".join(f"{SETS[s]} {min(r):.2f}-{max(r):.2f}" for s, r in rates.items() if r)
+        both = derived["per_set"].get("both", {})
+        if both.get("median") is not None and len(paired) > 1:
+            median = both["median"]
+            spread = ", ".join(f"{SETS[s]} {low:.2f}-{high:.2f}" for s, (low, high) in both["bare_spread"].items())
             lines.append(f"\nMedians (the median call against the median of every bare round, both sets): "
                          f"{median:.1%}. The bare rounds' rates (images/s) spread {spread}: the fastest of "
                          "many short rounds against the fastest of a few long calls is biased against the calls "
