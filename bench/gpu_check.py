@@ -258,9 +258,10 @@ class Run:
         return torch.device(self.device_name)
 
     def weights(self):
-        from ganmetrics.extractors.inception.weights import random_weights
+        from ganmetrics.extractors.inception.extractor import InceptionExtractor
+        from ganmetrics.extractors.weights import random_weights
 
-        return random_weights(0)
+        return random_weights(InceptionExtractor, 0)
 
     def extractor(self, device=None, allow_tf32: bool = False):
         """An InceptionExtractor of random:0, one per (device, effective TF32), built once."""
@@ -272,7 +273,7 @@ class Run:
         key = (str(device), allow_tf32 and device.type == "cuda")
         cache = self.state.setdefault("extractors", {})
         if key not in cache:
-            cache[key] = InceptionExtractor(self.weights(), device, allow_tf32=allow_tf32)
+            cache[key] = InceptionExtractor(weights="random:0", device=device, allow_tf32=allow_tf32)
             cache[key].prepare()
         return cache[key]
 
@@ -448,18 +449,24 @@ def section_data(run: Run, fig: dict) -> None:
         manifest_path.write_text(json.dumps(manifest))
 
 
+def _forward(extractor, batch, wanted: set) -> dict:
+    """{feature: values} of a batch through one encoder (the engine's ``forward_batch``)."""
+    from ganmetrics.engine.runner import Task, forward_batch
+
+    return forward_batch({extractor.name: Task(extractor, tuple(sorted(wanted)))}, batch)[extractor.name]
+
+
 def _features(extractor, images: np.ndarray, batch_size: int) -> dict:
     """{"2048", "logits_unbiased"} of uint8 NHWC images, computed on the extractor's device, on the CPU."""
     import torch
 
     from ganmetrics.engine.loader import ImageBatch
-    from ganmetrics.engine.runner import forward_batch
 
     extractor.prepare()
     parts = []
     for start in range(0, len(images), batch_size):
         pixels = torch.from_numpy(images[start:start + batch_size]).to(extractor.device)
-        out = forward_batch(extractor, ImageBatch.of_pixels(pixels), {"2048", "logits_unbiased"})
+        out = _forward(extractor, ImageBatch.of_pixels(pixels), {"2048", "logits_unbiased"})
         parts.append({k: v.cpu() for k, v in out.items()})
     return {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}
 
@@ -568,7 +575,6 @@ def section_model_speed(run: Run, fig: dict) -> None:
     import torch
 
     from ganmetrics.engine.loader import ImageBatch
-    from ganmetrics.engine.runner import forward_batch
 
     args, device = run.args, run.device()
     generator = torch.Generator().manual_seed(0)
@@ -581,7 +587,7 @@ def section_model_speed(run: Run, fig: dict) -> None:
         extractor = run.extractor(device, tf32)
         pixels = torch.randint(0, 256, (batch_size, size, size, 3), dtype=torch.uint8, generator=generator).to(device)
         batch = ImageBatch.of_pixels(pixels)
-        seconds, calls = _time_batches(run, lambda: forward_batch(extractor, batch, {str(args.dims)}), device, warmup,
+        seconds, calls = _time_batches(run, lambda: _forward(extractor, batch, {str(args.dims)}), device, warmup,
                                        minimum, min_seconds)
         key = f"{size}px.batch{batch_size}" + (".tf32" if tf32 else "")
         rates[key] = fig[f"{key}.images_per_s"] = batch_size / seconds
@@ -595,7 +601,7 @@ def _loader_rate(run: Run, source, workers: int, to_device=None) -> float:
     from ganmetrics.engine.loader import checked_batches, make_loader
 
     pin = to_device is not None and to_device.type == "cuda"
-    loader = make_loader(source, _identity, run.args.batch_size, workers, pin_memory=pin)
+    loader = make_loader(source, (_identity,), run.args.batch_size, workers, pin_memory=pin)
     count, start = 0, time.perf_counter()
     for batch in checked_batches(loader):
         if to_device is not None:
@@ -715,7 +721,6 @@ def section_gpu_decode(run: Run, fig: dict) -> None:
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
     from ganmetrics.engine.loader import ImageBatch, checked_batches, make_loader
-    from ganmetrics.engine.runner import forward_batch
     from ganmetrics.sources import decode_image, open_source
 
     args, device = run.args, run.device()
@@ -759,14 +764,14 @@ def section_gpu_decode(run: Run, fig: dict) -> None:
         with ThreadPoolExecutor(8) as pool:
             for chunk in batched(pool.map(lambda p: read_file(str(p)), paths), batch_size):
                 images = torch.stack(decode_jpeg(chunk, mode=ImageReadMode.RGB, device=device))
-                out = forward_batch(extractor, ImageBatch.of_pixels(images.permute(0, 2, 3, 1)), {feature})
+                out = _forward(extractor, ImageBatch.of_pixels(images.permute(0, 2, 3, 1)), {feature})
                 parts.append(out[feature])
         return torch.cat(parts)
 
     def cpu_decode_features(folder):
         """ganmetrics' loader (PIL in worker processes, pinned copies), forward: (N, dims) features."""
-        loader = make_loader(open_source(str(folder)), _identity, batch_size, workers, pin_memory=device.type == "cuda")
-        return torch.cat([forward_batch(extractor, batch, {feature})[feature] for batch in checked_batches(loader)])
+        loader = make_loader(open_source(str(folder)), (_identity,), batch_size, workers, pin_memory=device.type == "cuda")
+        return torch.cat([_forward(extractor, batch, {feature})[feature] for batch in checked_batches(loader)])
 
     n = len(files[0]) + len(files[1])
     fids = {}

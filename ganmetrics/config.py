@@ -3,10 +3,12 @@ the CLI's shared options become."""
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .errors import GanMetricsError
+from .extractors.registry import DEFAULT_ENCODER, ENCODERS
 
 
 @dataclass(frozen=True)
@@ -27,25 +29,26 @@ class SourceOptions:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Settings shared by every API function and command.
+    """The facts of a run shared by every API function and command; each encoder's own settings
+    are given by encoder name.
 
-    ``weights``: a path, ``random:SEED`` or None (the resolution order of the weights);
-    ``device``: auto, cpu, cuda or cuda:N; ``batch_size``: images per forward pass;
-    ``workers``: decoding processes (None: chosen from the CPU count; 0: decode in this
-    process); ``resize``: tf, pytorch or clean; ``dims``: the FID feature layer;
-    ``progress``: a progress bar on stderr; ``allow_mismatch``: compare with statistics files
-    made with other resize or weights; ``cache``: True caches the reduced states of every
-    source that can be fingerprinted (not generators), False none, None (default) only those
-    of a folder or archive on the reference side; ``allow_tf32``: let a CUDA GPU use TF32
-    (faster, moves FID; recorded as ``tf32``).
+    ``weights``: {encoder: a path or ``random:SEED``} (a bare spec: the default encoder's; an
+    encoder not named resolves its own, see ``extractors/weights.py``); ``encoders``: {encoder:
+    {option: value}}, e.g. {"inception": {"resize": "clean", "dims": 64}}; ``device``: auto,
+    cpu, cuda or cuda:N; ``batch_size``: images per forward pass; ``workers``: decoding
+    processes (None: chosen from the CPU count; 0: decode in this process); ``progress``: a
+    progress bar on stderr; ``allow_mismatch``: compare with statistics files made with other
+    encoder options or weights; ``cache``: True caches the reduced values of every source that
+    can be fingerprinted (not generators), False none, None (default) only those of a folder or
+    archive on the reference side; ``allow_tf32``: let a CUDA GPU use TF32 (faster, moves the
+    features; recorded as ``tf32``).
     """
 
-    weights: str | os.PathLike | None = None
+    weights: Mapping[str, str | os.PathLike] | str | os.PathLike | None = None
     device: str = "auto"
     batch_size: int = 50
     workers: int | None = None
-    resize: str = "tf"
-    dims: int = 2048
+    encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     progress: bool = False
     allow_mismatch: bool = False
     cache: bool | None = None
@@ -57,21 +60,30 @@ class RunConfig:
             raise GanMetricsError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 0:
             raise GanMetricsError(f"--workers must be 0 or more, got {self.workers}")
+        if not isinstance(self.weights, Mapping):
+            object.__setattr__(self, "weights", {} if self.weights is None else {DEFAULT_ENCODER: self.weights})
 
     @classmethod
     def from_keywords(cls, keywords: dict) -> "RunConfig":
-        """A config from flat keywords: this class's fields and ``SourceOptions``' (``limit``,
-        ``recursive``, ``key``, ``strict``). An unknown keyword is a GanMetricsError."""
+        """A config from flat keywords: this class's fields, ``SourceOptions``' (``limit``,
+        ``recursive``, ``key``, ``strict``) and the default encoder's options (the Inception's
+        ``resize`` and ``dims``), which join ``encoders``. An unknown keyword is a GanMetricsError."""
         source_fields = {f.name for f in dataclasses.fields(SourceOptions)}
         known = {f.name for f in dataclasses.fields(cls)} - {"sources"}
-        unknown = sorted(set(keywords) - known - source_fields)
+        default_options = {f.name for f in dataclasses.fields(ENCODERS[DEFAULT_ENCODER].Options)}
+        unknown = sorted(set(keywords) - known - source_fields - default_options)
         if unknown:
             raise GanMetricsError(
                 f"unexpected keyword argument {unknown[0]!r}: see help(ganmetrics.RunConfig) and "
                 "help(ganmetrics.SourceOptions) for the accepted options"
             )
         sources = SourceOptions(**{k: v for k, v in keywords.items() if k in source_fields})
-        return cls(**{k: v for k, v in keywords.items() if k in known}, sources=sources)
+        encoders = {name: dict(options) for name, options in keywords.get("encoders", {}).items()}
+        aliased = {k: v for k, v in keywords.items() if k in default_options}
+        if aliased:
+            encoders[DEFAULT_ENCODER] = {**encoders.get(DEFAULT_ENCODER, {}), **aliased}
+        given = {k: v for k, v in keywords.items() if k in known and k != "encoders"}
+        return cls(**given, encoders=encoders, sources=sources)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,10 @@ class IntervalOptions:
         """The options named ``ci``, ``ci_level``, ``ci_method`` and ``ci_seed`` in
         ``keywords``, removed from it."""
         return cls(**{field: keywords.pop(name) for name, field in cls.KEYWORDS.items() if name in keywords})
+
+    def keywords(self) -> dict:
+        """The API keywords (``ci``, ``ci_level``, ``ci_method``, ``ci_seed``) that give these options."""
+        return {name: getattr(self, field) for name, field in self.KEYWORDS.items()}
 
     def settings(self) -> dict:
         """Its part of the output's ``settings`` (empty without ``--ci``)."""

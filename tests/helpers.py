@@ -12,45 +12,71 @@ from PIL import Image
 from ganmetrics.cli import cli
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.loader import ImageBatch
-from ganmetrics.engine.runner import forward_batch, reduce_source
-from ganmetrics.extractors.inception.extractor import InceptionExtractor
-from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.engine.runner import Task, forward_batch, reduce_source
+from ganmetrics.extractors.inception.extractor import InceptionExtractor, InceptionOptions
+from ganmetrics.extractors.weights import load_weights
 from ganmetrics.metrics.base import Need
+from ganmetrics.provenance import EncoderProvenance, Provenance
+from ganmetrics.store.compat import legacy_meta
 from ganmetrics.metrics.reducers import GaussianStats
+from ganmetrics.store.states import read_state_file
 
 FAST_OPTIONS = ("--weights", "random:0", "--dims", "64", "--quiet", "--workers", "0")
 
 
 class FeatureNames:
-    """What metrics ask an extractor for their needs, without a network: the FID tap of
-    ``--dims`` D is "D", IS's feature "logits", any other metric's "bank"."""
+    """What metrics ask an encoder for their needs, without a network: the encoder "inception",
+    whose FID feature is "D" (``dims``), class logits "logits", any other role's "bank"."""
 
-    @staticmethod
-    def feature_of_dims(dims: int) -> str:
-        return str(dims)
+    name = "inception"
 
-    @staticmethod
-    def default_feature(metric: str) -> str:
-        return "logits" if metric == "is" else "bank"
+    def __init__(self, dims: int = 64):
+        self.dims = dims
+
+    def default_feature(self, metric) -> str:
+        return {"frechet": str(self.dims), "logits": "logits"}.get(metric.role, "bank")
 
 
-def cpu_extractor(resize: str = "tf", weights=None) -> InceptionExtractor:
-    """The Inception extractor on the CPU, by default with ``random:0`` weights."""
-    return InceptionExtractor(weights or random_weights(0), torch.device("cpu"), resize=resize)
+def inception_provenance(weights_sha256: str = "0" * 64, resize: str = "tf", calibrated: bool = False,
+                         extractor: str = "inception-v3-2015-12-05") -> EncoderProvenance:
+    """The Inception's provenance with these weights and resize, without a network."""
+    return EncoderProvenance("inception", extractor, weights_sha256, calibrated, (("resize", resize),))
+
+
+def statistics_meta(provenance: EncoderProvenance, dims: int, source: str, tf32: bool = False) -> dict:
+    """The ``meta`` a statistics file of the Inception's ``dims``-wide FID statistics records."""
+    return legacy_meta({**provenance.meta(tf32), "dims": dims, "feature": str(dims), "source": source})
+
+
+def plain_network(spec="random:0"):
+    """A new Inception network of the weights ``spec`` on the CPU, in its plain layout (the
+    extractor's own is built once per process and set up for the CPU)."""
+    return InceptionExtractor.build_network(load_weights(InceptionExtractor, spec).state_dict, torch.device("cpu"))
+
+
+def cpu_extractor(resize: str = "tf", weights="random:0") -> InceptionExtractor:
+    """The Inception encoder on the CPU, by default with ``random:0`` weights (a spec or a path)."""
+    return InceptionExtractor(InceptionOptions(resize=resize), weights=weights, device=torch.device("cpu"))
+
+
+def encoders_of(extractor: InceptionExtractor) -> dict:
+    """{its name: the encoder}: the encoders of a pass of one encoder."""
+    return {extractor.name: extractor}
 
 
 def statistics(source, extractor: InceptionExtractor | None = None, dims: int = 64, batch_size: int = 5,
                workers: int = 0):
     """The Gaussian (mu, sigma, n) of a source's ``dims`` features, through the engine's one pass."""
-    need = Need(str(dims), GaussianStats)
-    reducers = reduce_source(source, extractor or cpu_extractor(), [need],
+    need = Need("inception", str(dims), GaussianStats)
+    reducers = reduce_source(source, encoders_of(extractor or cpu_extractor()), [need],
                              RunConfig(batch_size=batch_size, workers=workers))
     return reducers[need].result()
 
 
 def features_of(extractor: InceptionExtractor, images: list, wanted=("2048", "logits_unbiased")) -> dict:
     """{feature: float32 (N, width)} of decoded images (uint8 (H, W, 3), any sizes) in one batch."""
-    return forward_batch(extractor, ImageBatch.of_images(list(images)), set(wanted))
+    task = Task(extractor, tuple(sorted(wanted)))
+    return forward_batch({extractor.name: task}, ImageBatch.of_images(list(images)))[extractor.name]
 
 
 @contextlib.contextmanager
@@ -69,6 +95,18 @@ def counted_decodes():
         yield count
     finally:
         PIL.Image.open = original
+
+
+def cached_values(cache_dir: Path, kind: str) -> dict[str, dict]:
+    """{the source it describes: its fields} of every statistics-cache entry under ``cache_dir``
+    holding a value of reducer ``kind`` (e.g. "feature_bank")."""
+    found = {}
+    for path in Path(cache_dir).glob("*.npz"):
+        contents = read_state_file(path, "cache entry", "")
+        ((_, _, entry_kind), fields), = contents.entries.items()
+        if entry_kind == kind:
+            found[contents.meta["source"]] = fields
+    return found
 
 
 def run_cli(*args, options=FAST_OPTIONS):

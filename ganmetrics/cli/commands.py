@@ -1,30 +1,29 @@
-"""The metric commands: ``eval`` (any registered metrics, one pass per source) and ``fid``,
-``is`` and ``stats`` with their CONTRACT.md output; ``pack`` (images to an ADM batch)."""
+"""The metric commands: ``eval`` (any registered metrics on any encoders, one pass per source) and
+``fid``, ``is`` and ``stats`` with their CONTRACT.md output; ``pack`` (images to an ADM batch).
+Each is a thin layer over one API function; the output is drawn by ``render.py``."""
 
-import json
 from pathlib import Path
 
 import click
 
-from ..api import (compute_stats_shard_with_config, compute_stats_with_config, evaluate_with_config,
-                   fid_with_config, inception_score_with_config, merge_stats_shards, pack_with_config)
+from ..api import (FIDResult, ISResult, compute_stats, compute_stats_shard, evaluate_many, merge_stats_shards, pack,
+                   plan_of)
 from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
-from ..engine.distributed import ShardSpec
 from ..errors import GanMetricsError
-from ..metrics.registry import build_metrics, known_names, suite_rows
-from ..store.atomicfile import check_writable_folder
-from ..store.batchfile import IMAGES_KEY
+from ..metrics.registry import known_names, suite_rows
 from ..store.shardfile import save_shard
-from ..store.statsfile import gaussian_keys, load_statistics, save_statistics
-from ..version import __version__
+from ..store.statsfile import save_statistics
 from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
 from .options import MetricOptionsCommand, interval_options, shared_options
+from .outputs import check_output
 from .plot import check_plot_output, save_plot
-from .render import calibration_note, echo_eval, echo_json, echo_suite, echo_table, eval_row, require_finite
+from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
+                     echo_written, eval_row, fid_row, is_row, require_finite)
 
-STATS_FORMATS = {"ganmetrics": (), "adm": ("spatial",)}
-"""``stats --format``: the features whose Gaussians go beside the FID tap's (``Statistics.more``)."""
+STATS_FORMATS = {"ganmetrics": ((), None), "adm": (("spatial",), "adm")}
+"""``stats --format``: (the default encoder's features whose Gaussians go beside its FID
+Gaussian, the suite whose features the file's must be: the ADM evaluator's pool3)."""
 
 
 @click.command("fid")
@@ -45,36 +44,17 @@ def fid_command(reference, others, fail_above, fail_above_ci, interval: Interval
     """
     if fail_above_ci is not None and interval.replicates is None:
         raise GanMetricsError("--fail-above-ci gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
-    results = fid_with_config(options, reference, list(others), interval)
+    results = evaluate_many(reference, list(others), ["fid"], options, fid_ranks=True, **interval.keywords())
     for r, other in zip(results, others):
-        require_finite({"fid": r.value, "ci": [r.ci_low, r.ci_high] if interval.replicates else []}, f"FID of {other}")
-    rows = [{"metric": "fid", "value": r.value, "n_a": r.n_a, "n_b": r.n_b, "dims": r.dims, "resize": r.resize,
-             "rank_a": r.rank_a, "rank_b": r.rank_b, "source_b": str(other),
-             **({"ci_low": r.ci_low, "ci_high": r.ci_high, **r.ci_settings} if interval.replicates else {}),
-             "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated}, "tf32": r.tf32,
-             "version": __version__}
-            for r, other in zip(results, others)]
-    r = results[0]
-    level = f"{interval.level * 100:g}% CI"
-    if as_json:
-        echo_json(rows[0] if len(rows) == 1 else rows)
-    elif len(rows) == 1:
-        ci = f" [{level} {r.ci_low:.6f}, {r.ci_high:.6f}; B={interval.replicates}]" if interval.replicates else ""
-        click.echo(f"FID {r.value:.6f}{ci}  (n_a={r.n_a}, n_b={r.n_b}, dims={r.dims}, "
-                   f"resize={r.resize}){calibration_note(r.calibrated)}")
-    else:
-        intervals = (["ci_low", "ci_high"] if interval.replicates else [])
-        echo_table([[row["source_b"], f"{row['value']:.6f}", *(f"{row[k]:.6f}" for k in intervals),
-                     "?" if row["n_b"] is None else str(row["n_b"])] for row in rows],
-                   ["SOURCE_B", "FID", *intervals, "n_b"])
-        click.echo(f"against {reference} (n_a={r.n_a}, dims={r.dims}, resize={r.resize}"
-                   f"{f', {level}, B={interval.replicates}' if interval.replicates else ''})"
-                   f"{calibration_note(r.calibrated)}")
+        require_finite({**r.results}, f"FID of {other}")
+    rows = [fid_row(FIDResult.of(r), str(other), interval) for r, other in zip(results, others)]
+    echo_fid(rows, reference, interval, as_json)
     reasons = []
     over = [row for row in rows if fail_above is not None and row["value"] > fail_above]
     if over:
         names = ", ".join(f"{row['source_b']} ({row['value']:.4f})" for row in over)
         reasons.append(f"FID above --fail-above {fail_above}: {names}")
+    level = f"{interval.level * 100:g}% CI"
     surely_over = [row for row in rows if fail_above_ci is not None and not row["ci_low"] <= fail_above_ci]
     if surely_over:
         names = ", ".join(f"{row['source_b']} ({level} [{row['ci_low']:.4f}, {row['ci_high']:.4f}])"
@@ -97,17 +77,10 @@ fid_command.runs_distributed = True
 def is_command(source, splits, split_size, fail_below, options: RunConfig, as_json: bool):
     """Inception Score of SOURCE: mean ± std over --splits contiguous splits (or splits of
     --is-split-size images, as the ADM evaluator, which reports the mean)."""
-    r = inception_score_with_config(options, source, splits, split_size)
+    (result,) = evaluate_many(None, [source], ["is"], options, splits=splits, is_split_size=split_size)
+    r = ISResult.of(result)
     require_finite({"mean": r.mean, "std": r.std}, f"IS of {source}")
-    sized = {} if r.split_size is None else {"split_size": r.split_size}
-    if as_json:
-        echo_json({"metric": "is", "mean": r.mean, "std": r.std, "splits": r.splits, **sized, "n": r.n,
-                   "resize": r.resize, "weights": {"sha256": r.weights_sha256, "calibrated": r.calibrated},
-                   "tf32": r.tf32, "version": __version__})
-    else:
-        size = "" if r.split_size is None else f" of {r.split_size}"
-        click.echo(f"IS {r.mean:.6f} ± {r.std:.6f}  (n={r.n}, splits={r.splits}{size}, resize={r.resize})"
-                   f"{calibration_note(r.calibrated)}")
+    echo_is(is_row(r), as_json)
     if fail_below is not None and r.mean < fail_below:
         raise ThresholdCrossed(f"IS {r.mean:.4f} below --fail-below {fail_below}")
 
@@ -119,21 +92,24 @@ is_command.runs_distributed = True
 @click.argument("sources", metavar="SOURCE", nargs=-1)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
+@click.option("--metrics", "metric_names", default="fid", show_default=True, metavar="NAMES",
+              help="What the file serves later: the reference-side statistics of these metrics (NAME or "
+                   "NAME@ENCODER, comma-separated), of every encoder they run on, in one pass.")
 @click.option("--features", is_flag=True,
-              help="Also store every image's features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
+              help="Also store every image's FID features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
 @click.option("--shard", "shard", default=None, metavar="K/N",
               help="Only part K (0 to N-1) of N of SOURCE, as an exact shard file for `stats merge`.")
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
               help="adm: also sFID's spatial statistics (mu_s, sigma_s: 2023 dims) beside pool3's mu, sigma, as the "
-                   "ADM evaluator's reference batches hold them (pool3: --dims 2048).")
+                   "ADM evaluator's reference batches hold them.")
 @shared_options
-def stats_command(sources: tuple[str, ...], output: Path | None, features: bool, shard: str | None,
+def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: str, features: bool, shard: str | None,
                   info_file: Path | None, file_format: str, options: RunConfig, as_json: bool):
-    """Reference statistics of SOURCE for later `ganmetrics fid` (or, with --features, `eval
-    --metrics kid,pr,dc`; with --format adm, also `eval --metrics sfid`), written atomically to
-    -o; or, with --info FILE, what a statistics file holds.
+    """Reference statistics of SOURCE for later `ganmetrics fid` and `eval` (with --features also
+    KID, P/R and D/C; with --format adm also sFID; with --metrics what those metrics need),
+    written atomically to -o; or, with --info FILE, what a statistics file holds.
 
     For batch schedulers: `stats SOURCE --shard K/N -o part-K.npz` writes part K of N (a
     contiguous block of whole batches; run every part with the same options), and `stats merge
@@ -142,60 +118,40 @@ def stats_command(sources: tuple[str, ...], output: Path | None, features: bool,
     ctx = click.get_current_context()
     if sources[:1] == ("merge",):
         _merge_command(ctx, list(sources[1:]), output, as_json)
-        return
-    if info_file is not None:
+    elif info_file is not None:
         if sources or output is not None or shard is not None:
             raise click.UsageError("--info FILE takes no SOURCE, no -o and no --shard", ctx=ctx)
-        _echo_info(info_file, as_json)
-        return
-    if len(sources) != 1 or output is None:
+        echo_info(info_file, as_json)
+    elif len(sources) != 1 or output is None:
         raise click.UsageError("give one SOURCE and -o OUT.npz (or --info FILE, or merge PART... -o OUT.npz)", ctx=ctx)
-    source = sources[0]
-    spec = None if shard is None else ShardSpec.parse(shard)
-    if file_format == "adm" and options.dims != 2048:
-        raise GanMetricsError(f"--format adm writes pool3 statistics (2048 dims), not --dims {options.dims}: drop --dims")
-    if file_format != "ganmetrics" and spec is not None:
-        raise GanMetricsError(f"--format {file_format} and --shard do not go together: shard files hold the exact "
-                              "states of the FID features; write the parts, merge them, then compute the other format")
-    _check_output(output, [source])
-    if spec is not None:
-        part = compute_stats_shard_with_config(options, source, spec, features)
-        if distributed.is_main():
-            save_shard(output, part)
-        info = part.info
-        if as_json:
-            echo_json({"path": str(output), "shard": str(spec), "start": info["start"], "stop": info["stop"],
-                       "total": info["total"], **{k: v for k, v in part.meta.items() if k != "shard"}})
-        else:
-            held = f"images {info['start']} to {info['stop'] - 1}" if info["stop"] > info["start"] else "no images"
-            click.echo(f"wrote {output}: shard {spec} ({held} of {info['total']}), dims={part.meta['dims']}, "
-                       f"resize={part.meta['resize']}{', with features' if features else ''}"
-                       f"{'' if part.meta['calibrated'] else ' [UNCALIBRATED weights]'}")
-        return
-    stats = compute_stats_with_config(options, source, features, STATS_FORMATS[file_format])
-    if distributed.is_main():
-        save_statistics(output, stats)
-    _echo_written(output, stats, as_json, file_format)
+    else:
+        names = [name.strip() for name in metric_names.split(",") if name.strip()]
+        _stats(sources[0], output, names, features, shard, file_format, options, as_json)
 
 
 stats_command.runs_distributed = True
 
 
-def _echo_written(output: Path, stats, as_json: bool, file_format: str = "ganmetrics") -> None:
-    if as_json:
-        echo_json({"path": str(output), "n": stats.n, **stats.meta,
-                   **({"format": file_format} if stats.more else {})})
-    else:
-        note = "" if stats.meta["calibrated"] else " [UNCALIBRATED weights]"
-        bank = ", with features" if stats.features is not None else ""
-        click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta['resize']}{bank}"
-                   f"{_beside(stats)}{note}")
-
-
-def _beside(stats) -> str:
-    """", with spatial statistics (2023 dims: mu_s, sigma_s)" for each Gaussian beside the FID tap's."""
-    return "".join(f", with {feature} statistics ({other.dims} dims: {', '.join(gaussian_keys(feature))})"
-                   for feature, other in stats.more.items())
+def _stats(source: str, output: Path, names: list[str], features: bool, shard: str | None, file_format: str,
+           options: RunConfig, as_json: bool) -> None:
+    """``stats SOURCE -o OUT.npz``: the whole source's statistics, or with ``shard`` one part's states."""
+    more, suite = STATS_FORMATS[file_format]
+    if suite:
+        plan_of([suite], options, {})  # refuses encoder options under which the suite's features differ
+    if file_format != "ganmetrics" and shard is not None:
+        raise GanMetricsError(f"--format {file_format} and --shard do not go together: shard files hold the exact "
+                              "states of the FID features; write the parts, merge them, then compute the other format")
+    check_output(output, [source])
+    if shard is not None:
+        part = compute_stats_shard(source, shard, features, names, options)
+        if distributed.is_main():
+            save_shard(output, part)
+        echo_shard(output, shard, part, features, as_json)
+        return
+    stats = compute_stats(source, features, more, names, options)
+    if distributed.is_main():
+        save_statistics(output, stats)
+    echo_written(output, stats, as_json, file_format)
 
 
 MERGE_OPTIONS = ("output", "as_json", "quiet")
@@ -211,42 +167,11 @@ def _merge_command(ctx: click.Context, parts: list[str], output: Path | None, as
                                "(the parts carry their settings)", ctx=ctx)
     if not parts or output is None:
         raise click.UsageError("give the part files and -o OUT.npz: stats merge part-*.npz -o all.npz", ctx=ctx)
-    _check_output(output, parts, "a part")
+    check_output(output, parts, "a part")
     stats = merge_stats_shards(parts)
     if distributed.is_main():
         save_statistics(output, stats)
-    _echo_written(output, stats, as_json)
-
-
-def _check_output(output: Path, inputs: list[str], what: str = "the images", kind: str = "statistics files") -> None:
-    """Refuse, before any work, an output that is not a .npz (``kind``: what it holds), whose
-    folder is missing or not writable, or that is (or resolves to, through links) one of the
-    ``inputs`` (``what`` they hold). Under torchrun only rank 0 writes, so only its view of the folder counts (a refusal there
-    reaches the other ranks at their first exchange)."""
-    if not distributed.is_main():
-        return
-    if output.suffix.lower() != ".npz":
-        raise GanMetricsError(f"-o {output}: {kind} end in .npz; pass e.g. {output.with_suffix('.npz')}")
-    check_writable_folder(output, "-o")
-    for source in inputs:
-        if output.exists() and Path(source).exists() and output.resolve() == Path(source).resolve():
-            raise GanMetricsError(f"-o {output} is the input {source}: writing it would replace {what}; choose another -o")
-
-
-def _echo_info(path: Path, as_json: bool) -> None:
-    stats = load_statistics(path)  # warns when the file has no metadata (pytorch-fid, TTUR)
-    if as_json:
-        echo_json({"path": str(path), "n": stats.n, "dims": stats.dims, **(stats.meta or {}),
-                   **({"features": True} if stats.features is not None else {}),
-                   **({"more": {feature: other.dims for feature, other in stats.more.items()}} if stats.more else {})})
-        return
-    click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}"
-               f"{', with features' if stats.features is not None else ''}{_beside(stats)}")
-    if stats.meta is None:
-        click.echo("  no metadata (written by pytorch-fid or TTUR?)")
-    for key, value in sorted((stats.meta or {}).items()):
-        if key != "dims":
-            click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
+    echo_written(output, stats, as_json)
 
 
 @click.command("pack")
@@ -259,20 +184,16 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
     arr_0 is uint8 (N, H, W, 3), as np.savez writes it and the ADM evaluator reads it, streamed
     (a few batches in memory, whatever N) and written atomically. Every image must have the size
     of the first."""
-    _check_output(output, [source], kind="batches")
-    result = pack_with_config(options, source, output)
-    if as_json:
-        echo_json({"path": result.path, "key": IMAGES_KEY, "n": result.n, "height": result.height,
-                   "width": result.width})
-    else:
-        click.echo(f"wrote {output}: {result.n} images of {result.width}x{result.height} as {IMAGES_KEY}")
+    check_output(output, [source], kind="batches")
+    echo_pack(pack(source, output, options), as_json)
 
 
 @click.command("eval", cls=MetricOptionsCommand)
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
-              help=f"Comma-separated metrics: {known_names()} (one-sided ones, e.g. is, on each SOURCE_B).")
+              help=f"Comma-separated metrics: {known_names()}, each as NAME (on its default encoder) or NAME@ENCODER "
+                   "(one-sided ones, e.g. is, on each SOURCE_B).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
 @click.option("--fail-above-ci", default=None, metavar="NAME=X[,...]",
@@ -280,35 +201,25 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--fail-below-ci", default=None, metavar="NAME=X[,...]",
               help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
-              help="Also draw each metric per SOURCE_B (in the given order) with its interval, and FID∞/IS∞'s "
-                   "fits, into FILE.png (needs matplotlib: pip install 'ganmetrics[plot]').")
+              help="Also draw each metric per SOURCE_B (in the given order) with its interval into FILE.png "
+                   "(needs matplotlib: pip install 'ganmetrics[plot]').")
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
                  plot_file: Path | None, interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
-    """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once.
+    """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
+    decoding each image once for every encoder the metrics run on.
 
     SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is,
-    is_inf) are computed on each SOURCE_B. KID, P/R, FID∞ and IS∞ keep every feature of a side in
-    memory (pool3: 8 KiB an image, 410 MB per side at 50,000 images), as FID does with --ci;
-    otherwise FID, IS and D/C's generated side stream. P/R and D/C compute distances one block of
-    B x B = 10,000 x 10,000 at a time, never N x N: at most 6·B² + 12·B·D bytes a block (0.85 GB
-    at D = 2048; D/C's float64 blocks 13·B² + 16·B·D, 1.6 GB).
+    is_inf) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
-    metrics = build_metrics(names, {"dims": options.dims, **metric_options})
-    with_ci = interval.replicates is not None
-    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci)
-    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci)
-    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
-    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
-    if (above_ci or below_ci) and interval.replicates is None:
-        option = "--fail-above-ci" if above_ci else "--fail-below-ci"
-        raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
+    plan = plan_of(names, options, {**metric_options, **interval.keywords()})
+    gates = _gates(plan.metrics, interval, fail_above, fail_below, fail_above_ci, fail_below_ci)
     plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
     if plot_here:
         check_plot_output(plot_file)
-    results = evaluate_with_config(options, reference, list(others), metrics, interval)
+    results = evaluate_many(reference, list(others), names, options, **metric_options, **interval.keywords())
     for r in results:
         require_finite({**r.results, **r.details}, f"results for {r.source_b}")
     suite = suite_rows(names)
@@ -316,11 +227,12 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
         rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)
     elif suite:
-        echo_suite(results, suite, results[0].provenance)
+        echo_suite(results, suite)
     else:
-        echo_eval(results, results[0].provenance)
+        echo_eval(results)
     if plot_here:
-        save_plot(results, metrics, plot_file)
+        save_plot(results, plan.metrics, plot_file)
+    above, below, above_ci, below_ci = gates
     reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
                if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]
     if reasons:
@@ -328,3 +240,16 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
 
 
 eval_command.runs_distributed = True
+
+
+def _gates(metrics, interval: IntervalOptions, fail_above, fail_below, fail_above_ci, fail_below_ci) -> tuple:
+    """The four gates of ``eval`` parsed against ``metrics``' result keys (``gates.parse_gates``)."""
+    with_ci = interval.replicates is not None
+    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci)
+    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci)
+    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
+    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
+    if (above_ci or below_ci) and not with_ci:
+        option = "--fail-above-ci" if above_ci else "--fail-below-ci"
+        raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")
+    return above, below, above_ci, below_ci

@@ -11,7 +11,8 @@ class ThresholdCrossed(Exception):
 
 def interval_ends(metrics) -> set[str]:
     """The ``<key>_ci_low`` and ``<key>_ci_high`` result keys that ``--ci`` adds for ``metrics``."""
-    return {f"{key}_ci_{end}" for metric in metrics for key in metric.interval_keys for end in ("low", "high")}
+    return {f"{metric.result_key(key)}_ci_{end}" for metric in metrics for key in metric.interval_keys
+            for end in ("low", "high")}
 
 
 def parse_gates(spec: str | None, option: str, metrics, interval: bool = False, with_ci: bool = False) -> dict[str, float]:
@@ -22,10 +23,11 @@ def parse_gates(spec: str | None, option: str, metrics, interval: bool = False, 
     if spec is None:
         return {}
     if interval:
-        keys = {key for metric in metrics for key in metric.interval_keys}
+        keys = {metric.result_key(key) for metric in metrics for key in metric.interval_keys}
     else:
-        keys = {key for metric in metrics for key in metric.keys} | (interval_ends(metrics) if with_ci else set())
-    by_name = {metric.name: metric.keys[0] for metric in metrics}
+        keys = {metric.result_key(key) for metric in metrics for key in metric.keys} | \
+            (interval_ends(metrics) if with_ci else set())
+    by_name = {metric.label: metric.result_key(metric.keys[0]) for metric in metrics}
     gates = {}
     for item in spec.split(","):
         name, sep, value = item.strip().partition("=")
@@ -40,7 +42,7 @@ def parse_gates(spec: str | None, option: str, metrics, interval: bool = False, 
             raise GanMetricsError(f"{option} {name}=...: {name!r} is an end of a confidence interval: add --ci B "
                                   "(e.g. --ci 100)")
         if key not in keys:
-            what = "has no bootstrap interval" if interval and key in {k for m in metrics for k in m.keys} else \
+            what = "has no bootstrap interval" if interval and key in {m.result_key(k) for m in metrics for k in m.keys} else \
                 "is not a requested result"
             choices = ", ".join(sorted(keys | {name for name, first in by_name.items() if first in keys}))
             raise GanMetricsError(f"{option} {name}=...: {name!r} {what}; use one of {choices or '(none)'}")

@@ -1,35 +1,81 @@
 """The one shared-options decorator: the options of CONTRACT.md shared by the metric commands
-(and, a subset of them, by ``train``), gathered into a ``RunConfig``."""
+(and, a subset of them, by ``train``), gathered into a ``RunConfig``.
+
+Encoder options come from the registry: ``--weights [ENCODER=]SPEC`` and one ``--NAME
+[ENCODER=]VALUE`` per option any encoder declares (the Inception's ``--resize`` and ``--dims``),
+each repeatable; a bare value is the default encoder's, so ``--resize clean`` and ``--dims 64``
+mean what they always did.
+"""
 
 import functools
+import os
+import re
 import types
 
 import click
 
 from ..config import IntervalOptions, RunConfig, SourceOptions
-from ..extractors.inception.spec import FEATURE_DIMS, RESIZE_MODES
-from ..extractors.inception.weights import ENV_WEIGHTS
+from ..errors import GanMetricsError
+from ..extractors.base import option_fields
+from ..extractors.registry import DEFAULT_ENCODER, ENCODERS
 from ..metrics.registry import MetricOption, metric_options
 
+_ENCODER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def encoder_option_fields() -> dict:
+    """{option name: (the first encoder declaring it, its field)} over the registered encoders,
+    the default encoder's first."""
+    fields = {}
+    for name in sorted(ENCODERS, key=lambda name: name != DEFAULT_ENCODER):
+        for option, field in option_fields(ENCODERS[name].Options).items():
+            fields.setdefault(option, (name, field))
+    return fields
+
+
+def split_encoder_value(option: str, text: str, path_like: bool = False) -> tuple[str, str]:
+    """(encoder, value) of an ``--OPTION [ENCODER=]VALUE`` item: ``ENCODER=VALUE`` where the part
+    before the first "=" is an encoder's name, else the default encoder's (for ``path_like``
+    options, also where the whole item is an existing file). A name-like prefix that is no
+    encoder is refused in one line."""
+    name, sep, value = text.partition("=")
+    if not sep or (path_like and os.path.exists(text)) or not _ENCODER_NAME.fullmatch(name):
+        return DEFAULT_ENCODER, text
+    if name not in ENCODERS:
+        raise GanMetricsError(f"{option} {text}: unknown encoder {name!r}: use one of {', '.join(ENCODERS)} "
+                              f"({option} ENCODER=VALUE, or a bare value for {DEFAULT_ENCODER})")
+    return name, value
+
+
+def _encoder_option(option: str, encoder: str, field) -> click.Option:
+    choices = field.metadata.get("choices")
+    shown = f" One of {', '.join(map(str, choices))}." if choices else ""
+    return click.option(f"--{option.replace('_', '-')}", f"encoder_{option}", multiple=True,
+                        metavar="[ENCODER=]VALUE",
+                        help=f"{field.metadata.get('help', '')}{shown} A bare value is the {encoder}'s "
+                             f"[default: {field.default}]; repeat for other encoders.")
+
+
 OPTIONS = {
-    "weights": click.option("--weights", "weights", default=None, metavar="SPEC",
-                            help=f"Weights file, or random:SEED (uncalibrated). Default: ${ENV_WEIGHTS}, weights/, the user cache, then download."),
+    "weights": click.option("--weights", "weights", multiple=True, metavar="[ENCODER=]SPEC",
+                            help="Weights file, or random:SEED (uncalibrated); a bare SPEC is the "
+                                 f"{DEFAULT_ENCODER}'s. Default: each encoder's environment variable, weights/, the "
+                                 "user cache, then download."),
     "device": click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     "batch_size": click.option("--batch-size", default=50, show_default=True, type=int, help="Images per forward pass."),
     "workers": click.option("--workers", default=None, type=int, help="Decoding processes [default: CPUs - 1, at most 8]."),
-    "resize": click.option("--resize", default="tf", show_default=True, type=click.Choice(RESIZE_MODES),
-                           help="tf (as the TF code / torch-fidelity), pytorch (as pytorch-fid), clean (as clean-fid)."),
-    "dims": click.option("--dims", default="2048", show_default=True, type=click.Choice([str(d) for d in FEATURE_DIMS]),
-                         help="FID feature layer."),
+    **{f"encoder_{option}": _encoder_option(option, encoder, field)
+       for option, (encoder, field) in encoder_option_fields().items()},
     "limit": click.option("--limit", default=None, type=int, help="Use only the first N images of each source."),
     "recursive": click.option("--no-recursive", "recursive", flag_value=False, default=True, help="Do not search subfolders."),
     "key": click.option("--key", default=None, help="Array to read from an .npz source [default: the first holding uint8 images]."),
     "allow_mismatch": click.option("--allow-mismatch", is_flag=True,
-                                   help="Accept statistics files made with other resize or weights."),
+                                   help="Accept statistics files made with other encoder options or weights."),
     "strict": click.option("--strict", is_flag=True,
                            help="Refuse non-image files in folders and archives instead of skipping them."),
     "allow_tf32": click.option("--allow-tf32", is_flag=True,
-                               help="Let a CUDA GPU compute in TF32: faster on Ampere and later, but moves FID [default: exact fp32]."),
+                               help="Let a CUDA GPU compute in TF32: faster on Ampere and later, but moves the "
+                                    "features [default: exact fp32]."),
     "cache": click.option("--cache/--no-cache", "cache", default=None,
                           help="Cache the statistics (and feature banks) of every source / of none "
                                "[default: of the reference side when a folder or archive]."),
@@ -37,14 +83,31 @@ OPTIONS = {
     "quiet": click.option("--quiet", is_flag=True, help="No progress bar."),
 }
 SOURCE_FIELDS = ("limit", "recursive", "key", "strict")
+ENCODER_OPTIONS = tuple(name for name in OPTIONS if name.startswith("encoder_"))
+"""The shared options that set encoder options (``only=`` may name them all as "encoder_options")."""
+
+
+def _encoder_settings(given: dict) -> tuple[dict, dict]:
+    """({encoder: weights spec}, {encoder: {option: value}}) of the ``--weights`` and encoder
+    option items among ``given`` (removed from it)."""
+    weights = dict(split_encoder_value("--weights", item, path_like=True) for item in given.pop("weights", ()))
+    encoders: dict[str, dict] = {}
+    for name in ENCODER_OPTIONS:
+        option = name.removeprefix("encoder_")
+        for item in given.pop(name, ()):
+            encoder, value = split_encoder_value(f"--{option.replace('_', '-')}", item)
+            encoders.setdefault(encoder, {})[option] = value
+    return weights, encoders
 
 
 def shared_options(command=None, *, only: tuple[str, ...] | None = None):
-    """Add the shared options (or ``only`` those named) to a click command, which then receives
-    ``options: RunConfig`` (and ``as_json`` when that option is among them) instead."""
+    """Add the shared options (or ``only`` those named; "encoder_options" names every encoder
+    option) to a click command, which then receives ``options: RunConfig`` (and ``as_json``
+    when that option is among them) instead."""
     if command is None:
         return functools.partial(shared_options, only=only)
-    names = [name for name in OPTIONS if only is None or name in only]
+    wanted = None if only is None else set(only) | (set(ENCODER_OPTIONS) if "encoder_options" in only else set())
+    names = [name for name in OPTIONS if wanted is None or name in wanted]
     for name in reversed(names):
         command = OPTIONS[name](command)
 
@@ -53,25 +116,17 @@ def shared_options(command=None, *, only: tuple[str, ...] | None = None):
         given = {name: kwargs.pop(name) for name in names}
         as_json = given.pop("as_json", None)
         quiet = given.pop("quiet", True)
-        if "dims" in given:
-            given["dims"] = int(given["dims"])
+        weights, encoders = _encoder_settings(given)
         sources = SourceOptions(**{name: given.pop(name) for name in SOURCE_FIELDS if name in given})
-        options = RunConfig(**given, progress=not quiet, sources=sources)
+        options = RunConfig(**given, weights=weights, encoders=encoders, progress=not quiet, sources=sources)
         return command(options=options, **({"as_json": as_json} if "as_json" in names else {}), **kwargs)
 
     return wrapper
 
 
-CI_HELP = (
-    "Bootstrap a confidence interval over images from B resampled copies of each side (Poisson(1) "
-    "weights keyed by --ci-seed, side, image and replicate: the same for any --batch-size or --workers): "
-    "ci_low/ci_high for fid; <key>_ci_low/<key>_ci_high for eval's fid, is_mean and kid. A statistics file "
-    "without features as SOURCE_A "
-    "stays fixed. Memory: FID keeps every feature of each side, 4 x dims bytes an image (410 MB at 50,000 "
-    "images, 2048 dims); IS streams (8 MB at B=100). Time per replicate: FID 1.3 x N x dims^2 float64 flops "
-    "per resampled side plus one trace square root (0.5 s at 2048 dims on 2 CPU cores; about 10 s a "
-    "replicate at 50,000 images a side there); KID a whole KID; IS negligible."
-)
+CI_HELP = ("Bootstrap a confidence interval over images from B resampled copies of each side (the same for any "
+           "--batch-size or --workers): <key>_ci_low/<key>_ci_high for each metric that has one. A statistics file "
+           "without features as SOURCE_A stays fixed. See docs/metrics.md for its memory and time.")
 
 
 def interval_options(command):
@@ -82,9 +137,8 @@ def interval_options(command):
                   help="Coverage of the --ci interval, strictly between 0 and 1.")
     @click.option("--ci-method", "ci_method", type=click.Choice(IntervalOptions.METHODS), default="basic",
                   show_default=True,
-                  help="basic: the bootstrap quantiles mirrored about the value, which removes the metric's bias: "
-                       "an interval for its value on the distributions themselves (at 2048 dims it lies below FID "
-                       "at N); percentile: the quantiles themselves (shifted by twice the bias).")
+                  help="basic: the bootstrap quantiles mirrored about the value (removes the metric's bias); "
+                       "percentile: the quantiles themselves.")
     @click.option("--ci-seed", "ci_seed", type=click.IntRange(0), default=0, show_default=True,
                   help="Seed of the --ci image weights.")
     @functools.wraps(command)
@@ -109,8 +163,8 @@ def _metric_option(option: MetricOption) -> click.Option:
 
 class MetricOptionsCommand(click.Command):
     """A command that also takes every registered metric's options (``metrics.registry``; those
-    not already shared options, like ``dims``), read from the registry when the command runs:
-    a metric registered by one line brings its options. The callback receives them as keywords."""
+    not already shared options), read from the registry when the command runs: a metric
+    registered by one line brings its options. The callback receives them as keywords."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)

@@ -39,7 +39,8 @@ def _short(label: str) -> str:
 def plotted_keys(results: list, metrics: list) -> list[str]:
     """The result keys drawn as panels: every metric's keys but the spreads, in metric order."""
     present = results[0].results
-    return [key for metric in metrics for key in metric.keys if key in present and not key.endswith(SPREAD_SUFFIXES)]
+    keys = [metric.result_key(key) for metric in metrics for key in metric.keys if not key.endswith(SPREAD_SUFFIXES)]
+    return [key for key in keys if key in present]
 
 
 def plot_results(results: list, metrics: list):
@@ -49,7 +50,8 @@ def plot_results(results: list, metrics: list):
     ``<name>_fit``), its points against 1/N and each line extended to 1/N = 0."""
     Figure = _figure_class()
     keys = plotted_keys(results, metrics)
-    fits = [metric.name for metric in metrics if f"{metric.name}_fit" in results[0].details]
+    fits = [(metric.label, metric.result_key(f"{metric.name}_fit")) for metric in metrics
+            if metric.result_key(f"{metric.name}_fit") in results[0].details]
     panels = len(keys) + len(fits)
     columns = min(3, panels)
     rows = math.ceil(panels / columns)
@@ -77,9 +79,9 @@ def plot_results(results: list, metrics: list):
         ax.set_title(title)
         ax.set_xticks(positions, labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
         ax.set_xlim(-0.5, len(results) - 0.5)
-    for ax, name in zip(axes[len(keys):], fits):
+    for ax, (name, detail) in zip(axes[len(keys):], fits):
         for r in results:
-            fit = r.details[f"{name}_fit"]
+            fit = r.details[detail]
             inverse = [1 / n for n in fit["n"]]
             points = ax.plot(inverse, fit["value"], "o", markersize=3, label=_short(r.source_b), gid="points")
             ends = [0.0, max(inverse)]

@@ -11,8 +11,8 @@ The same rules for both:
   stops every rank at that step with the same message (no hang, no collective timeout).
 - **Merge in rank order.** Reducers (anything with ``state()``, ``from_state()`` (or ``restored()``) and ``merge()``)
   are gathered and merged in rank order 0..W-1 on every rank (``merged``; shard files in shard
-  order, ``merge_states``): every rank holds the same bits, and a feature bank is in global image
-  order before any seeded subset is drawn from it.
+  order, ``merge_states``, by ``evaluation/shards.py``): every rank holds the same bits, and a
+  feature bank is in global image order before any seeded subset is drawn from it.
 - **Rank 0 writes** (statistics files, the cache) and prints; a failure's one line is printed
   by every rank, so each node's log says why it stopped (``settle``).
 
@@ -305,57 +305,6 @@ def shard_info(source, spec: "ShardSpec", batch_size: int) -> dict:
     images = span(range(len(source)), batch_size, spec.index, spec.count)
     return {"index": spec.index, "count": spec.count, "start": images.start, "stop": images.stop,
             "total": len(source), "batch_size": batch_size, "names_sha256": names_digest(source)}
-
-
-def merge_shards(metas: Sequence[tuple[str, dict]], states_of: Callable[[int], dict]) -> tuple[dict, dict]:
-    """(the meta of the whole, {reducer kind: every shard's state merged in shard order}) of
-    shards given as (name, meta) pairs (``store/shardfile.py``), refused unless they are every
-    part of one run, once (same meta and source, shards 0..N-1 each exactly once, tiling the
-    images): checked on the metas alone, before ``states_of(i)`` ({kind: state} of ``metas[i]``)
-    reads any states, one shard at a time (memory: the merged reducers and one shard's states)."""
-    from ..metrics.reducers import REDUCERS  # NumPy: imported where shards merge, not by every command's start
-
-    if not metas:
-        raise GanMetricsError("stats merge needs shard files: pass e.g. part-*.npz")
-    first_name, first = metas[0]
-    common = {key: value for key, value in first.items() if key != "shard"}
-    run = {key: first["shard"][key] for key in ("count", "total", "batch_size", "names_sha256")}
-    by_index: dict[int, int] = {}
-    for position, (name, meta) in enumerate(metas):
-        info = meta["shard"]
-        mine = {key: value for key, value in meta.items() if key != "shard"} | {key: info[key] for key in run}
-        ours = common | run
-        differ = [key for key in sorted(set(mine) | set(ours)) if mine.get(key) != ours.get(key)]
-        if differ:
-            key = differ[0]
-            what = "the images (names)" if key == "names_sha256" else f"{key} ({mine.get(key)!r} vs {ours.get(key)!r})"
-            raise GanMetricsError(f"{name} differs from {first_name} in {what}: merge only the shards of one run "
-                                  "(same source, options and number of shards)")
-        index = info["index"]
-        if index in by_index:
-            raise GanMetricsError(f"{metas[by_index[index]][0]} and {name} are both shard {index}/{run['count']}: pass each shard once")
-        expected = span(range(run["total"]), run["batch_size"], index, run["count"])
-        if (info["start"], info["stop"]) != (expected.start, expected.stop):
-            raise GanMetricsError(f"{name} says it is shard {index}/{run['count']} but holds images {info['start']} "
-                                  f"to {info['stop'] - 1}: compute it again")
-        by_index[index] = position
-    missing = [index for index in range(run["count"]) if index not in by_index]
-    if missing:
-        images = span(range(run["total"]), run["batch_size"], missing[0], run["count"])
-        held = f"images {images.start} to {images.stop - 1}" if images else "no images"
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise GanMetricsError(f"shard {missing[0]}/{run['count']} ({held}) is missing{more}: compute it with "
-                              f"`ganmetrics stats SOURCE --shard {missing[0]}/{run['count']}` and pass every shard")
-    unknown = sorted(set(first["reducers"]) - set(REDUCERS))
-    if unknown:
-        raise GanMetricsError(f"{first_name} holds reducer states of kind {unknown[0]!r}, unknown to this ganmetrics: "
-                              f"merge with the version that wrote it ({common.get('version')})")
-    merged: dict[str, Any] = {}
-    for index in range(run["count"]):
-        for kind, state in states_of(by_index[index]).items():
-            part = REDUCERS[kind].from_state(state)
-            merged[kind] = part if kind not in merged else merged[kind].merge(part)
-    return {key: value for key, value in common.items() if key != "reducers"}, merged
 
 
 def strided_positions(local: torch.Tensor) -> torch.Tensor:

@@ -1,28 +1,34 @@
-"""The feature extractors by name: a new one is one module plus one line here."""
+"""The encoders by name: a new one is one module plus one line here.
 
-import functools
+Importing this module imports no torch: each encoder's class declares its name, features,
+roles, options and standard weights file, and builds its network only when it first runs.
+"""
+
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import GanMetricsError
+from .base import FeatureExtractor, parse_options
 from .inception.extractor import InceptionExtractor
-from .inception.spec import NAME as INCEPTION
-from .inception.weights import load_weights, random_seed_of, weights_identity
+
+ENCODERS: dict[str, type[FeatureExtractor]] = {
+    InceptionExtractor.name: InceptionExtractor,
+}
+DEFAULT_ENCODER = InceptionExtractor.name
+"""The encoder of a metric named without ``@ENCODER``, and of a bare ``--weights``/``--resize``."""
 
 
-def _inception(weights, device, resize: str, allow_tf32: bool, progress: bool) -> InceptionExtractor:
-    random_seed_of(weights)  # a malformed random:SEED is refused now; loading waits for a network
-    return InceptionExtractor(functools.partial(load_weights, weights, progress=progress), device, resize=resize,
-                              allow_tf32=allow_tf32, identify=functools.partial(weights_identity, weights))
+def encoder_class(name: str) -> type[FeatureExtractor]:
+    """The encoder class registered as ``name``; an unknown name is a one-line error listing the known ones."""
+    if name not in ENCODERS:
+        raise GanMetricsError(f"unknown encoder {name!r}: use one of {', '.join(ENCODERS)}")
+    return ENCODERS[name]
 
 
-EXTRACTORS = {INCEPTION: _inception}
-DEFAULT_EXTRACTOR = INCEPTION
-
-
-def build_extractor(name: str, **settings):
-    """The extractor ``name`` built with ``settings``: ``weights`` (a spec: a path, ``random:SEED``
-    or None), ``device`` (a ``torch.device``, or a function of no arguments returning one),
-    ``resize``, ``allow_tf32``, ``progress``. Weights and device are resolved on first need;
-    ``provenance_without_network`` identifies the weights without loading them."""
-    if name not in EXTRACTORS:
-        raise GanMetricsError(f"unknown feature extractor {name!r}: use one of {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name](**settings)
+def build_encoder(name: str, options: Mapping[str, Any] | None = None, **settings) -> FeatureExtractor:
+    """The encoder ``name`` with ``options`` ({option: value}, checked by ``parse_options``) and
+    ``settings``: ``weights`` (a path, ``random:SEED`` or None), ``device`` (a ``torch.device``,
+    or a function of no arguments returning one), ``allow_tf32``, ``progress``. Weights and
+    device are resolved on first need."""
+    cls = encoder_class(name)
+    return cls(parse_options(cls, options or {}), **settings)

@@ -1,4 +1,5 @@
-"""Density and coverage (Naeem et al. 2020) of pool3 features, as ``prdc.compute_prdc``.
+"""Density and coverage (Naeem et al. 2020) of an encoder's embedding (the Inception's pool3 by
+default), as ``prdc.compute_prdc``.
 
 With the reference set's k-NN radii r_i (``neighbours.knn_radii``), over N reference features
 x_i and M generated features y_j:
@@ -23,17 +24,19 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced, option
+from .base import Metric, Need, Reduced, Reducer, option
 from .neighbours import BLOCK, as_features, radii_need, require_more_than_k, sweep
 
 if TYPE_CHECKING:
     import torch
 
+    from ..extractors.base import FeatureExtractor
+
 DISTANCES = "prdc"
 """How density and coverage measure distances (``neighbours.DISTANCES``): as prdc."""
 
 
-class CoverageCounts:
+class CoverageCounts(Reducer):
     """Streaming state of density and coverage of a generated set against a fixed reference
     (``given``: its float32 (N, D) features and (N,) k-NN radii): how many (reference ball,
     generated feature) pairs are within the radius, how many generated features were seen, and
@@ -47,6 +50,7 @@ class CoverageCounts:
     D = 2048) and one block of distances (``neighbours``): nothing grows with the generated images."""
 
     kind: ClassVar[str] = "coverage_counts"
+    state_fields = ("within", "images", "covered")
 
     @classmethod
     def create(cls, dims: int, total: int | None, device: torch.device | str, k: int,
@@ -127,7 +131,7 @@ def density_coverage(within: int, images: int, covered: np.ndarray, k: int) -> t
 
 @dataclass(frozen=True)
 class DensityCoverage(Metric):
-    """Density and coverage on pool3 with the reference's k-NN balls of ``dc_k`` (5). The
+    """Density and coverage of embeddings with the reference's k-NN balls of ``dc_k`` (5). The
     reference needs more than ``dc_k`` images; a generated side streams (``CoverageCounts``)."""
 
     name = "dc"
@@ -139,19 +143,19 @@ class DensityCoverage(Metric):
         if self.dc_k < 1:
             raise GanMetricsError(f"--dc-k must be at least 1, got {self.dc_k}")
 
-    def reference_needs(self, extractor) -> list[Need]:
-        radii = radii_need(extractor.default_feature("dc"), self.dc_k, DISTANCES)
+    def reference_needs(self, extractor: FeatureExtractor) -> list[Need]:
+        radii = radii_need(extractor.name, extractor.default_feature(self), self.dc_k, DISTANCES)
         return [radii.source, radii]
 
-    def needs(self, extractor) -> list[Need]:
-        feature = extractor.default_feature("dc")
-        return [Need(feature, CoverageCounts, (("k", self.dc_k),), given=tuple(self.reference_needs(extractor)))]
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        feature = extractor.default_feature(self)
+        return [Need(extractor.name, feature, CoverageCounts, (("k", self.dc_k),),
+                     given=tuple(self.reference_needs(extractor)))]
 
     def check_counts(self, n_a: int | None, n_b: int | None) -> None:
         require_more_than_k(self.dc_k, "--dc-k", "D/C", {"reference": n_a})
 
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
-        counts = next(value for need, value in b.items()
-                      if need.reducer is CoverageCounts and need.options == (("k", self.dc_k),))
+        (counts,) = b.values()
         density, coverage = density_coverage(*counts, self.dc_k)
         return {"density": density, "coverage": coverage}

@@ -1,5 +1,7 @@
 """Fréchet Inception Distance (Heusel et al. 2017) between two Gaussians of features."""
 
+from __future__ import annotations
+
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -9,11 +11,13 @@ import scipy.linalg
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option
-from .linalg import trace_sqrt_product
+from .linalg import covariance_rank, trace_sqrt_product
 from .reducers import GaussianStats
 
 if TYPE_CHECKING:
     import torch
+
+    from ..extractors.base import FeatureExtractor
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -43,26 +47,32 @@ def frechet_distance_scipy(mu1, sigma1, mu2, sigma2) -> float:
 
 @dataclass(frozen=True)
 class FID(Metric):
-    """FID of the ``dims``-wide tap (64, 192, 768 or 2048 = pool3), in squared feature units.
-    Streams: a count, mean and co-moment per side (``GaussianStats``)."""
+    """FID of the encoder's ``frechet`` features (the Inception's ``--dims`` tap: 2048 = pool3
+    by default), in squared feature units. Streams: a count, mean and co-moment per side
+    (``GaussianStats``). With ``fid_ranks`` its details also give each side's covariance rank."""
 
     name = "fid"
     sides = 2
     keys = ("fid",)
     interval_keys = ("fid",)
-    dims: int = option(2048, "FID feature layer.")
+    role = "frechet"
+    fid_ranks: bool = option(False, "FID: also report each side's covariance rank (details fid_rank_a, fid_rank_b).")
 
-    def need(self, extractor) -> Need:
-        return Need(extractor.feature_of_dims(self.dims), GaussianStats)
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), GaussianStats)]
 
-    def needs(self, extractor) -> list[Need]:
-        return [self.need(extractor)]
+    def compute(self, a: Reduced, b: Reduced, device: "torch.device | None" = None) -> dict:
+        (ref,), (other,) = a.values(), b.values()
+        dims = len(ref.mu)
+        warn_if_singular(ref, other, dims, "FID", "use more than {dims} images or features of fewer dimensions")
+        out = {"fid": frechet_distance(ref.mu, ref.sigma, other.mu, other.sigma, device)}
+        if self.fid_ranks:
+            out.update(fid_rank_a=covariance_rank(ref.sigma), fid_rank_b=covariance_rank(other.sigma))
+        return out
 
-    def compute(self, a: Reduced, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:
-        (need,) = (n for n in a if n.reducer is GaussianStats and n.feature == str(self.dims))
-        ref, other = a[need], b[need]
-        warn_if_singular(ref, other, self.dims, "FID", "use more than {dims} images or a smaller --dims")
-        return {"fid": frechet_distance(ref.mu, ref.sigma, other.mu, other.sigma, device)}
+    def settings(self, a: Reduced | None, b: Reduced) -> dict:
+        """``dims``: the width of the features compared."""
+        return {"dims": len(next(iter(a.values())).mu)}
 
 
 def warn_if_singular(ref, other, dims: int, metric: str, advice: str) -> None:

@@ -1,5 +1,7 @@
 """Inception Score (Salimans et al. 2016) from per-split sums of class probabilities."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,8 @@ from .reducers import SplitSums
 
 if TYPE_CHECKING:
     import torch
+
+    from ..extractors.base import FeatureExtractor
 
 
 def inception_score_from_sums(
@@ -39,8 +43,8 @@ def inception_score_from_sums(
 
 @dataclass(frozen=True)
 class InceptionScore(Metric):
-    """IS of a generated set: mean and population std over contiguous splits of the extractor's
-    unbiased logits: ``splits`` equal splits (the original TF code's), or with ``is_split_size``
+    """IS of a generated set: mean and population std over contiguous splits of the encoder's
+    class logits (the Inception's unbiased ones): ``splits`` equal splits (the original TF code's), or with ``is_split_size``
     runs of that many images, the last one shorter (the ADM evaluator's, which reports the mean
     over splits of 5000). One-sided; streams (``SplitSums``)."""
 
@@ -48,6 +52,7 @@ class InceptionScore(Metric):
     sides = 1
     keys = ("is_mean", "is_std")
     interval_keys = ("is_mean",)
+    role = "logits"
     splits: int = option(10, "IS: contiguous splits for mean ± std.")
     is_split_size: int | None = option(None, "IS: contiguous splits of this many images instead of --splits, the "
                                              "last one shorter (the ADM evaluator uses 5000).")
@@ -63,11 +68,12 @@ class InceptionScore(Metric):
             return (("splits", self.splits),)
         return (("split_size", self.is_split_size),)
 
-    def needs(self, extractor) -> list[Need]:
-        return [Need(extractor.default_feature("is"), SplitSums, self._split_options())]
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), SplitSums, self._split_options())]
 
-    def _sums(self, b: Reduced) -> tuple:
-        (sums,) = (value for need, value in b.items() if need.reducer is SplitSums and need.options == self._split_options())
+    @staticmethod
+    def _sums(b: Reduced) -> tuple:
+        (sums,) = b.values()
         return sums
 
     def compute(self, a: Reduced | None, b: Reduced, device: "torch.device | None" = None) -> dict[str, float]:

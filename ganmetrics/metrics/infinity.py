@@ -30,13 +30,14 @@ import numpy as np
 
 from ..errors import GanMetricsError
 from .base import Metric, Need, Reduced, option, seed_option
-from .bootstrap import bank_for_weights, weighted_gaussian
 from .fid import frechet_distance
 from .inception_score import inception_score_from_sums
-from .reducers import FeatureBank, GaussianStats, SplitSums
+from .reducers import FeatureBank, GaussianStats, SplitSums, bank_for_weights, weighted_gaussian
 
 if TYPE_CHECKING:
     import torch
+
+    from ..extractors.base import FeatureExtractor
 
 ROWS_AT_ONCE = 8192
 """IS∞: logits of a subset turned into probabilities at once (float64, 8 K bytes each)."""
@@ -104,24 +105,25 @@ class _Extrapolated(Metric):
 
 @dataclass(frozen=True)
 class FIDInfinity(_Extrapolated):
-    """FID∞ of the ``dims``-wide features: every generated feature (a bank) against the
+    """FID∞ of the encoder's ``frechet`` features: every generated feature (a bank) against the
     reference's Gaussian statistics (which may come from a statistics file)."""
 
     name = "fid_inf"
     sides = 2
     keys = ("fid_inf", "fid_inf_se")
-    dims: int = option(2048, "FID feature layer.")
+    role = "frechet"
 
-    def needs(self, extractor) -> list[Need]:
-        return [Need(extractor.feature_of_dims(self.dims), FeatureBank)]
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), FeatureBank)]
 
-    def reference_needs(self, extractor) -> list[Need]:
-        return [Need(extractor.feature_of_dims(self.dims), GaussianStats)]
+    def reference_needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), GaussianStats)]
 
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict:
         (reference,), (bank,) = a.values(), b.values()
-        if self.inf_min <= self.dims:
-            warnings.warn(f"FID∞'s smallest samples (--inf-min {self.inf_min}) have no more images than {self.dims} "
+        dims = bank.shape[1]
+        if self.inf_min <= dims:
+            warnings.warn(f"FID∞'s smallest samples (--inf-min {self.inf_min}) have no more images than {dims} "
                           "dims: their covariances are singular", stacklevel=2)
 
         features, mean = bank_for_weights(bank, device)
@@ -134,6 +136,10 @@ class FIDInfinity(_Extrapolated):
 
         return self._extrapolated(len(bank), fid_of)
 
+    def settings(self, a: Reduced | None, b: Reduced) -> dict:
+        """Its options, and ``dims``: the width of the features compared."""
+        return {**super().settings(a, b), "dims": len(next(iter(a.values())).mu)}
+
 
 @dataclass(frozen=True)
 class ISInfinity(_Extrapolated):
@@ -142,9 +148,10 @@ class ISInfinity(_Extrapolated):
     name = "is_inf"
     sides = 1
     keys = ("is_inf", "is_inf_se")
+    role = "logits"
 
-    def needs(self, extractor) -> list[Need]:
-        return [Need(extractor.default_feature("is"), FeatureBank)]
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), FeatureBank)]
 
     def compute(self, a: Reduced | None, b: Reduced, device: torch.device | None = None) -> dict:
         import torch

@@ -12,6 +12,8 @@ all-float64 evaluation (closer than torch-fidelity). Not streamable: each side k
 all its features (``FeatureBank``). torch is imported where the kernels are computed.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ from .reducers import FeatureBank
 
 if TYPE_CHECKING:
     import torch
+
+    from ..extractors.base import FeatureExtractor
 
 
 def polynomial_mmd2(x: "torch.Tensor", y: "torch.Tensor", degree: int, gamma: float, coef0: float) -> float:
@@ -88,12 +92,13 @@ class KID(Metric):
         if self.kid_degree < 1:
             raise GanMetricsError(f"--kid-degree must be at least 1, got {self.kid_degree}")
 
-    def needs(self, extractor) -> list[Need]:
-        return [Need(extractor.default_feature("kid"), FeatureBank)]
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), FeatureBank)]
 
-    def _banks(self, a: Reduced, b: Reduced) -> tuple[np.ndarray, np.ndarray]:
-        (need,) = (n for n in a if n.reducer is FeatureBank)
-        return a[need], b[need]
+    @staticmethod
+    def _banks(a: Reduced, b: Reduced) -> tuple[np.ndarray, np.ndarray]:
+        (reference,), (generated,) = a.values(), b.values()
+        return reference, generated
 
     def subset_size(self, n_a: int, n_b: int) -> int:
         """The subset size used for sides of ``n_a`` and ``n_b`` images: ``kid_subset_size``,

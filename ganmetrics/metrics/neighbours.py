@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import Need
+from .base import Need, Reducer
 from .reducers import FeatureBank
 
 if TYPE_CHECKING:
@@ -189,12 +189,13 @@ def as_features(features: np.ndarray | torch.Tensor, device: torch.device | str 
     return torch.as_tensor(features).to(torch.device("cpu") if device is None else device, torch.float32)
 
 
-class NeighbourRadii:
-    """``Derivation`` of a ``FeatureBank``: the radii of its k-NN balls (``knn_radii``) for the
+class NeighbourRadii(Reducer):
+    """A derivation of a ``FeatureBank``: the radii of its k-NN balls (``knn_radii``) for the
     options ``k`` and ``distances`` (a kind of ``DISTANCES``), float32 (N,) NumPy. Costs one
     sweep of N x N distances, so the engine caches it with the reference side (4 bytes an image)."""
 
     kind: ClassVar[str] = "neighbour_radii"
+    value_fields = ("radii",)
     source: ClassVar[type] = FeatureBank
 
     @classmethod
@@ -202,15 +203,15 @@ class NeighbourRadii:
         return knn_radii(as_features(features, device), k, distances).cpu().numpy()
 
     @classmethod
-    def state(cls, radii: np.ndarray) -> dict[str, np.ndarray]:
+    def value_arrays(cls, radii: np.ndarray) -> dict[str, np.ndarray]:
         return {"radii": np.asarray(radii, np.float32)}
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> np.ndarray:
-        return state["radii"]
+    def value_of(cls, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return arrays["radii"]
 
 
-def radii_need(feature: str, k: int, kind: str) -> Need:
-    """The need of the k-NN radii of ``feature``'s bank with ``kind`` distances (one spelling,
-    so metrics share it)."""
-    return Need(feature, NeighbourRadii, (("k", k), ("distances", kind)))
+def radii_need(encoder: str, feature: str, k: int, kind: str) -> Need:
+    """The need of the k-NN radii of ``encoder``'s ``feature`` bank with ``kind`` distances (one
+    spelling, so metrics share it)."""
+    return Need(encoder, feature, NeighbourRadii, (("k", k), ("distances", kind)))

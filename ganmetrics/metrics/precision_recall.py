@@ -1,4 +1,5 @@
-"""Improved precision and recall (Kynkäänniemi et al. 2019) of pool3 features.
+"""Improved precision and recall (Kynkäänniemi et al. 2019) of an encoder's embedding (the
+Inception's pool3 by default).
 
 Each set's features are covered by k-NN balls (``neighbours.knn_radii``). Precision: the share
 of generated features inside some ball of the reference set; recall: the share of reference
@@ -13,7 +14,7 @@ torch-fidelity and ADM compare. Two variants (``neighbours.VARIANTS``):
   (``ManifoldEstimator``), in its blocks, with one cross sweep whose rows are the reference (its
   ``evaluate_pr``): the numbers ADM-style papers report.
 
-Both sides keep every feature (``FeatureBank``: 8 KiB an image at D = 2048) and their radii (a
+Both sides keep every feature (``FeatureBank``: 4 D bytes an image, 8 KiB at D = 2048) and their radii (a
 derived value, cached with the reference); the distances stream in blocks (memory bound in
 ``neighbours``). Values are counts over N as float64 (torch-fidelity reports the float32 of the
 same count over N).
@@ -34,6 +35,8 @@ from .neighbours import (BLOCK, VARIANTS, as_features, inside_balls, mutually_in
 if TYPE_CHECKING:
     import torch
 
+    from ..extractors.base import FeatureExtractor
+
 
 def precision_recall(reference: np.ndarray, reference_radii: np.ndarray, generated: np.ndarray,
                      generated_radii: np.ndarray, variant: str = "exact", device: torch.device | str | None = None,
@@ -53,7 +56,7 @@ def precision_recall(reference: np.ndarray, reference_radii: np.ndarray, generat
 
 @dataclass(frozen=True)
 class PrecisionRecall(Metric):
-    """Precision and recall on pool3 with k-NN balls of ``pr_k`` (3) and the distances of
+    """Precision and recall of embeddings with k-NN balls of ``pr_k`` (3) and the distances of
     ``pr_variant`` (exact or adm). Each side needs more than ``pr_k`` images."""
 
     name = "pr"
@@ -69,15 +72,14 @@ class PrecisionRecall(Metric):
         if self.pr_variant not in VARIANTS:
             raise GanMetricsError(f"--pr-variant {self.pr_variant!r} is unknown: use one of {', '.join(VARIANTS)}")
 
-    def needs(self, extractor) -> list[Need]:
-        radii = radii_need(extractor.default_feature("pr"), self.pr_k, self.pr_variant)
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        radii = radii_need(extractor.name, extractor.default_feature(self), self.pr_k, self.pr_variant)
         return [radii.source, radii]
 
     def check_counts(self, n_a: int | None, n_b: int | None) -> None:
         require_more_than_k(self.pr_k, "--pr-k", "P/R", {"reference": n_a, "generated": n_b})
 
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
-        radii = next(need for need in a if need == radii_need(need.feature, self.pr_k, self.pr_variant))
-        bank = radii.source
+        bank, radii = a  # as ``needs`` lists them
         precision, recall = precision_recall(a[bank], a[radii], b[bank], b[radii], self.pr_variant, device)
         return {"precision": precision, "recall": recall}

@@ -2,19 +2,27 @@
 not depend on the image count, and the feature bank, which keeps every feature.
 
 Each has ``update(x, positions)``, ``merge(other)`` and ``state()``/``from_state()``; batches,
-workers, ranks and shard files all combine through ``merge`` (ranks and shards by
-``engine/distributed.py``, generically). No I/O and no metric math here: the metric modules
-turn ``result()`` into numbers.
+workers, ranks and shard files all combine through ``merge``. Each declares its state fields and
+the fields its value is stored as (statistics files, the cache), the fewest images it needs, and
+how a bootstrap over images resamples it (``evaluation/intervals.py``). No I/O and no metric math
+here: the metric modules turn ``result()`` into numbers.
 torch is imported by the methods that make tensors, so that the classes can name what a metric
 needs (``base.Need``) in a process that never runs a network (FID between two statistics files).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import functools
 
 import numpy as np
+
+from ..errors import GanMetricsError
+from .base import Need, Reducer
+from .resampling import GENERATED, poisson_weights
 
 if TYPE_CHECKING:
     import torch
@@ -30,7 +38,7 @@ class Gaussian:
     n: int | None
 
 
-class GaussianStats:
+class GaussianStats(Reducer):
     """Count, mean and co-moment of D-dimensional features, in float64.
 
     ``update`` and ``merge`` use the pairwise formulas of Chan et al., so the result does not
@@ -41,6 +49,8 @@ class GaussianStats:
     """
 
     kind: ClassVar[str] = "gaussian"
+    state_fields = ("count", "mean", "comoment")
+    value_fields = ("n", "mu", "sigma")
     ROWS: ClassVar[int] = 128  # co-moment rows per step of ``_combine`` (2 MB at D = 2048)
 
     @classmethod
@@ -115,6 +125,40 @@ class GaussianStats:
     def result(self) -> Gaussian:
         return Gaussian(self.mu(), self.sigma(), self.count)
 
+    def covers(self, positions: range) -> bool:
+        return self.count == len(positions)
+
+    @classmethod
+    def value_arrays(cls, value: Gaussian) -> dict[str, np.ndarray]:
+        """{"n" int64 () (-1: unknown), "mu" float64 (D,), "sigma" float64 (D, D)}: pytorch-fid's keys."""
+        return {"n": np.int64(-1 if value.n is None else value.n), "mu": np.asarray(value.mu, np.float64),
+                "sigma": np.asarray(value.sigma, np.float64)}
+
+    @classmethod
+    def value_of(cls, arrays: Mapping[str, np.ndarray]) -> Gaussian:
+        n = int(arrays["n"]) if "n" in arrays else -1
+        return Gaussian(arrays["mu"], arrays["sigma"], n if n >= 0 else None)
+
+    @classmethod
+    def fewest(cls, options: Mapping[str, Any], names: str) -> tuple[int, str]:
+        return 2, f"a covariance ({names.upper()})"
+
+    @classmethod
+    def resampling(cls, need: Need, stream: int, replicates: int, seed: int) -> Need:
+        """A bootstrap recomputes the Gaussian from the side's feature bank, weighted."""
+        return Need(need.encoder, need.feature, FeatureBank)
+
+    @classmethod
+    def prepare_resampling(cls, bank: np.ndarray, device: torch.device | None) -> tuple:
+        return bank_for_weights(bank, device)
+
+    @classmethod
+    def resampled(cls, need: Need, source: Any, replicate: int, weights: Callable[[int], np.ndarray],
+                  device: torch.device | None) -> Gaussian:
+        """``source``: ``prepare_resampling`` of the bank (on the device once)."""
+        features, mean = source
+        return weighted_gaussian(features, mean, weights(len(features)))
+
     def mu(self) -> np.ndarray:
         """Mean, float64 (D,)."""
         return self.mean.cpu().numpy().copy()
@@ -126,7 +170,69 @@ class GaussianStats:
         return (self.comoment / (self.count - 1)).cpu().numpy()
 
 
-class SplitSums:
+def weighted_gaussian(features: np.ndarray | torch.Tensor, mean: np.ndarray | torch.Tensor, weights: np.ndarray,
+                      rows_at_once: int = 8192) -> Gaussian:
+    """The Gaussian (mean, unbiased covariance, count) of the multiset that holds image i
+    ``weights[i]`` times: equal, to rounding, to ``GaussianStats`` of the repeated rows.
+
+    ``features``: float (N, D), a NumPy array (computed with NumPy's BLAS) or a tensor (computed
+    with torch on its device, e.g. a GPU); ``mean``: their unweighted mean, float64 (D,), of the
+    same kind (rows are centred on it in float64 before the products, for accuracy);
+    ``weights``: integer (N,). Only rows of nonzero weight are read, ``rows_at_once`` at a time:
+    2 n D² float64 flops for n such rows, and 8 D (D + rows_at_once) bytes.
+    """
+    import torch
+
+    chosen = np.flatnonzero(weights)
+    total = int(weights[chosen].sum())
+    if total < 2:
+        raise GanMetricsError("a bootstrap replicate drew fewer than 2 images: use more images")
+    if isinstance(features, torch.Tensor):
+        device = features.device
+
+        def as_array(values: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(values).to(device)
+
+        def rows_at(index: np.ndarray) -> torch.Tensor:
+            return features[as_array(index)].to(torch.float64) - mean
+
+        zeros, outer = functools.partial(torch.zeros, dtype=torch.float64, device=device), torch.outer
+    else:
+        def as_array(values: np.ndarray) -> np.ndarray:
+            return values
+
+        def rows_at(index: np.ndarray) -> np.ndarray:
+            return features[index].astype(np.float64) - mean
+
+        zeros, outer = np.zeros, np.outer
+    dims = features.shape[1]
+    shift, comoment = zeros(dims), zeros((dims, dims))  # sums of w (x - mean), w (x - mean)(x - mean)^T
+    for start in range(0, len(chosen), rows_at_once):
+        index = chosen[start:start + rows_at_once]
+        rows, w = rows_at(index), as_array(weights[index].astype(np.float64))
+        shift += w @ rows
+        comoment += (rows * w[:, None]).T @ rows
+    delta = shift / total
+    comoment -= outer(delta, delta) * total
+    mu, sigma = mean + delta, comoment / (total - 1)
+    if isinstance(mu, torch.Tensor):
+        mu, sigma = mu.cpu().numpy(), sigma.cpu().numpy()
+    return Gaussian(mu, sigma, total)
+
+
+def bank_for_weights(bank: np.ndarray, device: torch.device | None = None) -> tuple:
+    """The ``features`` and ``mean`` arguments of ``weighted_gaussian`` for a feature bank (float32
+    (N, D)): NumPy arrays on the CPU (``device`` None or the CPU), else tensors on ``device``."""
+    import torch
+
+    if device is None or torch.device(device).type == "cpu":
+        bank = np.asarray(bank)
+        return bank, bank.mean(axis=0, dtype=np.float64)
+    tensor = torch.as_tensor(bank).to(device)
+    return tensor, tensor.to(torch.float64).mean(dim=0)
+
+
+class SplitSums(Reducer):
     """Per-split sums for the Inception Score of class probabilities (K = 1008 for the FID Inception).
 
     For each split: the count, the sum of p(y|x) over images (float64, 1008) and the sum over
@@ -142,6 +248,7 @@ class SplitSums:
     """
 
     kind: ClassVar[str] = "split_sums"
+    state_fields = ("splits", "split_size", "total", "seen", "counts", "prob_sums", "neg_entropy_sums")
 
     @classmethod
     def create(cls, dims: int, total: int | None, device: torch.device | str = "cpu", splits: int | None = 10,
@@ -261,6 +368,25 @@ class SplitSums:
         """The further constructor keywords that a subclass's ``state()`` records (here none)."""
         return {}
 
+    @classmethod
+    def fewest(cls, options: Mapping[str, Any], names: str) -> tuple[int, str]:
+        if "splits" in options:
+            return max(2, options["splits"]), f"an Inception Score over {options['splits']} splits"
+        return 2, "an Inception Score"  # with a split size, as many splits as the images make
+
+    @classmethod
+    def resampling(cls, need: Need, stream: int, replicates: int, seed: int) -> Need:
+        """A bootstrap streams ``replicates`` weighted copies of the sums."""
+        options = need.options + (("replicates", replicates), ("seed", seed), ("stream", stream))
+        return Need(need.encoder, need.feature, ReplicatedSplitSums, options)
+
+    @classmethod
+    def resampled(cls, need: Need, source: Any, replicate: int, weights: Callable[[int], np.ndarray],
+                  device: torch.device | None) -> tuple:
+        counts, *rest = (part[replicate] for part in source)
+        drawn = counts > 0  # a short split (the last of --is-split-size) may draw no image: it has no score
+        return (counts[drawn], *(part[drawn] for part in rest))
+
     def merge(self, other: "SplitSums") -> "SplitSums":
         """Fold ``other`` (which saw other positions of the same set) into this one."""
         fixed_splits_differ = self.split_size is None and other.splits != self.splits
@@ -287,7 +413,7 @@ forward pass's short-lived blocks. A bank that kept each batch's tensor held blo
 part of what made peak memory grow with the image count (issue 10; ``runtime.release_free_memory``)."""
 
 
-class FeatureBank:
+class FeatureBank(Reducer):
     """Every image's features, float32, kept with their global positions; ``result()`` returns
     them in global image order, float32 (N, D) NumPy, whatever the batching or the workers.
     For what cannot stream (KID draws subsets of the whole set). Each batch is copied into
@@ -298,6 +424,8 @@ class FeatureBank:
     """
 
     kind: ClassVar[str] = "feature_bank"
+    state_fields = ("positions", "features")
+    value_fields = ("features",)
 
     @classmethod
     def create(cls, dims: int, total: int | None = None, device: torch.device | str = "cpu") -> "FeatureBank":
@@ -387,8 +515,72 @@ class FeatureBank:
         bank.update(torch.as_tensor(state["features"]), torch.as_tensor(state["positions"]))
         return bank
 
+    def covers(self, positions: range) -> bool:
+        return np.array_equal(self._ordered()[0].cpu().numpy(), np.arange(positions.start, positions.stop))
 
-REDUCERS = {reducer.kind: reducer for reducer in (GaussianStats, SplitSums, FeatureBank)}
-"""The reducers of this module by ``kind``: what rebuilds the states that a shard file holds
-(``stats --shard`` writes the FID tap's Gaussian and, with ``--features``, its bank). The
-bootstrap's and density/coverage's reducers live with their metrics and never reach a file."""
+    @classmethod
+    def value_arrays(cls, value: np.ndarray) -> dict[str, np.ndarray]:
+        """{"features": float32 (N, D) in image order}."""
+        return {"features": np.asarray(value, np.float32)}
+
+    @classmethod
+    def value_of(cls, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(arrays["features"], np.float32)
+
+    @classmethod
+    def resampling(cls, need: Need, stream: int, replicates: int, seed: int) -> Need:
+        """A bootstrap repeats the bank's rows by their weights."""
+        return need
+
+    @classmethod
+    def resampled(cls, need: Need, source: Any, replicate: int, weights: Callable[[int], np.ndarray],
+                  device: torch.device | None) -> np.ndarray:
+        return np.repeat(source, weights(len(source)), axis=0)
+
+
+class ReplicatedSplitSums(SplitSums):
+    """``SplitSums`` of ``replicates`` bootstrap resamplings at once, streamed: image i adds to
+    replicate r's sums ``poisson_weights(seed, stream, [r], [i])`` times, in its own split (the
+    splits stay those of the whole set). ``counts`` float64 (R, S), ``prob_sums`` (R, S, K),
+    ``neg_entropy_sums`` (R, S); memory 8 R S (K + 2) bytes. ``result()``: those three as NumPy
+    arrays, replicate first."""
+
+    kind: ClassVar[str] = "replicated_split_sums"
+    state_fields = SplitSums.state_fields + ("replicates", "seed", "stream")
+
+    @classmethod
+    def create(cls, dims: int, total: int | None, device: torch.device | str = "cpu", splits: int | None = 10,
+               split_size: int | None = None, replicates: int = 100, seed: int = 0,
+               stream: int = GENERATED) -> "ReplicatedSplitSums":
+        return cls(None if split_size else splits, total, dims, device, split_size, replicates, seed, stream)
+
+    def __init__(self, splits: int | None, total: int | None, num_classes: int = 1008,
+                 device: torch.device | str = "cpu", split_size: int | None = None, replicates: int = 100,
+                 seed: int = 0, stream: int = GENERATED):
+        super().__init__(splits, total, num_classes, device, split_size)
+        self.replicates, self.seed, self.stream = replicates, seed, stream
+        self.counts = self.counts.expand(replicates, -1).clone()
+        self.prob_sums = self.prob_sums.expand(replicates, -1, -1).clone()
+        self.neg_entropy_sums = self.neg_entropy_sums.expand(replicates, -1).clone()
+
+    def _accumulate(self, one_hot: torch.Tensor, p: torch.Tensor, positions: torch.Tensor) -> None:
+        import torch
+
+        weights = poisson_weights(self.seed, self.stream, range(self.replicates), positions.cpu().numpy())
+        weighted = torch.from_numpy(weights).to(p.device, torch.float64)[:, None, :] * one_hot  # (R, S, N)
+        self.counts += weighted.sum(dim=2)
+        self.prob_sums += weighted @ p
+        self.neg_entropy_sums += weighted @ torch.special.xlogy(p, p).sum(dim=1)
+
+    def merge(self, other: "ReplicatedSplitSums") -> "ReplicatedSplitSums":
+        if (other.replicates, other.seed, other.stream) != (self.replicates, self.seed, self.stream):
+            raise ValueError("cannot merge bootstrap split sums of other replicates, seeds or streams")
+        return super().merge(other)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "replicates": np.int64(self.replicates), "seed": np.uint64(self.seed),
+                "stream": np.int64(self.stream)}
+
+    @classmethod
+    def _options_of_state(cls, state: dict) -> dict:
+        return {"replicates": int(state["replicates"]), "seed": int(state["seed"]), "stream": int(state["stream"])}

@@ -34,6 +34,8 @@ except ImportError:  # pragma: no cover
 class _ArchiveSource(ImageSource):
     """An archive file; its identity is its path, size, modification time and chosen members."""
 
+    cached_by_default = True
+
     kind: str
     path: Path
 

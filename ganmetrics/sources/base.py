@@ -153,11 +153,14 @@ class ImageSource:
     """A finite, ordered set of images. Subclasses set ``names`` and implement ``read`` (random
     access, picklable for worker processes) or ``iterate`` (one sequential pass).
 
-    ``in_process``: must be read in the main process (generators: CUDA modules, closures).
+    ``in_process``: must be read in the main process (generators: CUDA modules, closures);
+    ``cached_by_default``: a reference side of this kind goes through the statistics cache
+    unless told otherwise (files on disk that are read again, unlike arrays in memory).
     """
 
     random_access = True
     in_process = False
+    cached_by_default = False
     names: list[str]
 
     def __len__(self) -> int:

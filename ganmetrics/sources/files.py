@@ -28,6 +28,8 @@ def _is_regular(path: str) -> bool:
 class FolderSource(ImageSource):
     """Image files under a folder, sorted by relative path; hidden files and folders skipped."""
 
+    cached_by_default = True
+
     def __init__(self, root: Path, recursive: bool = True, strict: bool = False):
         self.root = root
         try:

@@ -20,10 +20,16 @@ def _umask() -> int:
 
 
 def check_writable_folder(path: str | os.PathLike, option: str) -> None:
-    """Refuse, before any work, writing ``path`` into a folder that is missing or not writable;
-    ``option`` names how the user gave the path (``-o``, ``--plot``), for the message."""
+    """Refuse, before any work, writing ``path`` into a folder that is missing, cannot be
+    entered (a folder of another user: an operating-system error on the path) or is not
+    writable; ``option`` names how the user gave the path (``-o``, ``--plot``), for the message."""
     folder = Path(path).parent
-    if not folder.is_dir():
+    try:
+        exists = folder.is_dir()
+    except OSError as err:
+        raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(folder)} cannot be reached "
+                              f"({err.strerror or err}); choose another {option} or fix its permissions") from None
+    if not exists:
         raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(folder)} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise GanMetricsError(f"cannot write {quoted(path)}: folder {quoted(folder)} is not writable; choose another {option}")

@@ -1,39 +1,35 @@
-"""Shard files: the exact reduced state of one part of a source (``ganmetrics stats --shard
+"""Shard files: the exact reduced states of one part of a source (``ganmetrics stats --shard
 K/N``), which ``ganmetrics stats merge`` turns into an ordinary statistics file.
 
-``.npz`` with ``meta``, a 0-d JSON string: the ``meta`` of a statistics file (extractor, dims,
-resize, weights, tf32, version, source) plus ``shard`` ({"index", "count", "start", "stop",
-"total", "batch_size", "names_sha256"}: part ``index`` of ``count``, images ``start`` to
-``stop`` of ``total``, made with ``batch_size``, of a source whose image names hash to
-``names_sha256``) and ``reducers`` (their kinds); then each reducer's ``state()`` as arrays
-named ``<kind>.<key>``: ``gaussian.count`` int64 (), ``gaussian.mean`` float64 (D,),
-``gaussian.comoment`` float64 (D, D) (the co-moment, not the covariance: merging is exact), and
-with ``--features`` ``feature_bank.positions`` int64 (n,) and ``feature_bank.features``
-float32 (n, D). No ``mu``/``sigma``: a shard file is never mistaken for statistics. Written
-atomically; a file read is checked to hold what its meta says, in finite numbers.
+A file of the one layout (``states.py``) whose entries are reducer *states* (a Gaussian's count,
+mean and co-moment, not its covariance: merging is exact; a feature bank's positions and
+features) and whose ``meta`` holds ``shard`` ({"index", "count", "start", "stop", "total",
+"batch_size", "names_sha256"}: part ``index`` of ``count``, images ``start`` to ``stop`` of
+``total``, made with ``batch_size``, of a source whose image names hash to ``names_sha256``)
+beside ``encoders``, ``source`` and ``version``. No ``mu``/``sigma``: a shard file is never
+mistaken for statistics. Files of ganmetrics 0.1 (``gaussian.count``, ...) are read through
+``compat.py``. Written atomically; a file read is checked to hold finite numbers.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import GanMetricsError, describe_error, quoted
-from .atomicfile import atomic_write, check_writable_folder
-from .statsfile import npz_members
+from ..errors import GanMetricsError, quoted
+from .compat import is_old_shard, old_shard_entries
+from .states import Key, StateFile, entry_keys, npz_members, parse_meta, read_arrays, read_state_file, write_state_file
 
 SHARD_KEYS = ("index", "count", "start", "stop", "total", "batch_size", "names_sha256")
+FIX = "compute it again with `ganmetrics stats SOURCE --shard K/N`"
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One part of a source, reduced. ``meta``: as in the file (with ``shard`` and
-    ``reducers``); ``states``: {reducer kind: its ``state()``}."""
+    """One part of a source, reduced. ``meta``: as in the file (with ``shard``); ``states``:
+    {(encoder, feature, kind): the reducer's ``state()``}."""
 
     meta: dict
-    states: dict[str, dict[str, np.ndarray]]
+    states: dict[Key, dict]
 
     @property
     def info(self) -> dict:
@@ -43,76 +39,55 @@ class Shard:
 
 def save_shard(path: str | os.PathLike, shard: Shard) -> None:
     """Write ``shard`` to ``path`` atomically; nothing is left behind if writing fails."""
-    path = Path(path)
-    check_writable_folder(path, "path")
-    arrays = {f"{kind}.{key}": value for kind, state in shard.states.items() for key, value in state.items()}
-    meta = {**shard.meta, "reducers": sorted(shard.states)}
-    with atomic_write(path) as f:
-        np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    write_state_file(path, StateFile(shard.meta, shard.states))
 
 
 def is_shard_file(path: str | os.PathLike) -> bool:
-    """True for an ``.npz`` that holds a shard's Gaussian state (``gaussian.count``) and no ``mu``."""
+    """True for an ``.npz`` of entries whose meta holds ``shard`` (or a ganmetrics 0.1 shard file)."""
     names = npz_members(path)
-    return "gaussian.count.npy" in names and "mu.npy" not in names
+    if is_old_shard(names):
+        return True
+    if not entry_keys(names) or "meta" not in names or "mu" in names:
+        return False
+    return "shard" in (parse_meta(path, read_arrays(path, "shard file", FIX, {"meta"}.__contains__)["meta"], FIX) or {})
 
 
 def _damaged(path: Path, what: str) -> GanMetricsError:
-    return GanMetricsError(f"shard file {quoted(path)} {what}: compute it again with `ganmetrics stats SOURCE --shard K/N`")
+    return GanMetricsError(f"shard file {quoted(path)} {what}: {FIX}")
 
 
-def _arrays(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-    """The arrays of the file at ``path`` (only ``names`` when given)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in (data.files if names is None else names)}
-    except FileNotFoundError:
-        raise GanMetricsError(f"shard file {quoted(path)} does not exist: check the path") from None
-    except KeyError:
-        raise _damaged(path, "has no shard metadata (is it a shard file?)") from None
-    except Exception as err:  # numpy raises several types for a damaged archive
-        raise _damaged(path, f"cannot be read ({describe_error(err)})") from None
-
-
-def _meta(path: Path, stored: np.ndarray) -> dict:
-    try:
-        meta = json.loads(str(stored))
-        info = meta["shard"]
-        if not isinstance(meta["reducers"], list) or not all(isinstance(info[key], int) for key in SHARD_KEYS[:-1]) \
-                or not isinstance(info["names_sha256"], str):
-            raise TypeError
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-        raise _damaged(path, "has no shard metadata (is it a shard file?)") from None
+def _checked_meta(path: Path, meta: dict | None) -> dict:
+    info = (meta or {}).get("shard")
+    if not isinstance(info, dict) or not all(isinstance(info.get(key), int) for key in SHARD_KEYS[:-1]) \
+            or not isinstance(info.get("names_sha256"), str) or not isinstance(meta.get("encoders"), dict):
+        raise _damaged(path, "has no shard metadata (is it a shard file?)")
     return meta
 
 
 def read_shard_meta(path: str | os.PathLike) -> dict:
     """The ``meta`` of a shard file, reading nothing else (its states may be large)."""
     path = Path(path)
-    return _meta(path, _arrays(path, ("meta",))["meta"])
+    arrays = read_arrays(path, "shard file", FIX, lambda name: name == "meta" or name == "gaussian.count")
+    meta = parse_meta(path, arrays.get("meta"), FIX)
+    if "gaussian.count" in arrays and meta is not None:
+        meta = old_shard_entries({}, meta)[0]
+    return _checked_meta(path, meta)
 
 
 def load_shard(path: str | os.PathLike) -> Shard:
-    """Read and check a shard file."""
+    """Read a shard file, its meta checked and every floating-point array finite."""
     path = Path(path)
-    arrays = _arrays(path)
-    if "meta" not in arrays:
-        raise _damaged(path, "has no shard metadata (is it a shard file?)")
-    meta = _meta(path, arrays.pop("meta"))
-    info, kinds = meta["shard"], meta["reducers"]
-    states: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in kinds}
-    for name, value in arrays.items():
-        kind, _, key = name.partition(".")
-        if kind not in states:
-            raise _damaged(path, f"holds {name!r}, not of its reducers {kinds}")
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            raise _damaged(path, f"holds NaN or infinity in {name!r}")
-        states[kind][key] = value
-    gaussian = states.get("gaussian", {})
-    images = info["stop"] - info["start"]
-    if set(gaussian) != {"count", "mean", "comoment"} or int(gaussian["count"]) != images:
-        raise _damaged(path, f"does not hold the Gaussian state of its {images} images")
-    bank = states.get("feature_bank")
-    if bank is not None and not np.array_equal(bank.get("positions"), np.arange(info["start"], info["stop"])):
-        raise _damaged(path, f"does not hold the features of its images {info['start']} to {info['stop'] - 1}")
-    return Shard(meta, states)
+    arrays = read_arrays(path, "shard file", FIX)
+    if is_old_shard(arrays):
+        meta = parse_meta(path, arrays.pop("meta", None), FIX)
+        if meta is None or "shard" not in meta:
+            raise _damaged(path, "has no shard metadata (is it a shard file?)")
+        meta, entries = old_shard_entries(arrays, meta)
+        arrays = {"/".join((*key, field)): value for key, fields in entries.items() for field, value in fields.items()}
+        contents = read_state_file(path, "shard file", FIX, arrays)
+        contents = StateFile(meta, contents.entries)
+    else:
+        contents = read_state_file(path, "shard file", FIX, arrays)
+    if contents.other:
+        raise _damaged(path, f"holds {sorted(contents.other)[0]!r}, not a state")
+    return Shard(_checked_meta(path, contents.meta), {key: dict(fields) for key, fields in contents.entries.items()})

@@ -1,57 +1,40 @@
-"""The statistics file: ``.npz`` with ``mu``, ``sigma``, ``n`` and JSON ``meta``, optionally the
-feature bank ``features`` and the Gaussians of further features beside the FID tap's.
+"""Statistics files: the reduced values of one set of images (Gaussians and feature banks, by
+encoder and feature) that later runs compare against, in the one layout of ``states.py``.
 
-``mu`` float64 (D,), ``sigma`` float64 (D, D), ``n`` int64 (), ``meta`` a 0-d unicode array of
-JSON (extractor, dims, resize, weights sha256, calibrated, tf32, version, source). ``features``
-(written by ``ganmetrics stats --features``, and in cache entries that KID asked for): every
-image's float32 (n, D) features in image order, the state of a ``FeatureBank``. ``mu``/``sigma``
-hold the FID tap's Gaussian; another feature's Gaussian of the same images sits beside them as
-``mu_<tag>``/``sigma_<tag>`` (``gaussian_keys``: tag ``s`` for sFID's "spatial" feature, the
-names of the ADM evaluator's reference batches, whose ``mu``, ``sigma``, ``mu_s``, ``sigma_s``
-are read as they are). pytorch-fid and the TF code read ``mu``/``sigma`` unchanged; their files
-(no ``meta``) are read here with a warning. Only the statistics are read from a file: an ADM
-batch's images (``arr_0``) and labels (``arr_1``) are left in it. Written atomically: a
-temporary file in the same folder, then a rename.
+The default encoder's FID Gaussian is written under pytorch-fid's names (``compat.py``): ``mu``
+float64 (D,), ``sigma`` float64 (D, D), ``n`` int64 () and ``meta`` (a 0-d unicode array of
+JSON: extractor, dims, its options, weights sha256, calibrated, tf32, version, source), with
+its feature bank as ``features`` (float32 (n, D), ``ganmetrics stats --features``) and other
+features' Gaussians beside it as ``mu_<tag>``/``sigma_<tag>`` (``mu_s``/``sigma_s``: sFID's, as
+the ADM evaluator's reference batches hold them). So pytorch-fid and the TF code read
+``mu``/``sigma`` unchanged, and files of theirs (no ``meta``) are read here with a warning.
+Every other encoder's values are entries ``<encoder>/<feature>/<kind>/<field>``, its provenance
+in ``meta["encoders"]``. Only the statistics are read from a file: an ADM batch's images
+(``arr_0``) and labels (``arr_1``) are left in it. Written atomically.
 
 Every file read is checked before use, so a damaged or hand-made file cannot give a silent wrong
-FID: every ``mu``, ``sigma`` (and ``features``) finite; each ``sigma`` symmetric to rounding
+FID: every mean, covariance and bank finite; each covariance symmetric to rounding
 (max |S - Sᵀ| <= 1e-6 max |S|) and positive semi-definite to tolerance (smallest eigenvalue
 >= -1e-6 times the largest, checked with one Cholesky factorisation of the shifted matrix); the
-Gaussians' keys in complete pairs. Statistics that are not finite are never written.
+Gaussians' keys in complete pairs; a bank one row per image.
 """
 
-import dataclasses
-import json
 import os
-import re
 import warnings
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .atomicfile import atomic_write, check_writable_folder
-from ..errors import GanMetricsError, describe_error, quoted
+from ..errors import GanMetricsError, quoted
+from .compat import (BANK, GAUSSIAN, LEGACY_ENCODER, gaussian_keys, holds_legacy_statistics, legacy_arrays,
+                     legacy_entries, legacy_meta, legacy_names, primary_feature)
+from .states import Key, StateFile, array_name, entry_keys, npz_members, parse_meta, read_arrays, write_state_file
 
 SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
 PSD_TOLERANCE = 1e-6  # smallest eigenvalue >= -this * the largest
-
-KEY_TAGS = {"spatial": "s"}
-"""Features whose Gaussians sit beside the FID tap's, and the tag of their keys (others: their name)."""
-_TAGGED_KEY = re.compile(r"(mu|sigma)_(.+)")
-
-
-def gaussian_keys(feature: str) -> tuple[str, str]:
-    """The keys of ``feature``'s Gaussian beside the FID tap's: ("mu_s", "sigma_s") for "spatial"."""
-    tag = KEY_TAGS.get(feature, feature)
-    return f"mu_{tag}", f"sigma_{tag}"
-
-
-def _feature_of_tag(tag: str) -> str:
-    return next((feature for feature, known in KEY_TAGS.items() if known == tag), tag)
-
+FIX = "recreate it with `ganmetrics stats`"
 
 
 def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
@@ -97,130 +80,138 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Statistics:
-    """Gaussian statistics of a set's features. ``n`` and ``meta`` are None for files written by
-    pytorch-fid or TTUR (and ``n`` for the ADM evaluator's). ``meta`` keys: extractor, dims,
-    resize, weights_sha256, calibrated, tf32 (GPU convolutions in TF32: ``--allow-tf32``),
-    version, source. ``mu``/``sigma``: the FID tap's Gaussian; ``features``: its feature bank,
-    float32 (n, D) in image order, or None; ``more``: the Gaussians of further features of the
-    same images, by feature name (e.g. "spatial", sFID's), each a ``Statistics`` of its own width."""
+def gaussian_fields(mu, sigma, n: int | None) -> dict[str, np.ndarray]:
+    """A Gaussian's entry fields: ``n`` int64 () (-1: unknown), ``mu``, ``sigma`` float64."""
+    return {"n": np.int64(-1 if n is None else n), "mu": np.asarray(mu, np.float64),
+            "sigma": np.asarray(sigma, np.float64)}
 
-    mu: np.ndarray
-    sigma: np.ndarray
-    n: int | None
-    meta: dict | None
-    features: np.ndarray | None = None
-    more: Mapping[str, "Statistics"] = field(default_factory=dict)
+
+class Statistics:
+    """The reduced values of one set of images that a statistics file holds: ``entries``
+    ({(encoder, feature, kind): {field: array}}: a Gaussian's ``n``, ``mu``, ``sigma``; a feature
+    bank's ``features``) and ``metas`` ({encoder: its meta}, None for a file without metadata).
+
+    ``Statistics(mu, sigma, n, meta, features=None, more=None)`` builds one encoder's FID
+    statistics: a Gaussian of the encoder and feature ``meta`` names (``encoder``: absent for the
+    legacy encoder, ``compat.LEGACY_ENCODER``; ``feature``: absent where it is named by its
+    width, as that encoder's ``--dims`` taps), ``features`` its bank (float32 (n, D), or None), ``more`` the Gaussians of
+    further features of the same images ({feature: ``Statistics``}). ``mu``, ``sigma``, ``n``,
+    ``meta``, ``features``, ``more`` and ``dims`` read the same way: those of the first encoder's
+    FID Gaussian (the primary: the legacy encoder's where the file has it)."""
+
+    def __init__(self, mu=None, sigma=None, n: int | None = None, meta: dict | None = None, features=None,
+                 more: Mapping[str, "Statistics"] | None = None, *, entries: Mapping[Key, Mapping] | None = None,
+                 metas: Mapping[str, dict | None] | None = None):
+        if entries is None:
+            encoder = (meta or {}).get("encoder", LEGACY_ENCODER)
+            feature = primary_feature(meta, np.asarray(mu).reshape(-1))
+            entries = {(encoder, feature, GAUSSIAN): gaussian_fields(mu, sigma, n)}
+            if features is not None:
+                entries[(encoder, feature, BANK)] = {"features": np.asarray(features, np.float32)}
+            for other, stats in (more or {}).items():
+                entries[(encoder, other, GAUSSIAN)] = gaussian_fields(stats.mu, stats.sigma, stats.n)
+            metas = {encoder: meta}
+        self.entries = dict(entries)
+        self.metas = dict(metas or {})
+
+    def __repr__(self) -> str:
+        return f"Statistics({sorted(self.entries)}, n={self.n})"
+
+    @property
+    def primary(self) -> tuple[str, str]:
+        """(encoder, feature) of the primary Gaussian: the legacy encoder's FID feature where present."""
+        encoders = sorted(self.metas, key=lambda name: name != LEGACY_ENCODER)
+        for encoder in encoders:
+            for (name, feature, kind) in self.entries:
+                if name == encoder and kind == GAUSSIAN and feature == self.feature_of(encoder):
+                    return encoder, feature
+        raise GanMetricsError("these statistics hold no FID Gaussian")
+
+    def feature_of(self, encoder: str) -> str | None:
+        """The feature of ``encoder``'s FID Gaussian (its meta's ``feature`` or ``dims``)."""
+        meta = self.metas.get(encoder)
+        if meta is not None:
+            return str(meta.get("feature", meta.get("dims")))
+        gaussians = [feature for (name, feature, kind), fields in self.entries.items() if name == encoder and kind == GAUSSIAN]
+        return gaussians[0] if gaussians else None  # a file without metadata holds one (pytorch-fid's)
+
+    def _primary_field(self, name: str):
+        encoder, feature = self.primary
+        return self.entries[(encoder, feature, GAUSSIAN)][name]
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self._primary_field("mu")
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self._primary_field("sigma")
+
+    @property
+    def n(self) -> int | None:
+        n = int(self._primary_field("n"))
+        return n if n >= 0 else None
 
     @property
     def dims(self) -> int:
         return int(self.mu.shape[0])
 
-    def of_feature(self, feature: str) -> "Statistics | None":
-        """The statistics of ``feature``: those in ``more`` for a feature kept beside the FID
-        tap's (``KEY_TAGS``, or named in ``more``; None where this file lacks it), else these,
-        the FID tap's (whose width the caller checks)."""
-        if feature in self.more or feature in KEY_TAGS:
-            return self.more.get(feature)
-        return self
+    @property
+    def meta(self) -> dict | None:
+        return self.metas.get(self.primary[0])
 
-    def beside(self, mu: np.ndarray, sigma: np.ndarray) -> "Statistics":
-        """The ``Statistics`` of another feature of the same images, for ``more``: the same
-        ``n``, and ``meta`` with its width as ``dims``."""
-        return Statistics(mu, sigma, self.n, None if self.meta is None else {**self.meta, "dims": int(mu.shape[0])})
+    @property
+    def features(self) -> np.ndarray | None:
+        encoder, feature = self.primary
+        bank = self.entries.get((encoder, feature, BANK))
+        return None if bank is None else bank["features"]
+
+    @property
+    def more(self) -> dict[str, "Statistics"]:
+        """The Gaussians of the primary encoder's other features, each as one-feature ``Statistics``."""
+        encoder, primary = self.primary
+        meta = self.meta
+        return {feature: Statistics(fields["mu"], fields["sigma"], self.n,
+                                    None if meta is None else {**meta, "dims": len(fields["mu"]), "feature": feature})
+                for (name, feature, kind), fields in self.entries.items()
+                if name == encoder and kind == GAUSSIAN and feature != primary}
+
+    def with_entries(self, entries: Mapping[Key, Mapping], metas: Mapping[str, dict]) -> "Statistics":
+        """These statistics with further ``entries`` and ``metas`` (another encoder's, say)."""
+        return Statistics(entries={**self.entries, **entries}, metas={**self.metas, **metas})
 
 
 def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
     """Write ``stats`` to ``path`` atomically; nothing is left behind if writing fails."""
-    path = Path(path)
-    check_writable_folder(path, "path")
-    more = {}
-    for feature, other in stats.more.items():
-        mu_key, sigma_key = gaussian_keys(feature)
-        more.update({mu_key: other.mu, sigma_key: other.sigma})
-    arrays = (("mu", stats.mu), ("sigma", stats.sigma), ("features", stats.features), *more.items())
-    for name, value in arrays:
-        if value is not None and not np.isfinite(np.asarray(value)).all():
-            raise GanMetricsError(
-                f"the statistics for {quoted(path)} are not finite ({name} holds NaN or infinity): nothing "
-                "written; check the images, the weights and the device"
-            )
-    bank = {} if stats.features is None else {"features": np.asarray(stats.features, np.float32)}
-    with atomic_write(path) as f:
-        np.savez(
-            f,
-            mu=np.asarray(stats.mu, np.float64),
-            sigma=np.asarray(stats.sigma, np.float64),
-            **{key: np.asarray(value, np.float64) for key, value in more.items()},
-            n=np.int64(stats.n if stats.n is not None else -1),
-            meta=np.array(json.dumps(stats.meta or {}, sort_keys=True)),
-            **bank,
-        )
-
-
-def npz_members(path: str | os.PathLike) -> set[str]:
-    """The member names (``mu.npy``, ...) of the ``.npz`` file at ``path``; none for anything else."""
-    path = Path(path)
-    if path.suffix.lower() != ".npz" or not path.is_file():
-        return set()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return set(archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return set()
+    by_encoder: dict[str, dict[str, dict[str, Any]]] = {}
+    for (encoder, feature, kind), fields in stats.entries.items():
+        by_encoder.setdefault(encoder, {}).setdefault(feature, {})[kind] = fields
+    meta: dict = {}
+    legacy, entries, others = {}, {}, {}
+    for encoder, features in by_encoder.items():
+        primary, held = stats.feature_of(encoder), set()
+        if encoder == LEGACY_ENCODER and primary in features and GAUSSIAN in features[primary]:
+            legacy, held = legacy_arrays(features, primary)
+            meta.update(legacy_meta(stats.metas.get(encoder) or {}))
+        else:
+            others[encoder] = stats.metas.get(encoder)
+        entries.update({(encoder, feature, kind): fields for feature, kinds in features.items()
+                        for kind, fields in kinds.items() if (feature, kind) not in held})
+    if others:
+        meta["encoders"] = others
+    write_state_file(path, StateFile(meta, entries, {key: np.asarray(value) for key, value in legacy.items()}))
 
 
 def is_statistics_file(path: str | os.PathLike) -> bool:
-    """True for an ``.npz`` holding statistics: ``mu`` and ``sigma`` (ours, pytorch-fid's, TTUR's,
-    an ADM reference batch's), or any key of a Gaussian kept beside them (``mu_s``: an incomplete
-    set is then reported by ``load_statistics``, not taken for images)."""
+    """True for an ``.npz`` holding statistics: pytorch-fid's names (ours, pytorch-fid's, TTUR's,
+    an ADM reference batch's), or entries of values with no ``shard`` in their meta."""
     names = npz_members(path)
-    beside = {f"{key}.npy" for feature in KEY_TAGS for key in gaussian_keys(feature)}
-    return {"mu.npy", "sigma.npy"} <= names or not beside.isdisjoint(names)
-
-
-def _statistics_keys(keys: list[str]) -> list[str]:
-    """The keys of a file that the statistics are read from (not an ADM batch's images or labels)."""
-    return [key for key in keys if key in ("mu", "sigma", "n", "meta", "features") or _TAGGED_KEY.fullmatch(key)]
-
-
-def _missing_pairs(path: Path, keys: set[str]) -> None:
-    """Refuse Gaussians whose keys are not in complete pairs (``mu`` with ``sigma``, ``mu_s``
-    with ``sigma_s``, and the FID tap's beside any other), naming what is missing."""
-    tags = {match.group(2) for key in keys if (match := _TAGGED_KEY.fullmatch(key))}
-    expected = {"mu", "sigma"} | {key for tag in tags for key in (f"mu_{tag}", f"sigma_{tag}")}
-    missing = sorted(expected - keys, key=lambda k: (k.partition("_")[2], k))
-    if not missing:
-        return
-    present = sorted(keys & expected, key=lambda k: (k.partition("_")[2], k))
-    if not present:
-        raise GanMetricsError(
-            f"{quoted(path)} has no 'mu'/'sigma' arrays (keys: {sorted(keys)}): it is not a statistics file; "
-            "create one with `ganmetrics stats`"
-        )
-    raise GanMetricsError(
-        f"{quoted(path)} has {', '.join(map(repr, present))} but no {', '.join(map(repr, missing))}: statistics come "
-        "as complete mean/covariance pairs (an ADM reference batch holds all four of 'mu', 'sigma', 'mu_s', 'sigma_s'); "
-        "recreate it, e.g. with `ganmetrics stats --format adm`"
-    )
-
-
-def _gaussian(path: Path, arrays: dict, mu_key: str, sigma_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The checked float64 (mu, sigma) of a file under these keys."""
-    mu, sigma = arrays[mu_key], arrays[sigma_key]
-    numeric = mu.dtype.kind in "fiu" and sigma.dtype.kind in "fiu"
-    if not numeric or mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or mu.shape[0] == 0:
-        raise GanMetricsError(
-            f"{quoted(path)}: {mu_key} {mu.shape} and {sigma_key} {sigma.shape} are not a (D,) mean and (D, D) "
-            "covariance: recreate it with `ganmetrics stats`"
-        )
-    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
-    problem = covariance_problem(mu, sigma)
-    if problem:
-        which = "" if mu_key == "mu" else f"{mu_key}/{sigma_key}: "
-        raise GanMetricsError(f"statistics file {quoted(path)}: {which}{problem}: recreate it with `ganmetrics stats`")
-    return mu, sigma
+    if holds_legacy_statistics(names):
+        return True
+    if not entry_keys(names) or "meta" not in names:
+        return False
+    meta = parse_meta(path, read_arrays(path, "statistics file", FIX, {"meta"}.__contains__)["meta"], FIX)
+    return "shard" not in meta
 
 
 def load_statistics(path: str | os.PathLike) -> Statistics:
@@ -236,49 +227,80 @@ def warn_without_metadata(path: str | os.PathLike) -> None:
     """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's)."""
     warnings.warn(
         f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR or the ADM evaluator?): cannot check "
-        "that it was made with the same weights, resize and dims",
+        "that it was made with the same weights and encoder options",
         stacklevel=3,
     )
+
+
+def _checked_gaussian(path: Path, names: tuple[str, str], fields: Mapping) -> dict[str, np.ndarray]:
+    """A Gaussian entry's fields (stored as the arrays ``names`` of its mean and covariance),
+    checked: a (D,) mean and (D, D) covariance of a sound Gaussian (``covariance_problem``), an
+    integer count; as float64 arrays."""
+    mu, sigma, count = fields.get("mu"), fields.get("sigma"), fields.get("n", np.int64(-1))
+    if mu is None or sigma is None:
+        raise GanMetricsError(f"{quoted(path)} has {names[0] if sigma is None else names[1]!r} without its pair: {FIX}")
+    numeric = mu.dtype.kind in "fiu" and sigma.dtype.kind in "fiu"
+    if not numeric or mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or mu.shape[0] == 0:
+        raise GanMetricsError(f"{quoted(path)}: {names[0]} {mu.shape} and {names[1]} {sigma.shape} are not a (D,) "
+                              f"mean and (D, D) covariance: {FIX}")
+    if count.ndim != 0 or count.dtype.kind not in "iu":
+        raise GanMetricsError(f"{quoted(path)}: its 'n' is not an integer count: {FIX}")
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    problem = covariance_problem(mu, sigma)
+    if problem:
+        which = "" if names[0] == "mu" else f"{names[0]}/{names[1]}: "
+        raise GanMetricsError(f"statistics file {quoted(path)}: {which}{problem}: {FIX}")
+    return {"n": np.int64(count), "mu": mu, "sigma": sigma}
+
+
+def _checked_bank(path: Path, key: Key, fields: Mapping, n: int | None, dims: int | None) -> dict[str, np.ndarray]:
+    """A feature bank's fields, checked: float, one row per image (of ``dims`` features where known), finite."""
+    features = fields.get("features")
+    name = "features" if key[0] == LEGACY_ENCODER else array_name(key, "features")
+    fix = "recreate it with `ganmetrics stats --features`"
+    if features is None or features.dtype.kind != "f" or features.ndim != 2 or \
+            (n is not None and len(features) != n) or (dims is not None and features.shape[1] != dims):
+        shape = None if features is None else features.shape
+        raise GanMetricsError(f"{quoted(path)}: its '{name}' {shape} are not one {dims}-wide row per image ({n}): {fix}")
+    if not np.isfinite(features).all():
+        raise GanMetricsError(f"statistics file {quoted(path)}: its '{name}' hold NaN or infinity: {fix}")
+    return {"features": features.astype(np.float32)}
+
+
+def _statistics_array(name: str) -> bool:
+    """Whether a file's array ``name`` belongs to its statistics (not an ADM batch's images or labels)."""
+    return name == "meta" or bool(legacy_names([name])) or name.count("/") == 3
 
 
 def read_statistics(path: str | os.PathLike) -> Statistics:
     """``load_statistics`` without its warning, for callers that warn only where they use the
     statistics (an ADM batch may serve only its images)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in _statistics_keys(data.files)}
-    except FileNotFoundError:
-        raise GanMetricsError(f"statistics file {quoted(path)} does not exist: check the path") from None
-    except Exception as err:  # numpy raises several types for a damaged archive
-        raise GanMetricsError(
-            f"cannot read statistics file {quoted(path)} ({describe_error(err)}): recreate it with `ganmetrics stats`"
-        ) from None
-    _missing_pairs(path, set(arrays))
-    mu, sigma = _gaussian(path, arrays, "mu", "sigma")
-    meta = None
-    if "meta" in arrays:
-        try:
-            meta = json.loads(str(arrays["meta"]))
-        except json.JSONDecodeError:
-            meta = None
-        if not isinstance(meta, dict):
-            raise GanMetricsError(f"{quoted(path)}: its 'meta' is not a JSON object: recreate it with `ganmetrics stats`")
-    count = arrays.get("n")
-    if count is not None and (count.ndim != 0 or count.dtype.kind not in "iu"):
-        raise GanMetricsError(f"{quoted(path)}: its 'n' is not an integer count: recreate it with `ganmetrics stats`")
-    n = int(count) if count is not None and int(count) >= 0 else None
-    features = arrays.get("features")
-    if features is not None and (features.dtype.kind != "f" or features.shape != (n, mu.shape[0])):
-        raise GanMetricsError(
-            f"{quoted(path)}: its 'features' {features.shape} are not one {mu.shape[0]}-wide row per image ({n}): "
-            "recreate it with `ganmetrics stats --features`"
-        )
-    if features is not None and not np.isfinite(features).all():
-        raise GanMetricsError(
-            f"statistics file {quoted(path)}: its 'features' hold NaN or infinity: recreate it with `ganmetrics stats --features`"
-        )
-    stats = Statistics(mu, sigma, n, meta, None if features is None else features.astype(np.float32))
-    tags = sorted({match.group(2) for key in arrays if (match := _TAGGED_KEY.fullmatch(key))})
-    more = {_feature_of_tag(tag): stats.beside(*_gaussian(path, arrays, f"mu_{tag}", f"sigma_{tag}")) for tag in tags}
-    return dataclasses.replace(stats, more=more)
+    arrays = read_arrays(path, "statistics file", FIX, _statistics_array)
+    meta = parse_meta(path, arrays.pop("meta", None), FIX)
+    metas: dict[str, dict | None] = dict((meta or {}).get("encoders", {}))
+    entries: dict[Key, dict] = {}
+    names: dict[Key, tuple[str, str]] = {}  # where each Gaussian's mean and covariance are stored
+    if holds_legacy_statistics(arrays):
+        flat = None if meta is None else {k: v for k, v in meta.items() if k != "encoders"}
+        primary, legacy = legacy_entries(path, {k: arrays[k] for k in legacy_names(arrays)}, flat)
+        entries.update(legacy)
+        names.update({key: ("mu", "sigma") if key[1] == primary else gaussian_keys(key[1]) for key in legacy})
+        metas[next(iter(legacy))[0]] = flat
+    for name, value in arrays.items():
+        if name.count("/") == 3:
+            *key, field = name.split("/")
+            entries.setdefault(tuple(key), {})[field] = value
+            names.setdefault(tuple(key), (array_name(tuple(key), "mu"), array_name(tuple(key), "sigma")))
+    if not entries:
+        raise GanMetricsError(f"{quoted(path)} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a "
+                              "statistics file; create one with `ganmetrics stats`")
+    checked = {key: _checked_gaussian(path, names[key], fields) for key, fields in entries.items() if key[2] == GAUSSIAN}
+    for key, fields in entries.items():
+        if key[2] == BANK:
+            gaussian = checked.get((key[0], key[1], GAUSSIAN))
+            n = None if gaussian is None or int(gaussian["n"]) < 0 else int(gaussian["n"])
+            checked[key] = _checked_bank(path, key, fields, n, None if gaussian is None else len(gaussian["mu"]))
+        elif key[2] != GAUSSIAN:
+            checked[key] = dict(fields)
+    return Statistics(entries=checked, metas=metas)

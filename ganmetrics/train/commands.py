@@ -11,7 +11,7 @@ from ..cli.options import shared_options
 from ..config import RunConfig
 from ..engine.runtime import resolve_device
 from ..errors import GanMetricsError
-from ..extractors.inception.weights import RANDOM_PREFIX
+from ..extractors.weights import RANDOM_PREFIX
 from .losses import LOSSES
 from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
 from .toydata import write_toy_dataset
@@ -37,7 +37,7 @@ from .toydata import write_toy_dataset
               help="What FID compares with: images or a statistics .npz [default: the training images as resized].")
 @click.option("--inception-score/--no-inception-score", default=True, show_default=True,
               help="Also score IS at each evaluation; without it the network runs only as deep as --dims needs.")
-@shared_options(only=("weights", "device", "resize", "dims"))
+@shared_options(only=("weights", "device", "encoder_options"))
 def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
                   lr, ngf, ndf, reference, inception_score, options: RunConfig):
     """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes (--device also
@@ -47,18 +47,18 @@ def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, 
         data_dir=str(data_dir), out_dir=str(out_dir), loss=loss, steps=steps, batch_size=batch_size,
         image_size=int(image_size), seed=seed, eval_every=eval_every, eval_samples=eval_samples,
         device=options.device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
-        metric_options={"weights": weights, "dims": options.dims, "resize": options.resize,
+        metric_options={"weights": dict(weights), "encoders": {name: dict(o) for name, o in options.encoders.items()},
                         "inception_score": inception_score},
     )
     note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
-    calibrated = not str(weights or "").startswith(RANDOM_PREFIX)  # when no evaluation runs (a finished run)
+    calibrated = not any(str(spec).startswith(RANDOM_PREFIX) for spec in weights.values())  # when no evaluation runs
 
     def evaluator_factory(config, images):
         nonlocal calibrated
         evaluator = default_evaluator(config, images)
-        calibrated = evaluator.extractor.weights.calibrated
+        calibrated = evaluator.calibrated
         if not calibrated:
-            click.echo(f"scoring with weights {evaluator.extractor.weights.source}{note}")
+            click.echo(f"scoring with weights {', '.join(map(str, weights.values())) or 'of the default files'}{note}")
         return evaluator
 
     last = train(config, evaluator_factory)

@@ -10,23 +10,23 @@ import numpy as np
 import pytest
 
 from adm_reference import adm_inception_score
-from helpers import counted_decodes, cpu_extractor, one_line_error, run_cli, smooth_images, write_images
+from helpers import counted_decodes, cpu_extractor, encoders_of, one_line_error, run_cli, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.runner import reduce_source
-from ganmetrics.engine.sides import needs_of, open_side, reduce_side
+from ganmetrics.evaluation.plan import make_plan
+from ganmetrics.evaluation.sides import network_provenance, open_side, reduce_side
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.fid import frechet_distance
 from ganmetrics.metrics.neighbours import as_features, knn_radii
 from ganmetrics.metrics.precision_recall import precision_recall
 from ganmetrics.metrics.reducers import FeatureBank, GaussianStats
-from ganmetrics.metrics.sfid import SFID
 from ganmetrics.sources import open_source
 from ganmetrics.store.statsfile import load_statistics
 
 N_REF, N_SAMPLE, SPLIT = 8, 9, 4  # the sample's IS splits: 4, 4 and 1 images
 OPTIONS = ("--weights", "random:0", "--quiet", "--workers", "0")
-POOL3, SPATIAL, TAP64 = Need("2048", GaussianStats), Need("spatial", GaussianStats), Need("64", GaussianStats)
-LOGITS, BANK = Need("logits_unbiased", FeatureBank), Need("2048", FeatureBank)
+POOL3, SPATIAL, TAP64 = Need("inception", "2048", GaussianStats), Need("inception", "spatial", GaussianStats), Need("inception", "64", GaussianStats)
+LOGITS, BANK = Need("inception", "logits_unbiased", FeatureBank), Need("inception", "2048", FeatureBank)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,13 @@ def batches(tmp_path_factory):
 def expected(batches):
     """The sample's pool3, spatial and 64-wide Gaussians and its logits, from one engine pass."""
     paths, _ = batches
-    reducers = reduce_source(open_source(paths["sample"]), cpu_extractor(), [POOL3, SPATIAL, TAP64, LOGITS, BANK],
+    reducers = reduce_source(open_source(paths["sample"]), encoders_of(cpu_extractor()), [POOL3, SPATIAL, TAP64, LOGITS, BANK],
                              RunConfig(workers=0))
     return {need: reducer.result() for need, reducer in reducers.items()}
 
 
-def resolve_side(spec, extractor, needs, config, reference=False):
-    return reduce_side(open_side(spec, extractor, needs, config), extractor, needs, config, reference)
+def resolve_side(spec, plan, needs, reference=False):
+    return reduce_side(open_side(spec, plan, needs), plan, needs, network_provenance(plan), reference)
 
 
 def test_stats_format_adm_writes_the_four_keys_of_one_pass(batches, expected):
@@ -110,7 +110,7 @@ def test_the_adm_suite_reads_a_batch_without_statistics_and_prints_the_evaluator
     assert lines[5].startswith(f"against {paths['ref_batch']} (n_a={N_REF}, n_b={N_SAMPLE}; resize=tf, splits=1, "
                                "is_split_size=5000, dims=2048, pr_k=3, pr_variant=adm)")
     printed = dict(zip(labels, (float(line.split(": ")[1]) for line in lines[:5])))
-    ref = reduce_source(open_source(paths["ref_folder"]), cpu_extractor(), [POOL3, SPATIAL, BANK],
+    ref = reduce_source(open_source(paths["ref_folder"]), encoders_of(cpu_extractor()), [POOL3, SPATIAL, BANK],
                         RunConfig(workers=0))  # pack's batch holds the folder's pixels
     ref = {need: reducer.result() for need, reducer in ref.items()}
     assert printed["Inception Score"] == pytest.approx(adm_inception_score(expected[LOGITS], 5000), rel=1e-6)
@@ -125,11 +125,11 @@ def test_the_adm_suite_reads_a_batch_without_statistics_and_prints_the_evaluator
 def test_reference_side_spatial_statistics_come_from_the_cache(batches, tmp_path, monkeypatch):
     paths, _ = batches
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
-    extractor, config = cpu_extractor(), RunConfig(workers=0)
-    needs = needs_of([SFID()], extractor, "a")
-    first = resolve_side(paths["ref_folder"], extractor, needs, config, reference=True)
+    plan = make_plan(["sfid"], {}, RunConfig(weights="random:0", workers=0, device="cpu"))
+    needs = plan.needs("a")
+    first = resolve_side(paths["ref_folder"], plan, needs, reference=True)
     with counted_decodes() as decoded:
-        second = resolve_side(paths["ref_folder"], extractor, needs, config, reference=True)
+        second = resolve_side(paths["ref_folder"], plan, needs, reference=True)
     assert decoded[0] == 0
     np.testing.assert_array_equal(second.reduced[SPATIAL].sigma, first.reduced[SPATIAL].sigma)
     assert len(list((tmp_path / "cache" / "stats").glob("*.npz"))) == 1  # one entry per feature

@@ -14,8 +14,9 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from helpers import counted_decodes, cpu_extractor, one_line_error, run_cli, smooth_images, write_images
-from ganmetrics.api import evaluate_sides
+from helpers import (counted_decodes, cpu_extractor, encoders_of, inception_provenance, one_line_error, run_cli,
+                     smooth_images, statistics_meta, write_images)
+from ganmetrics.api import evaluate
 from ganmetrics.cli.plot import plot_results
 from ganmetrics.config import IntervalOptions, RunConfig
 from ganmetrics.engine import distributed
@@ -53,13 +54,13 @@ def stats_files(sets, extractor, tmp_path_factory):
     """{name: a statistics file with every image's 64-dim features (what `stats --features` writes)},
     and "a-plain": set a's without them."""
     root = tmp_path_factory.mktemp("ci-stats")
-    gaussian, bank = Need("64", GaussianStats), Need("64", FeatureBank)
+    gaussian, bank = Need("inception", "64", GaussianStats), Need("inception", "64", FeatureBank)
     files = {}
     for name, folder in sets.items():
         source = open_source(folder)
-        reduced = reduce_source(source, extractor, [gaussian, bank], RunConfig(workers=0))
+        reduced = reduce_source(source, encoders_of(extractor), [gaussian, bank], RunConfig(workers=0))
         stats = reduced[gaussian].result()
-        meta = extractor.provenance.meta(64, source.describe())
+        meta = statistics_meta(extractor.provenance, 64, source.describe())
         for key, features in ((name, reduced[bank].result()), (f"{name}-plain", None)):
             files[key] = root / f"{key}.npz"
             save_statistics(files[key], Statistics(stats.mu, stats.sigma, stats.n, meta, features))
@@ -67,10 +68,11 @@ def stats_files(sets, extractor, tmp_path_factory):
 
 
 def fid_with_interval(extractor, a, b, batch_size: int, workers: int) -> dict:
-    """The results of `eval A B --metrics fid --ci 30 --dims 64` through the engine, uncached."""
-    config = RunConfig(batch_size=batch_size, workers=workers, dims=64, cache=False)
-    ((_, _, values, settings, _, _),) = evaluate_sides(extractor, a, [b], [FID(64)], config, INTERVAL)
-    return {**values, **settings}
+    """The results of `eval A B --metrics fid --ci 30 --dims 64` through the API, uncached."""
+    config = RunConfig(weights="random:0", batch_size=batch_size, workers=workers, encoders={"inception": {"dims": 64}},
+                       cache=False, device="cpu")
+    result = evaluate(a, b, ["fid"], config, **INTERVAL.keywords())
+    return {**result.results, **result.settings}
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +161,10 @@ def test_fid_inf_and_the_plot_of_several_generated_sets(stats_files, tmp_path):
 def test_is_and_kid_intervals_stream_and_resample_the_bank(extractor, tmp_path):
     a = write_images(tmp_path / "a", smooth_images(12, (32, 32), seed=44))
     b = write_images(tmp_path / "b", smooth_images(12, (32, 32), seed=45, offset=0.2))
-    metrics = [InceptionScore(splits=2), KID(kid_subsets=3, kid_subset_size=4)]
-    ((_, _, values, settings, _, _),) = evaluate_sides(extractor, a, [b], metrics, RunConfig(workers=0, cache=False),
-                                                    IntervalOptions(12))
+    metrics = ["is", "kid"]
+    config = RunConfig(weights="random:0", workers=0, cache=False, device="cpu")
+    result = evaluate(a, b, metrics, config, kid_subsets=3, kid_subset_size=4, splits=2, ci=12)
+    values, settings = result.results, result.settings
     assert set(values) == {"is_mean", "is_std", "kid", "kid_std", "is_mean_ci_low", "is_mean_ci_high",
                            "kid_ci_low", "kid_ci_high"}
     assert values["is_mean_ci_low"] < values["is_mean_ci_high"] and values["kid_ci_low"] < values["kid_ci_high"]
@@ -170,7 +173,7 @@ def test_is_and_kid_intervals_stream_and_resample_the_bank(extractor, tmp_path):
 
 def evaluated(source_b: str, values: dict, details: dict | None = None):
     """An EvalResult-shaped record for the plotting function."""
-    provenance = Provenance("test", "0" * 64, False, "tf")
+    provenance = Provenance((inception_provenance(),))
     return SimpleNamespace(source_b=source_b, results=values, settings={"ci": 50, "ci_level": 0.9},
                            details=details or {}, provenance=provenance)
 

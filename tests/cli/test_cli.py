@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from helpers import one_line_error, run_cli, smooth_images, write_images
 from ganmetrics import __version__, api, load_statistics
 from ganmetrics.cli import cli
-from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from ganmetrics.extractors.weights import random_weights
 
 WEIGHTS = "random:0"
 N_IMAGES = 10
@@ -147,7 +148,7 @@ def test_fid_json_has_the_contract_keys_and_the_api_value(data, fid_ab):
     assert fid_ab["n_a"] == fid_ab["n_b"] == N_IMAGES
     assert fid_ab["dims"] == 64
     assert fid_ab["resize"] == "tf"
-    assert fid_ab["weights"] == {"sha256": random_weights(0).sha256, "calibrated": False}
+    assert fid_ab["weights"] == {"sha256": random_weights(InceptionExtractor, 0).sha256, "calibrated": False}
     assert fid_ab["tf32"] is False
     assert fid_ab["version"] == __version__
     with pytest.warns(UserWarning, match="singular"):  # 10 images for 64 dims
@@ -191,7 +192,7 @@ def test_is_json_and_fail_below(data):
     line = one_line_error(result, code=1)
     row = json.loads(result.stdout)
     assert (row["metric"], row["splits"], row["n"], row["resize"]) == ("is", 1, 2, "tf")
-    assert row["weights"] == {"sha256": random_weights(0).sha256, "calibrated": False}
+    assert row["weights"] == {"sha256": random_weights(InceptionExtractor, 0).sha256, "calibrated": False}
     assert row["version"] == __version__
     assert 1.0 < row["mean"] < 2.0 and row["std"] == 0.0
     assert "--fail-below" in line and f"{row['mean']:.4f}" in line
@@ -215,7 +216,7 @@ def test_stats_file_leaves_no_temporary_files(data):
         assert sorted(stored.files) == ["meta", "mu", "n", "sigma"]
         meta = json.loads(str(stored["meta"]))
     assert (meta["dims"], meta["resize"], meta["calibrated"]) == (64, "tf", False)
-    assert meta["weights_sha256"] == random_weights(0).sha256
+    assert meta["weights_sha256"] == random_weights(InceptionExtractor, 0).sha256
 
 
 def test_fid_against_several_sources_equals_separate_runs(data, fid_ab):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ganmetrics
-from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
+from helpers import cached_values, counted_decodes, one_line_error, run_cli, smooth_images, write_images
 from ganmetrics.cli.gates import crossed, parse_gates
 from ganmetrics.metrics import registry
 from ganmetrics.metrics.base import Metric, Need, option
@@ -84,9 +84,9 @@ def test_eval_kid_pr_and_dc_equal_torch_fidelity_calculate_metrics_and_prdc(weig
     assert abs(row["results"]["precision"] - reference["precision"]) <= 1 / 40
     assert abs(row["results"]["recall"] - reference["recall"]) <= 1 / 40
     # --cache kept both sides' features: P/R are torch-fidelity's, density and coverage prdc's, on exactly those.
-    entries = [load_statistics(path) for path in (tmp_path / "cache" / "stats").glob("*.npz")
-               if "mu" in np.load(path).files]
-    banks = {side: next(e.features for e in entries if e.meta["source"].endswith(str(side))) for side in (a, b)}
+    cached = cached_values(tmp_path / "cache" / "stats", "feature_bank")
+    banks = {side: next(fields["features"] for source, fields in cached.items() if source.endswith(str(side)))
+             for side in (a, b)}
     prc = prc_features_to_metric(
         torch.from_numpy(banks[b]), torch.from_numpy(banks[a]), prc_neighborhood=3, prc_batch_size=10000,
         save_cpu_ram=True, verbose=False)
@@ -143,10 +143,10 @@ class MeanGap(Metric):
     mean_gap_power: int = option(1, "Toy: the power of the per-feature gaps.")
 
     def needs(self, extractor):
-        return [Need("64", GaussianStats)]
+        return [Need("inception", "64", GaussianStats)]
 
     def compute(self, a, b, device=None):
-        need = Need("64", GaussianStats)
+        need = Need("inception", "64", GaussianStats)
         return {"mean_gap": float((np.abs(a[need].mu - b[need].mu) ** self.mean_gap_power).sum())}
 
 

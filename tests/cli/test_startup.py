@@ -15,10 +15,12 @@ import pytest
 
 import ganmetrics
 from helpers import one_line_error, run_cli
-from ganmetrics.extractors import registry
-from ganmetrics.extractors.inception import weights as weights_module
-from ganmetrics.extractors.inception.weights import ENV_WEIGHTS, WEIGHTS_FILENAME, random_weights
-from ganmetrics.provenance import Provenance
+from ganmetrics.extractors import base as encoder_base
+from ganmetrics.extractors import weights as weights_module
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from ganmetrics.extractors.inception.weights import WEIGHTS_FILE, WEIGHTS_FILENAME
+from ganmetrics.extractors.weights import random_weights
+from helpers import inception_provenance, statistics_meta
 from ganmetrics.store.statsfile import Statistics, save_statistics
 
 DIMS = 64
@@ -61,10 +63,10 @@ def fresh_env(tmp_path, weights=None) -> dict:
     for GANMETRICS_WEIGHTS): that unset otherwise, and an empty user cache. The project's
     ``weights/`` folder cannot be redirected from outside: a test that needs it empty skips
     where it holds the standard file (``project_weights_folder_is_empty``)."""
-    env = {key: value for key, value in os.environ.items() if key != ENV_WEIGHTS}
+    env = {key: value for key, value in os.environ.items() if key != WEIGHTS_FILE.env}
     env["GANMETRICS_CACHE_DIR"] = str(tmp_path / "empty-cache")
     if weights is not None:
-        env[ENV_WEIGHTS] = str(weights)
+        env[WEIGHTS_FILE.env] = str(weights)
     return env
 
 
@@ -77,7 +79,7 @@ def project_weights_folder_is_empty():
 @pytest.fixture
 def no_weights_at_hand(tmp_path, monkeypatch):
     """In this process: GANMETRICS_WEIGHTS unset, an empty user cache and project ``weights/`` folder."""
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(WEIGHTS_FILE.env, raising=False)
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS_DIR", tmp_path / "empty-project-weights")
 
@@ -85,7 +87,7 @@ def no_weights_at_hand(tmp_path, monkeypatch):
 def write_stats(path, seed: int, weights_sha256: str = SHA):
     rng = np.random.default_rng(seed)
     features = rng.standard_normal((3 * DIMS, DIMS))
-    meta = Provenance("inception-v3-2015-12-05", weights_sha256, False, "tf").meta(DIMS, f"synthetic {seed}")
+    meta = statistics_meta(inception_provenance(weights_sha256), DIMS, f"synthetic {seed}")
     save_statistics(path, Statistics(features.mean(0), np.cov(features, rowvar=False), len(features), meta))
     return path
 
@@ -135,7 +137,7 @@ def test_fid_of_two_statistics_files_without_weights_at_hand_imports_no_torch_an
 
 def test_without_weights_at_hand_files_of_other_weights_need_allow_mismatch(stats_files, no_weights_at_hand,
                                                                             monkeypatch):
-    monkeypatch.setattr(registry, "load_weights", never_loaded)
+    monkeypatch.setattr(encoder_base, "load_weights", never_loaded)
     a, _, other = stats_files
     line = one_line_error(run_cli("fid", a, other, "--dims", DIMS, options=()))
     assert "weights_sha256" in line and "--allow-mismatch" in line and str(other) in line
@@ -176,11 +178,11 @@ def test_the_weights_file_in_the_cache_identifies_the_run(stand_in, stats_files,
 def test_random_weights_identify_the_run(stats_files, tmp_path):
     a, b, _ = stats_files
     line = one_line_error(run_cli("fid", a, b, "--dims", DIMS, "--weights", "random:0", options=()))
-    assert "weights_sha256" in line and random_weights(0).sha256 in line and "--allow-mismatch" in line
-    own = [write_stats(tmp_path / f"{seed}.npz", seed, random_weights(0).sha256) for seed in (6, 7)]
+    assert "weights_sha256" in line and random_weights(InceptionExtractor, 0).sha256 in line and "--allow-mismatch" in line
+    own = [write_stats(tmp_path / f"{seed}.npz", seed, random_weights(InceptionExtractor, 0).sha256) for seed in (6, 7)]
     result = run_cli("fid", *own, "--dims", DIMS, "--weights", "random:0", "--json", options=())
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["weights"] == {"sha256": random_weights(0).sha256, "calibrated": False}
+    assert json.loads(result.stdout)["weights"] == {"sha256": random_weights(InceptionExtractor, 0).sha256, "calibrated": False}
 
 
 def test_a_weights_path_that_is_not_there_is_refused(stats_files, tmp_path, no_weights_at_hand, monkeypatch):
@@ -188,15 +190,15 @@ def test_a_weights_path_that_is_not_there_is_refused(stats_files, tmp_path, no_w
     missing = tmp_path / "nonexistent.pth"
     line = one_line_error(run_cli("fid", a, b, "--dims", DIMS, "--weights", missing, options=()))
     assert str(missing) in line and "--weights" in line
-    monkeypatch.setenv(ENV_WEIGHTS, str(missing))
+    monkeypatch.setenv(WEIGHTS_FILE.env, str(missing))
     line = one_line_error(run_cli("fid", a, b, "--dims", DIMS, options=()))
-    assert str(missing) in line and ENV_WEIGHTS in line
+    assert str(missing) in line and WEIGHTS_FILE.env in line
 
 
 def test_no_weights_are_loaded_for_two_statistics_files(stand_in, no_weights_at_hand, monkeypatch):
-    monkeypatch.setattr(registry, "load_weights", never_loaded)
+    monkeypatch.setattr(encoder_base, "load_weights", never_loaded)
     monkeypatch.setattr(weights_module, "load_weights", never_loaded)
-    monkeypatch.setattr(weights_module, "read_state_dict", never_loaded)
+    monkeypatch.setattr(InceptionExtractor, "read_state_dict", never_loaded)
     path, a, b = stand_in
     for weights in ((), ("--weights", path)):  # nothing at hand; a file, hashed
         result = run_cli("fid", a, b, "--dims", DIMS, "--json", *weights, options=())
@@ -205,8 +207,8 @@ def test_no_weights_are_loaded_for_two_statistics_files(stand_in, no_weights_at_
 
 
 def test_inputs_are_checked_before_the_weights_are_resolved(stats_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(registry, "load_weights", never_loaded)
-    monkeypatch.setattr(registry, "weights_identity", never_loaded)
+    monkeypatch.setattr(encoder_base, "load_weights", never_loaded)
+    monkeypatch.setattr(encoder_base, "weights_identity", never_loaded)
     a, _, _ = stats_files
     line = one_line_error(run_cli("fid", a, tmp_path / "missing", "--dims", DIMS, options=()))
     assert "missing" in line and "does not exist" in line

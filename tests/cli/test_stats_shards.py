@@ -71,9 +71,11 @@ def test_merge_refuses_a_shard_given_twice(runs, tmp_path):
 
 
 @pytest.mark.parametrize("change, named", [
-    (lambda meta: {**meta, "resize": "pytorch"}, "resize ('pytorch' vs 'tf')"),
+    (lambda meta: {**meta, "encoders": {"inception": {**meta["encoders"]["inception"], "resize": "pytorch"}}},
+     "resize ('pytorch' vs 'tf')"),
     (lambda meta: {**meta, "shard": {**meta["shard"], "names_sha256": "0" * 64}}, "the images"),
-    (lambda meta: {**meta, "source": "folder elsewhere"}, "source"),
+    (lambda meta: {**meta, "encoders": {"inception": {**meta["encoders"]["inception"], "source": "folder elsewhere"}}},
+     "source"),
 ])
 def test_merge_refuses_shards_of_another_run(runs, tmp_path, change, named):
     other = load_shard(runs["parts"][2])

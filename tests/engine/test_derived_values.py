@@ -3,6 +3,8 @@ precision/recall and density/coverage are computed once per side and cached with
 whose second use decodes and recomputes nothing; density/coverage streams a generated side
 against the reference; the training-loop API and a statistics file serve the same numbers."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -12,49 +14,41 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 
 import ganmetrics
 from helpers import counted_decodes, smooth_images, write_images
-from ganmetrics import api, tracker
+from ganmetrics.extractors import registry
+from ganmetrics.extractors.base import FeatureExtractor, encoder_option
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.density_coverage import CoverageCounts
 from ganmetrics.metrics.neighbours import NeighbourRadii, knn_radii
 from ganmetrics.metrics.precision_recall import precision_recall
-from ganmetrics.provenance import Provenance
 from ganmetrics.sources import open_source
 
 N_REF, N_GEN = 24, 18
-OPTIONS = {"workers": 0, "batch_size": 7}
+OPTIONS = {"workers": 0, "batch_size": 7, "weights": "random:0", "device": "cpu"}
 
 
-def _unchanged(image):
-    return image
+@dataclass(frozen=True)
+class TinyOptions:
+    resize: str = encoder_option("tf", "The stand-in's one resize.", choices=("tf",))
 
 
-class TinyExtractor:
-    """A stand-in for the Inception network: an image's 4x4 mean colours as its 48-wide "2048"."""
+class TinyEncoder(FeatureExtractor):
+    """A stand-in for the default encoder (registered under its name by ``tiny``): an image's 4x4
+    mean colours as its 48-wide "2048" embedding. No parameters: its weights are ``random:0``."""
 
-    name = "tiny-test"
+    name = "inception"
+    model = "tiny-test"
     features = {"2048": 48}
-    device = torch.device("cpu")
-    provenance = Provenance("tiny-test", "0" * 64, False, "tf")
-    host_transform = staticmethod(_unchanged)
+    roles = {"frechet": "2048", "embedding": "2048"}
+    Options = TinyOptions
 
-    @staticmethod
-    def default_feature(metric: str) -> str:
-        return "2048"
+    @classmethod
+    def architecture(cls):
+        return torch.nn.Identity()
 
-    @staticmethod
-    def feature_of_dims(dims: int) -> str:
-        return str(dims)
-
-    def prepare(self) -> None:
-        pass
-
-    def __call__(self, pixels: torch.Tensor, wanted) -> dict[str, torch.Tensor]:
+    def forward(self, network, pixels, wanted):
         x = pixels.permute(0, 3, 1, 2).float() / 255
         return {"2048": torch.nn.functional.adaptive_avg_pool2d(x, 4).reshape(len(x), -1)}
-
-    def plan(self, pixels: torch.Tensor, wanted, sizes=None):
-        return [lambda: self(pixels, wanted)], lambda outs: outs[0]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +62,7 @@ def folders(tmp_path_factory):
 def tiny(monkeypatch, tmp_path):
     """The tiny extractor in every API entry, a fresh cache, and the radii derivations made."""
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
-    for module in (api, tracker):
-        monkeypatch.setattr(module, "open_extractor", lambda config: TinyExtractor())
+    monkeypatch.setitem(registry.ENCODERS, TinyEncoder.name, TinyEncoder)
     derived = []
     derive = NeighbourRadii.derive.__func__
     monkeypatch.setattr(NeighbourRadii, "derive",
@@ -81,7 +74,7 @@ def tiny(monkeypatch, tmp_path):
 def features_of(folder) -> np.ndarray:
     source = open_source(folder)
     pixels = torch.from_numpy(np.stack([source.read(i) for i in range(len(source))]))
-    return TinyExtractor()(pixels, {"2048"})["2048"].numpy()
+    return TinyEncoder(weights="random:0")(pixels, {"2048"})["2048"].numpy()
 
 
 def test_the_reference_radii_come_from_the_cache_with_no_decode_and_no_recompute(folders, tiny, tmp_path):
@@ -106,14 +99,14 @@ def test_the_reference_radii_come_from_the_cache_with_no_decode_and_no_recompute
     assert (first.results["density"], first.results["coverage"]) == (prdc["density"], prdc["coverage"])
     assert 0 < first.results["precision"] < 1 and 0 < first.results["coverage"] < 1
 
-    # One entry per derivation beside the statistics entry, whose key is unchanged; listed as such.
+    # One entry per stored value: the reference's feature bank and each derivation's radii; listed as such.
     entries = sorted((tmp_path / "cache" / "stats").glob("*.npz"))
     assert len(entries) == 3
     listing = CliRunner().invoke(cli, ["cache", "list"]).stdout.splitlines()
     assert all(f"folder {ref}" in line and f"n={N_REF}" in line for line in listing)
-    for holds in ("neighbour_radii distances=exact k=3", "neighbour_radii distances=prdc k=5", " statistics "):
+    for holds in ("neighbour_radii distances=exact k=3", "neighbour_radii distances=prdc k=5", " feature_bank "):
         assert sum(holds in line for line in listing) == 1, listing
-    radii = [np.load(path)["radii"] for path in entries if "radii" in np.load(path).files]
+    radii = [np.load(path)[name] for path in entries for name in np.load(path).files if name.endswith("/radii")]
     assert [r.shape for r in radii] == [(N_REF,), (N_REF,)] and radii[0].dtype == np.float32
 
 
@@ -131,7 +124,8 @@ def test_the_adm_variant_has_its_own_radii_and_gives_the_features_level_numbers(
 def test_a_damaged_radii_entry_is_reported_and_recomputed(folders, tiny, tmp_path):
     ref, gen = folders
     first = ganmetrics.evaluate(ref, gen, metrics=["dc"], **OPTIONS)
-    (entry,) = [path for path in (tmp_path / "cache" / "stats").glob("*.npz") if "radii" in np.load(path).files]
+    (entry,) = [path for path in (tmp_path / "cache" / "stats").glob("*.npz")
+                if any(name.endswith("/radii") for name in np.load(path).files)]
     np.savez(entry, n=np.int64(N_REF), meta=np.array("{}"), radii=np.full(N_REF, np.nan, np.float32))
     tiny.clear()
     with pytest.warns(UserWarning, match="corrupt cache entry .* recomputing"):

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 import ganmetrics
-from ganmetrics import api
-from helpers import cpu_extractor, smooth_images, write_images
+from helpers import cpu_extractor, encoders_of, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine import runner
 from ganmetrics.engine.readahead import ReadAhead
-from ganmetrics.engine.sides import OpenedSide, reads_in_turn
+from ganmetrics.evaluation import run
+from ganmetrics.evaluation.plan import make_plan
+from ganmetrics.evaluation.run import reads_in_turn
+from ganmetrics.evaluation.sides import OpenedSide
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.reducers import GaussianStats
@@ -59,16 +61,18 @@ def test_the_sources_read_in_turn_are_the_reference_then_those_the_cache_cannot_
     a, b, c = (open_source(np.zeros((2, 4, 4, 3), np.uint8)) for _ in range(3))
     stats_only = OpenedSide("s.npz", 2)
     sides = [OpenedSide("b", 2, source=b), stats_only, OpenedSide("c", 2, source=c)]
-    assert reads_in_turn(OpenedSide("a", 2, source=a), sides, RunConfig()).sources == [a, b, c]
-    assert reads_in_turn(None, sides, RunConfig()).sources == [b, c]
-    assert reads_in_turn(OpenedSide("a", 2, source=a), sides, RunConfig(cache=True)).sources == [a]
+    plan, cached = make_plan(["fid"], {}, RunConfig()), make_plan(["fid"], {}, RunConfig(cache=True))
+    assert reads_in_turn(plan, OpenedSide("a", 2, source=a), sides).sources == [a, b, c]
+    assert reads_in_turn(plan, None, sides).sources == [b, c]
+    assert reads_in_turn(cached, OpenedSide("a", 2, source=a), sides).sources == [a]
 
 
 def test_the_next_source_decodes_while_the_last_batches_of_the_one_before_run(tmp_path, monkeypatch):
     first = open_source(write_images(tmp_path / "a", smooth_images(9, (32, 32), seed=1)))
     second = open_source(write_images(tmp_path / "b", smooth_images(7, (32, 32), seed=2)))
-    extractor, need, config = cpu_extractor(), Need("64", GaussianStats), RunConfig(batch_size=3, workers=2)
-    alone = {source.describe(): runner.reduce_source(source, extractor, [need], config)[need].result()
+    encoders, need, config = encoders_of(cpu_extractor()), Need("inception", "64", GaussianStats), RunConfig(batch_size=3,
+                                                                                                           workers=2)
+    alone = {source.describe(): runner.reduce_source(source, encoders, [need], config)[need].result()
              for source in (first, second)}
 
     events = []
@@ -77,14 +81,14 @@ def test_the_next_source_decodes_while_the_last_batches_of_the_one_before_run(tm
         events.append(("loader", source.describe())), make_loader(source, *args, **kw))[1])
     forward = runner.forward_batches
 
-    def forward_batches(extractor, batches, wanted):
-        for batch, out in forward(extractor, batches, wanted):
+    def forward_batches(tasks, batches):
+        for batch, out in forward(tasks, batches):
             events.append(("reduced", batch.start))
             yield batch, out
 
     monkeypatch.setattr(runner, "forward_batches", forward_batches)
     with ReadAhead([first, second]) as ahead:
-        together = {source.describe(): runner.reduce_source(source, extractor, [need], config, read_ahead=ahead)[need]
+        together = {source.describe(): runner.reduce_source(source, encoders, [need], config, read_ahead=ahead)[need]
                     .result() for source in (first, second)}
     # The second source's loader starts once the first's last batch is read, before that batch
     # is reduced (forward_batches reads one batch ahead), and the second source reads it: no
@@ -102,7 +106,7 @@ def test_a_comparison_read_ahead_gives_the_same_fid_and_reports_a_bad_image_of_t
     b = write_images(tmp_path / "b", smooth_images(8, (32, 32), seed=2, offset=0.2))
     options = dict(weights="random:0", dims=64, batch_size=3, workers=2, device="cpu", cache=False)
     read_ahead = ganmetrics.fid(a, b, **options).value
-    monkeypatch.setattr(api, "reads_in_turn", lambda *args: ReadAhead([]))  # every side read on its own
+    monkeypatch.setattr(run, "reads_in_turn", lambda *args: ReadAhead([]))  # every side read on its own
     assert ganmetrics.fid(a, b, **options).value == read_ahead
     monkeypatch.undo()
     (b / "0007.png").write_bytes(b"not a png")

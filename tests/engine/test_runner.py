@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cpu_extractor, features_of, smooth_images, write_images
+from helpers import encoders_of, cpu_extractor, features_of, smooth_images, write_images
 from ganmetrics.config import RunConfig
 from ganmetrics.engine.loader import ImageBatch
-from ganmetrics.engine.runner import concurrent_parts, forward_batches, reduce_source, shrinking_sizes
+from ganmetrics.engine.runner import Task, concurrent_parts, forward_batches, reduce_source, shrinking_sizes
 from ganmetrics.engine.runtime import cuda_numerics, intra_op_threads
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -143,7 +143,12 @@ class TenImageParts:
 
 def batch_of(values, start):
     pixels = torch.tensor(values, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 2, 2, 3).contiguous()
-    return ImageBatch(start, len(values), [(torch.arange(len(values)), pixels)])
+    return ImageBatch(start, len(values), [[(torch.arange(len(values)), pixels)]])
+
+
+def forward_stand_in(extractor, batches) -> list:
+    """(batch, {feature: values}) of ``forward_batches`` over a stand-in extractor's "value" feature."""
+    return [(batch, out["stand-in"]) for batch, out in forward_batches({"stand-in": Task(extractor, ("value",))}, batches)]
 
 
 def test_the_cpu_runs_the_parts_of_a_batch_and_of_the_next_side_by_side_on_one_thread_each():
@@ -155,7 +160,7 @@ def test_the_cpu_runs_the_parts_of_a_batch_and_of_the_next_side_by_side_on_one_t
     batches = [batch_of([0, 1, 2], 0), batch_of([3, 4], 3), batch_of([5], 5)]
     with intra_op_threads(2):
         assert concurrent_parts(torch.device("cpu")) == 2
-        out = list(forward_batches(OnePartPerImage(meet), batches, {"value"}))
+        out = forward_stand_in(OnePartPerImage(meet), batches)
         assert torch.get_num_threads() == 2  # the parts' one-thread setting was undone
     assert [batch.start for batch, _ in out] == [0, 3, 5]
     assert [features["value"].flatten().tolist() for _, features in out] == [[0, 1, 2], [3, 4], [5]]
@@ -175,7 +180,7 @@ def test_an_error_in_a_part_reaches_the_caller_and_no_further_part_starts():
             return [functools.partial(run, int(v)) for v in pixels[:, 0, 0, 0]], lambda outs: outs[0]
 
     with intra_op_threads(2), pytest.raises(GanMetricsError, match="1.png"):
-        list(forward_batches(Failing({}), (batch_of([v], v) for v in range(40)), {"value"}))
+        forward_stand_in(Failing({}), (batch_of([v], v) for v in range(40)))
     assert len(started) < 40
 
 
@@ -191,7 +196,7 @@ def test_the_last_parts_of_a_source_shrink_so_that_every_core_ends_together(thre
     batches = [batch_of([v % 256 for v in range(start, start + size)], start) for start, size in zip(starts, batch_sizes)]
     extractor = TenImageParts()
     with intra_op_threads(threads):
-        out = list(forward_batches(extractor, iter(batches), {"value"}))
+        out = forward_stand_in(extractor, iter(batches))
     # The parts run in the order they were cut: the last group's are the last ones run, every
     # earlier group in parts of ten.
     assert sorted(extractor.sizes[-len(last_parts):], reverse=True) == last_parts
@@ -214,12 +219,12 @@ def test_shrinking_sizes_cover_the_images_in_parts_that_never_grow_and_end_small
 def test_concurrent_cpu_batches_give_the_statistics_of_one_batch_at_a_time(tmp_path, batch_size):
     source = open_source(write_images(tmp_path / "x", smooth_images(11, (32, 32), seed=3)))
     extractor = cpu_extractor()
-    gaussian, split_sums = Need("64", GaussianStats), Need("logits_unbiased", SplitSums, (("splits", 4),))
+    gaussian, split_sums = Need("inception", "64", GaussianStats), Need("inception", "logits_unbiased", SplitSums, (("splits", 4),))
     gaussians, scores = {}, {}
     for threads in (1, 2):
         with intra_op_threads(threads):
             assert concurrent_parts(torch.device("cpu")) == threads
-            reducers = reduce_source(source, extractor, [gaussian, split_sums], RunConfig(batch_size=batch_size, workers=0))
+            reducers = reduce_source(source, encoders_of(extractor), [gaussian, split_sums], RunConfig(batch_size=batch_size, workers=0))
             gaussians[threads], scores[threads] = reducers[gaussian], reducers[split_sums]
             assert torch.get_num_threads() == threads  # the forward threads' setting was undone
     assert gaussians[2].count == 11 and scores[2].counts.tolist() == [2, 3, 3, 3]
@@ -244,6 +249,6 @@ def test_the_cpu_pass_hands_free_heap_pages_back_after_every_batch(tmp_path, mon
     calls = []
     monkeypatch.setattr(runner, "release_free_memory", lambda: calls.append(1))
     source = open_source(write_images(tmp_path / "x", smooth_images(7, (32, 32), seed=3)))
-    reduce_source(source, cpu_extractor(), [Need("64", GaussianStats)], RunConfig(batch_size=3, workers=0))
+    reduce_source(source, encoders_of(cpu_extractor()), [Need("inception", "64", GaussianStats)], RunConfig(batch_size=3, workers=0))
     assert len(calls) == 3  # batches of 3, 3 and 1
     runtime.release_free_memory()  # and the real one runs

@@ -4,14 +4,16 @@ whole batch at once, bit for bit, at every feature tap."""
 import pytest
 import torch
 
+from helpers import plain_network
 from ganmetrics.extractors.inception.spec import FEATURES
 from ganmetrics.extractors.inception.onednn import use_blocked_layout
-from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from ganmetrics.extractors.weights import random_weights
 
 
 @pytest.mark.parametrize("blocked", [False, True])
 def test_stem_batches_give_the_outputs_of_the_whole_batch(blocked):
-    network = random_weights(0).build_network()
+    network = plain_network()
     if blocked:
         assert use_blocked_layout(network)
     x = torch.rand(3, 3, 299, 299, generator=torch.Generator().manual_seed(3)) * 2 - 1

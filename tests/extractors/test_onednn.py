@@ -9,17 +9,17 @@ import pytest
 import torch
 
 import ganmetrics.extractors.inception.onednn as onednn
-from helpers import cpu_extractor
+from helpers import plain_network, cpu_extractor
 from ganmetrics.extractors.inception.extractor import CPU_STEM_BATCH
 from ganmetrics.extractors.inception.network import BasicConv2d
 from ganmetrics.extractors.inception.preprocess import to_network_input
-from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
+from ganmetrics.extractors.weights import random_weights
 
 
 @pytest.fixture(scope="module")
 def networks():
-    weights = random_weights(0)
-    plain, blocked = weights.build_network(), weights.build_network()
+    plain, blocked = plain_network(), plain_network()
     assert onednn.use_blocked_layout(blocked)
     return plain, blocked
 
@@ -48,7 +48,7 @@ def test_outputs_equal_the_plain_network_bit_for_bit(networks, batch):
 
 
 def test_batch_norm_terms_reproduce_aten_batch_norm_exactly():
-    layer = random_weights(0).build_network().Mixed_6b.branch7x7_2
+    layer = plain_network().Mixed_6b.branch7x7_2
     alpha, beta = onednn._batch_norm_terms(layer.bn)
     generator = torch.Generator().manual_seed(1)
     x = layer.conv(torch.randn(2, layer.conv.in_channels, 5, 7, generator=generator) * 3)
@@ -74,7 +74,7 @@ def test_network_stays_plain_where_the_blocked_outputs_differ_by_one_bit(monkeyp
         return out
 
     monkeypatch.setattr(onednn.BlockedConv2d, "forward", one_bit_off)
-    network = random_weights(0).build_network()
+    network = plain_network()
     assert not onednn.use_blocked_layout(network)
     assert bumped["done"]
     assert not any(m.blocked_layout for m in network.modules() if isinstance(m, onednn.LayoutAware))
@@ -89,7 +89,7 @@ def test_the_cpu_extractor_runs_the_blocked_network():
 def test_a_network_built_on_one_thread_still_converts():
     # PyTorch's plain path on one thread computes 1x1 convolutions of small batches with its own
     # matrix products; the probe compares with the plain path as at batch 50 (oneDNN throughout).
-    network = random_weights(0).build_network()
+    network = plain_network()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -118,7 +118,7 @@ def test_the_extractor_in_chunks_gives_the_plain_network_s_outputs_bit_for_bit(n
 def test_the_network_is_built_once_per_process_and_the_extractor_keeps_no_copy_of_the_weights():
     first, second = cpu_extractor(), cpu_extractor()
     assert first.network is second.network
-    assert first.weights.state_dict is None and first.provenance.weights_sha256 == random_weights(0).sha256
+    assert first.weights.state_dict is None and first.provenance.weights_sha256 == random_weights(InceptionExtractor, 0).sha256
 
 
 # Runs in a process whose oneDNN and ATen are held to AVX2 (ONEDNN_VERBOSE on: its kernels' names
@@ -128,10 +128,9 @@ AVX2_CHECK = """
 import json, sys, torch
 from ganmetrics.extractors.inception.extractor import InceptionExtractor
 from ganmetrics.extractors.inception.preprocess import to_network_input
-from ganmetrics.extractors.inception.weights import load_weights
-weights = load_weights(sys.argv[1])
-plain = weights.build_network()
-extractor = InceptionExtractor(weights, torch.device("cpu"))
+from ganmetrics.extractors.weights import load_weights
+plain = InceptionExtractor.build_network(load_weights(InceptionExtractor, sys.argv[1]).state_dict, torch.device("cpu"))
+extractor = InceptionExtractor(weights=sys.argv[1], device=torch.device("cpu"))
 extractor.cpu_chunk = 2
 pixels = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
 wanted = {"2048", "logits_unbiased"}

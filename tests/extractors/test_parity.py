@@ -10,11 +10,10 @@ from PIL import Image
 
 import ganmetrics
 from ganmetrics.extractors.inception.extractor import InceptionExtractor
-from helpers import features_of
+from helpers import cpu_extractor, features_of
 from ganmetrics.extractors.inception.preprocess import clean_resize, to_network_input
 from ganmetrics.sources import open_source
 from ganmetrics.store.statsfile import save_statistics
-from ganmetrics.extractors.inception.weights import load_weights
 
 
 def sorted_images(folder):
@@ -47,7 +46,7 @@ def pytorch_fid_model_factory(weights_file):
 
 
 def ours(weights_file, resize):
-    return InceptionExtractor(load_weights(weights_file), torch.device("cpu"), resize=resize)
+    return cpu_extractor(resize, weights_file)
 
 
 def by_size(paths, load) -> list[tuple[list[int], torch.Tensor]]:

@@ -4,9 +4,8 @@ computed without the layers after Mixed_6d when nothing deeper is wanted."""
 
 import torch
 
-from helpers import features_of, smooth_images
+from helpers import cpu_extractor, features_of, smooth_images
 from ganmetrics.extractors.inception.extractor import InceptionExtractor
-from ganmetrics.extractors.inception.weights import load_weights
 
 N = 5
 
@@ -24,7 +23,7 @@ def test_spatial_features_equal_torch_fidelity_hooked_at_mixed_6d_branch1x1(weig
     assert maps.shape == (N, 192, 17, 17)
     expected = maps.movedim(1, -1)[..., :7].reshape(N, -1)
 
-    extractor = InceptionExtractor(load_weights(weights_file), torch.device("cpu"), resize="tf")
+    extractor = cpu_extractor("tf", weights_file)
     deeper = []
     extractor.network.Mixed_6e.register_forward_hook(lambda *_: deeper.append(True))
     got = features_of(extractor, list(images), ["spatial"])

@@ -1,6 +1,7 @@
 """Weights: resolution order, validation, download into the cache, random:SEED, and the
 `ganmetrics weights` commands."""
 
+import dataclasses
 import hashlib
 import random
 import socket
@@ -13,15 +14,47 @@ import torch
 from click.testing import CliRunner
 
 from helpers import one_line_error, smooth_images
-from ganmetrics.extractors.inception import weights as weights_module
+from helpers import plain_network
+from ganmetrics.extractors import weights as weights_module
 from ganmetrics.cli import cli
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.store.paths import cache_dir
+from ganmetrics.extractors.inception.extractor import InceptionExtractor
 from ganmetrics.extractors.inception.spec import FEATURE_DIMS
 from ganmetrics.extractors.inception.preprocess import to_network_input
-from ganmetrics.extractors.inception.weights import (WEIGHTS_FILENAME, expected_shapes, fetch_weights, find_weights_file, load_weights,
-                                random_state_dict, random_weights, read_state_dict, resolve_weights_file,
-                                weights_identity)
+from ganmetrics.extractors.inception.weights import WEIGHTS_FILE, WEIGHTS_FILENAME, random_state_dict
+
+# The weights functions are the same for every encoder (extractors/weights.py): here the Inception's.
+expected_shapes, read_state_dict = InceptionExtractor.expected_shapes, InceptionExtractor.read_state_dict
+
+
+def find_weights_file(explicit=None):
+    return weights_module.find_weights_file(InceptionExtractor, explicit)
+
+
+def resolve_weights_file(explicit=None):
+    return weights_module.resolve_weights_file(InceptionExtractor, explicit)
+
+
+def fetch_weights(progress=True):
+    return weights_module.fetch_weights(InceptionExtractor, progress)
+
+
+def load_weights(spec, progress=True):
+    return weights_module.load_weights(InceptionExtractor, spec, progress)
+
+
+def weights_identity(spec=None):
+    return weights_module.weights_identity(InceptionExtractor, spec)
+
+
+def random_weights(seed):
+    return weights_module.random_weights(InceptionExtractor, seed)
+
+
+def as_if_standard(monkeypatch, digest: str) -> None:
+    """Take a file of sha256 ``digest`` for the Inception's standard file (its name's prefix)."""
+    monkeypatch.setattr(InceptionExtractor, "weights_file", dataclasses.replace(WEIGHTS_FILE, sha256=digest[:8]))
 
 SERVED = random.Random(1).randbytes(200_000)
 SERVED_SHA256 = hashlib.sha256(SERVED).hexdigest()
@@ -61,7 +94,8 @@ def test_resolution_order(tmp_path, clean_env, monkeypatch):
     (cache / WEIGHTS_FILENAME).write_bytes(b"x")
     monkeypatch.setenv("GANMETRICS_WEIGHTS", str(env_file))
     fetched = []
-    monkeypatch.setattr(weights_module, "fetch_weights", lambda progress=True: fetched.append(1) or tmp_path / "downloaded")
+    monkeypatch.setattr(weights_module, "fetch_weights",
+                        lambda encoder, progress=True: fetched.append(1) or tmp_path / "downloaded")
 
     assert find_weights_file(explicit) == explicit
     assert resolve_weights_file(str(explicit)) == explicit
@@ -107,8 +141,8 @@ def test_missing_environment_path_is_an_error_naming_it(tmp_path, clean_env, mon
 def test_weights_identity_hashes_the_file_of_the_resolution_order_and_never_downloads(tmp_path, clean_env,
                                                                                       monkeypatch):
     project, cache = clean_env
-    monkeypatch.setattr(weights_module, "fetch_weights", lambda progress=True: pytest.fail("downloaded"))
-    monkeypatch.setattr(weights_module, "read_state_dict", lambda path: pytest.fail("loaded"))
+    monkeypatch.setattr(weights_module, "fetch_weights", lambda encoder, progress=True: pytest.fail("downloaded"))
+    monkeypatch.setattr(InceptionExtractor, "read_state_dict", classmethod(lambda cls, path: pytest.fail("loaded")))
     explicit, env_file = tmp_path / "explicit.pth", tmp_path / "env.pth"
     for path, text in ((explicit, b"explicit"), (env_file, b"env"), (project / WEIGHTS_FILENAME, b"project")):
         path.write_bytes(text)
@@ -121,7 +155,7 @@ def test_weights_identity_hashes_the_file_of_the_resolution_order_and_never_down
     assert weights_identity() == (sha256_bytes(project / WEIGHTS_FILENAME), False)
     (project / WEIGHTS_FILENAME).unlink()
     digest = sha256_bytes(cache / WEIGHTS_FILENAME)
-    monkeypatch.setattr(weights_module, "WEIGHTS_SHA256_PREFIX", digest[:8])  # as if the standard file
+    as_if_standard(monkeypatch, digest)
     assert weights_identity() == (digest, True)
     (cache / WEIGHTS_FILENAME).unlink()
     assert weights_identity() is None
@@ -271,7 +305,7 @@ def test_fetch_of_a_file_with_the_wrong_hash_fails_and_leaves_the_cache_empty(cl
 def test_fetch_lands_the_file_in_the_cache(clean_env, weights_server, monkeypatch):
     _, cache = clean_env
     monkeypatch.setenv("GANMETRICS_WEIGHTS_URL", weights_server)
-    monkeypatch.setattr(weights_module, "WEIGHTS_SHA256_PREFIX", SERVED_SHA256[:8])
+    as_if_standard(monkeypatch, SERVED_SHA256)
     path = fetch_weights(progress=False)
     assert path == cache / WEIGHTS_FILENAME
     assert path.read_bytes() == SERVED
@@ -304,7 +338,7 @@ def test_random_weights_are_deterministic(weights_file):
     assert set(built) == set(stored)
     for key in built:
         torch.testing.assert_close(built[key], stored[key], rtol=0, atol=0, msg=key)
-    assert random_weights(0).sha256 == weights_module._tensor_digest(stored)
+    assert random_weights(0).sha256 == weights_module.tensor_digest(stored)
 
 
 def test_random_weights_of_another_seed_differ_with_the_same_keys_and_shapes():
@@ -315,7 +349,7 @@ def test_random_weights_of_another_seed_differ_with_the_same_keys_and_shapes():
     assert all(value.dtype == torch.float32 for value in one.values())
     assert not torch.equal(zero["Conv2d_1a_3x3.conv.weight"], one["Conv2d_1a_3x3.conv.weight"])
     assert not torch.equal(zero["fc.weight"], one["fc.weight"])
-    assert weights_module._tensor_digest(one) != random_weights(0).sha256
+    assert weights_module.tensor_digest(one) != random_weights(0).sha256
 
 
 def test_random_spec_loads_uncalibrated_weights():
@@ -336,7 +370,7 @@ def test_random_network_activations_are_order_one_and_not_collapsed():
     # One pass through the whole network; the four taps are read where forward() takes them:
     # the inputs of Conv2d_3b_1x1 (64) and Mixed_5b (192), the outputs of Mixed_6e (768) and
     # Mixed_7c (2048), each averaged over space.
-    network = random_weights(0).build_network()
+    network = plain_network()
     taps = {}
     hooks = [
         network.Conv2d_3b_1x1.register_forward_pre_hook(lambda m, args: taps.__setitem__(64, args[0])),

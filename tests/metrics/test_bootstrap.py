@@ -1,4 +1,4 @@
-"""Bootstrap intervals over images (metrics/bootstrap.py): the counter-based Poisson weights, the
+"""Bootstrap intervals over images (evaluation/intervals.py, metrics/resampling.py): the counter-based Poisson weights, the
 weighted Gaussian and the streamed IS sums against the explicitly resampled images, and the
 interval's coverage of a closed-form FID on synthetic Gaussian features."""
 
@@ -11,9 +11,12 @@ from helpers import FeatureNames
 from ganmetrics.config import IntervalOptions
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
-from ganmetrics.metrics.bootstrap import (GENERATED, REFERENCE, ReplicatedSplitSums, SideResampler,
-                                          bootstrap_intervals, interval_of, poisson_weights, resampling_need,
-                                          weighted_gaussian)
+from ganmetrics.config import RunConfig
+from ganmetrics.evaluation.compute import Fixed
+from ganmetrics.evaluation.intervals import SideResampler, bootstrap_intervals, interval_of
+from ganmetrics.evaluation.plan import Plan
+from ganmetrics.metrics.reducers import ReplicatedSplitSums, weighted_gaussian
+from ganmetrics.metrics.resampling import GENERATED, REFERENCE, poisson_weights
 from ganmetrics.metrics.fid import FID
 from ganmetrics.metrics.inception_score import InceptionScore, inception_score_from_sums
 from ganmetrics.metrics.kid import KID, kernel_inception_distance
@@ -26,7 +29,12 @@ def gaussian_side(x: np.ndarray) -> dict:
     """A side's reduced values for FID with --ci: its Gaussian and its feature bank."""
     stats = GaussianStats(x.shape[1])
     stats.update(torch.from_numpy(x))
-    return {Need(str(x.shape[1]), GaussianStats): stats.result(), Need(str(x.shape[1]), FeatureBank): x.astype(np.float32)}
+    return {Need("inception", str(x.shape[1]), GaussianStats): stats.result(), Need("inception", str(x.shape[1]), FeatureBank): x.astype(np.float32)}
+
+
+def only(side: dict, needs: list) -> dict:
+    """The values of ``side`` that a metric's ``needs`` name: what the compute loop hands it."""
+    return {need: side[need] for need in needs}
 
 
 # --- weights ----------------------------------------------------------------------------------
@@ -120,32 +128,34 @@ def test_every_metric_with_an_interval_is_recomputed_on_the_resampled_images():
     rng = np.random.default_rng(3)
     a, b = (x.astype(np.float32).astype(np.float64) for x in (rng.normal(size=(60, 5)), rng.normal(0.3, 1.0, (60, 5))))
     logits = torch.from_numpy(rng.normal(0, 2, (60, 7)))
-    fid, kid, inception = FID(5), KID(kid_subsets=3, kid_subset_size=20, seed=4), InceptionScore(splits=2)
-    bank = Need("bank", FeatureBank)
+    fid, kid, inception = FID(), KID(kid_subsets=3, kid_subset_size=20, seed=4), InceptionScore(splits=2)
+    names = FeatureNames(5)
+    bank = Need("inception", "bank", FeatureBank)
     side_a = {**gaussian_side(a), bank: a.astype(np.float32)}
     side_b = {**gaussian_side(b), bank: b.astype(np.float32)}
-    splits = Need("logits", SplitSums, (("splits", 2),))
+    splits = Need("inception", "logits", SplitSums, (("splits", 2),))
     streamed = ReplicatedSplitSums(2, 60, 7, replicates=4, seed=11)
     streamed.update(logits, torch.arange(60))
-    side_b[resampling_need(splits, GENERATED, 4, 11)] = streamed.result()
+    side_b[SplitSums.resampling(splits, GENERATED, 4, 11)] = streamed.result()
     ra, rb = SideResampler(side_a, REFERENCE, 4, 11), SideResampler(side_b, GENERATED, 4, 11)
     for r in range(4):
         wa, wb = (poisson_weights(11, stream, [r], np.arange(60))[0] for stream in (REFERENCE, GENERATED))
         ea, eb = np.repeat(a, wa, axis=0), np.repeat(b, wb, axis=0)
-        got = fid.compute(ra.values(r, fid.needs(FeatureNames())), rb.values(r, fid.needs(FeatureNames())))["fid"]
-        assert got == pytest.approx(fid.compute(gaussian_side(ea), gaussian_side(eb))["fid"], rel=1e-9)
-        got = kid.compute(ra.values(r, kid.needs(FeatureNames())), rb.values(r, kid.needs(FeatureNames())))["kid"]
+        got = fid.compute(ra.at(r).values(fid.needs(names)), rb.at(r).values(fid.needs(names)))["fid"]
+        expected = fid.compute(*(only(gaussian_side(x), fid.needs(names)) for x in (ea, eb)))["fid"]
+        assert got == pytest.approx(expected, rel=1e-9)
+        got = kid.compute(ra.at(r).values(kid.needs(names)), rb.at(r).values(kid.needs(names)))["kid"]
         expected, _ = kernel_inception_distance(eb.astype(np.float32), ea.astype(np.float32), 3, 20, seed=4)
         assert got == expected
-        got = inception.compute(None, rb.values(r, inception.needs(FeatureNames())))["is_mean"]
+        got = inception.compute(None, rb.at(r).values(inception.needs(names)))["is_mean"]
         first = np.arange(60) < 30
         halves = [torch.softmax(logits[np.repeat(np.arange(60)[part], wb[part])], 1) for part in (first, ~first)]
         expected = np.mean([inception_score_from_sums([len(p)], p.sum(0, keepdim=True).numpy(),
                                                       torch.special.xlogy(p, p).sum().reshape(1).numpy())[0]
                             for p in halves])
         assert got == pytest.approx(expected, rel=1e-12)
-    fixed = SideResampler(side_a, None, 4, 11)  # a statistics file: the same values on every replicate
-    assert fixed.values(2, fid.needs(FeatureNames())) == {need: side_a[need] for need in fid.needs(FeatureNames())}
+    fixed = Fixed(side_a)  # a statistics file: the same values on every replicate
+    assert fixed.at(2).values(fid.needs(names)) == {need: side_a[need] for need in fid.needs(names)}
 
 
 def test_a_split_that_a_replicate_draws_no_image_of_is_left_out_of_its_inception_score():
@@ -157,12 +167,12 @@ def test_a_split_that_a_replicate_draws_no_image_of_is_left_out_of_its_inception
     (need,) = inception.needs(FeatureNames())
     streamed = ReplicatedSplitSums(None, 9, 7, split_size=4, replicates=40, seed=2)
     streamed.update(logits, torch.arange(9))
-    side = SideResampler({resampling_need(need, GENERATED, 40, 2): streamed.result()}, GENERATED, 40, 2)
+    side = SideResampler({SplitSums.resampling(need, GENERATED, 40, 2): streamed.result()}, GENERATED, 40, 2)
     weights = poisson_weights(2, GENERATED, range(40), np.arange(9))
     empty_last = [r for r in range(40) if weights[r, 8] == 0 and weights[r, :4].sum() and weights[r, 4:8].sum()]
     assert empty_last  # P(weight 0) = 1/e: some of 40 replicates draw the last image no time
     for r in empty_last[:3]:
-        got = inception.compute(None, side.values(r, inception.needs(FeatureNames())))["is_mean"]
+        got = inception.compute(None, side.at(r).values(inception.needs(FeatureNames())))["is_mean"]
         scores = []
         for part in (np.arange(4), np.arange(4, 8)):
             p = torch.softmax(logits[np.repeat(part, weights[r, part])], 1)
@@ -191,9 +201,11 @@ def interval_on_gaussians(n: int, seed: int, replicates: int = 100, ci_seed: int
     rng = np.random.default_rng(seed)
     a = gaussian_side(rng.normal(size=(n, DIMS)))
     b = gaussian_side(rng.normal(size=(n, DIMS)) * np.sqrt(VARIANCES) + MEAN_GAP)
-    fid = FID(DIMS).compute(a, b)["fid"]
+    names = FeatureNames(DIMS)
+    fid = FID().compute(only(a, FID().needs(names)), only(b, FID().needs(names)))["fid"]
     interval = IntervalOptions(replicates, 0.95, seed=seed if ci_seed is None else ci_seed)
-    out = bootstrap_intervals([FID(DIMS)], FeatureNames(), a, b, {"fid": fid}, interval, True)
+    plan = Plan(("fid",), [FID()], {"inception": names}, RunConfig(), interval)
+    out = bootstrap_intervals(plan, a, b, {"fid": fid}, True)
     return fid, out["fid_ci_low"], out["fid_ci_high"]
 
 

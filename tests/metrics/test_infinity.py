@@ -45,9 +45,9 @@ def test_fid_inf_equals_a_numpy_replay_of_chong_and_forsyth():
     generated = float32_normal(rng, (700, DIMS), 1.3, 0.4)
     reference = float32_normal(rng, (900, DIMS)).astype(np.float64)
     mu, sigma = reference.mean(axis=0), np.cov(reference, rowvar=False)
-    metric = FIDInfinity(dims=DIMS, inf_min=100, seed=7)
-    out = metric.compute({Need(str(DIMS), GaussianStats): Gaussian(mu, sigma, 900)},
-                         {Need(str(DIMS), FeatureBank): generated})
+    metric = FIDInfinity(inf_min=100, seed=7)
+    out = metric.compute({Need("inception", str(DIMS), GaussianStats): Gaussian(mu, sigma, 900)},
+                         {Need("inception", str(DIMS), FeatureBank): generated})
     def fid(act):  # score_infinity.calculate_FID: np.mean, np.cov, the sqrtm formula
         return frechet_distance_scipy(act.mean(0), np.cov(act, rowvar=False), mu, sigma)
 
@@ -65,7 +65,7 @@ def test_is_inf_equals_a_numpy_replay_of_chong_and_forsyth():
         kl = pred * (np.log(pred) - np.log(np.expand_dims(np.mean(pred, 0), 0)))
         return np.exp(np.mean(np.sum(kl, 1)))
 
-    out = ISInfinity(inf_min=50, inf_points=9, seed=3).compute(None, {Need("logits", FeatureBank): logits})
+    out = ISInfinity(inf_min=50, inf_points=9, seed=3).compute(None, {Need("inception", "logits", FeatureBank): logits})
     probabilities = scipy.special.softmax(logits.astype(np.float64), axis=1)
     values, intercept = replay(probabilities, inception_score, 50, 9, 3)
     assert out["is_inf"] == pytest.approx(intercept, rel=1e-9)
@@ -93,8 +93,8 @@ def test_fid_inf_of_gaussian_features_is_closer_to_the_closed_form_than_fid_at_n
     gap, variances = np.full(dims, 0.05), np.linspace(0.6, 1.6, dims)
     true_fid = gap @ gap + np.sum((1 - np.sqrt(variances)) ** 2)
     generated = float32_normal(rng, (count, dims), np.sqrt(variances), gap)
-    reference = {Need(str(dims), GaussianStats): Gaussian(np.zeros(dims), np.eye(dims), None)}
-    fid_inf = FIDInfinity(dims=dims, inf_min=400, seed=seed).compute(reference, {Need(str(dims), FeatureBank): generated})
+    reference = {Need("inception", str(dims), GaussianStats): Gaussian(np.zeros(dims), np.eye(dims), None)}
+    fid_inf = FIDInfinity(inf_min=400, seed=seed).compute(reference, {Need("inception", str(dims), FeatureBank): generated})
     stats = GaussianStats(dims)
     stats.update(torch.from_numpy(generated))
     fid_at_n = frechet_distance(stats.mu(), stats.sigma(), np.zeros(dims), np.eye(dims))

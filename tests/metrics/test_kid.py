@@ -86,7 +86,7 @@ def test_mmd2_is_the_unbiased_estimator_and_zero_in_expectation_for_one_distribu
 
 
 def test_too_few_images_are_refused_or_shrunk_on_request():
-    bank = Need("2048", FeatureBank)
+    bank = Need("inception", "2048", FeatureBank)
     a, b = {bank: pool3_like(30, seed=6)}, {bank: pool3_like(40, seed=7)}
     with pytest.raises(GanMetricsError, match="--kid-subset-size 1000 .* 30 reference and 40 generated.*--kid-shrink"):
         KID().check_counts(30, 40)

@@ -15,7 +15,7 @@ from ganmetrics.metrics.reducers import GaussianStats, SplitSums
 from ganmetrics.metrics.sfid import SFID
 
 D = 2023
-SPATIAL = Need("spatial", GaussianStats)
+SPATIAL = Need("inception", "spatial", GaussianStats)
 
 
 def relu_features(n: int, shift: float, seed: int) -> np.ndarray:
@@ -64,8 +64,9 @@ def split_sums(logits: np.ndarray, split_size: int, total: int | None, batch: in
 def test_is_split_size_is_adms_compute_inception_score_on_the_same_logits(n, split_size):
     logits = np.random.default_rng(n).normal(0, 3, size=(n, 1008))
     metric = InceptionScore(is_split_size=split_size)
-    (need,) = metric.needs(type("Extractor", (), {"default_feature": staticmethod(lambda _: "logits_unbiased")}))
-    assert need == Need("logits_unbiased", SplitSums, (("split_size", split_size),))
+    (need,) = metric.needs(type("Extractor", (), {"name": "inception",
+                                                  "default_feature": staticmethod(lambda _: "logits_unbiased")}))
+    assert need == Need("inception", "logits_unbiased", SplitSums, (("split_size", split_size),))
     expected = adm_inception_score(logits, split_size)
     splits = -(-n // split_size)
     for total, batch in ((n, 4), (None, 3)):  # a known count, and an open-ended stream (the tracker)
@@ -85,7 +86,7 @@ def test_is_split_size_reports_the_population_std_of_the_split_scores():
     logits = np.random.default_rng(5).normal(0, 3, size=(12, 1008))
     sums = split_sums(logits, 5, 12, 12)  # splits of 5, 5 and 2 images
     scores = [adm_inception_score(logits[s:s + 5], 5) for s in (0, 5, 10)]
-    values = InceptionScore(is_split_size=5).compute(None, {Need("logits_unbiased", SplitSums, (("split_size", 5),)):
+    values = InceptionScore(is_split_size=5).compute(None, {Need("inception", "logits_unbiased", SplitSums, (("split_size", 5),)):
                                                              sums.result()})
     assert values["is_std"] == pytest.approx(np.std(scores), rel=1e-10)
     assert sums.result()[0].tolist() == [5, 5, 2]

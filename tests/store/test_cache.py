@@ -15,9 +15,13 @@ from helpers import counted_decodes, cpu_extractor, run_cli, smooth_images, writ
 from ganmetrics import api, sources
 from ganmetrics.cli import cli
 from ganmetrics.config import RunConfig
-from ganmetrics.engine import runner, sides
+from ganmetrics.engine import runner
+from ganmetrics.evaluation.cache import cache_key, reduce_with_cache, use_cache
+from ganmetrics.evaluation.plan import make_plan
+from ganmetrics.evaluation.sides import network_provenance, open_side, reduce_side
 from ganmetrics.extractors.inception.extractor import InceptionExtractor
-from ganmetrics.extractors.inception.weights import random_weights
+from ganmetrics.extractors.weights import random_weights
+from ganmetrics.provenance import Provenance
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.reducers import Gaussian, GaussianStats
 from ganmetrics.sources import open_source
@@ -84,7 +88,7 @@ def test_a_truncated_entry_is_reported_in_one_line_and_recomputed(folders, cache
     (entry,) = cache_dir.iterdir()
     entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     listing = CliRunner().invoke(cli, ["cache", "list"])
-    assert listing.stdout.startswith(f"{entry} (unreadable)  n=?  dims=?  resize=?")
+    assert listing.stdout.startswith(f"{entry} (unreadable)  n=?  dims=?")
     again, decoded, stderr = fid_decoding(ref, fake)
     (line,) = [line for line in stderr.splitlines() if "cache" in line]
     assert line.startswith("ganmetrics: warning: corrupt cache entry") and "recomputing" in line
@@ -95,8 +99,13 @@ def test_a_truncated_entry_is_reported_in_one_line_and_recomputed(folders, cache
 # --- the cache logic, with a one pass whose results are fixed and counted (no network) ----------
 
 
-GAUSSIAN_64 = Need("64", GaussianStats)
-CACHE_ON = RunConfig(cache=True, dims=64, workers=0)
+GAUSSIAN_64 = Need("inception", "64", GaussianStats)
+
+
+def fid_plan(cache: bool | None = True):
+    """The plan of FID at 64 dims with ``random:0`` weights and this ``cache`` setting."""
+    return make_plan(["fid"], {}, RunConfig(weights="random:0", cache=cache, encoders={"inception": {"dims": 64}},
+                                            workers=0, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +128,7 @@ def counting(monkeypatch):
     """The engine's one pass replaced by fixed statistics; the list records each source run."""
     calls = []
 
-    def reduce_source(source, extractor, needs, config, reference=None, read_ahead=None):
+    def reduce_source(source, encoders, needs, config, reference=None, read_ahead=None):
         calls.append(source.describe())
         return {need: FixedGaussian(len(source)) for need in needs}
 
@@ -127,15 +136,21 @@ def counting(monkeypatch):
     return calls
 
 
-def cached(source, extractor, config=CACHE_ON, reference=True):
-    """The 64-dim Gaussian of ``source`` through the cache."""
-    return sides.reduce_with_cache(source, extractor, {GAUSSIAN_64: "fid"}, config, reference)[GAUSSIAN_64]
+def cached(source, extractor, plan=None, reference=True):
+    """The 64-dim Gaussian of ``source`` through the cache (``plan``: FID at 64 dims, cached)."""
+    plan = fid_plan() if plan is None else plan
+    return reduce_with_cache(source, plan, {GAUSSIAN_64: "fid"}, network_provenance(plan), reference)[GAUSSIAN_64]
 
 
 def entry_of(source, extractor_or_provenance, dims=64):
+    """The cache entry of ``source``'s ``dims``-wide Gaussian under the Inception's provenance (an
+    encoder's, its ``EncoderProvenance`` or a run's ``Provenance``)."""
     provenance = getattr(extractor_or_provenance, "provenance", extractor_or_provenance)
+    if not isinstance(provenance, Provenance):
+        provenance = Provenance((provenance,))
     fingerprint = source.fingerprint()
-    return None if fingerprint is None else cache.entry_path(sides.cache_key(fingerprint, provenance, dims))
+    need = Need("inception", str(dims), GaussianStats)
+    return None if fingerprint is None else cache.entry_path(cache_key(fingerprint, provenance, need))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "no meta", "other dims"])
@@ -158,19 +173,19 @@ def test_damaged_entries_are_recomputed(folders, extractor, counting, damage):
 
 def test_which_sources_are_cached_by_default(folders):
     folder, array = open_source(folders[0]), open_source(smooth_images(2, (8, 8), seed=1))
-    default, on, off = RunConfig(), RunConfig(cache=True), RunConfig(cache=False)
-    assert sides.use_cache(folder, default, reference=True) and not sides.use_cache(folder, default, reference=False)
-    assert not sides.use_cache(array, default, reference=True)
-    assert sides.use_cache(array, on, reference=False) and not sides.use_cache(folder, off, reference=True)
+    default, on, off = fid_plan(None), fid_plan(True), fid_plan(False)
+    assert use_cache(folder, default, reference=True) and not use_cache(folder, default, reference=False)
+    assert not use_cache(array, default, reference=True)
+    assert use_cache(array, on, reference=False) and not use_cache(folder, off, reference=True)
 
 
 def test_no_cache_stores_nothing_and_cache_stores_every_source(folders, extractor, counting, cache_dir):
     ref, fake = folders
     for cache_option, stored in [(False, 0), (None, 1), (True, 2)]:
-        config = RunConfig(cache=cache_option, dims=64)
+        plan = fid_plan(cache_option)
         for side, reference in ((ref, True), (fake, False)):
-            opened = sides.open_side(side, extractor, {GAUSSIAN_64: "fid"}, config)
-            sides.reduce_side(opened, extractor, {GAUSSIAN_64: "fid"}, config, reference=reference)
+            opened = open_side(side, plan, {GAUSSIAN_64: "fid"})
+            reduce_side(opened, plan, {GAUSSIAN_64: "fid"}, network_provenance(plan), reference=reference)
         assert len(entries(cache_dir)) == stored, cache_option
     assert len(counting) == 2 + 2 + 1  # --no-cache both; default the reference; --cache the fake
 
@@ -178,7 +193,7 @@ def test_no_cache_stores_nothing_and_cache_stores_every_source(folders, extracto
 def test_an_unwritable_cache_is_a_warning_not_a_failure(folders, extractor, counting, tmp_path, monkeypatch):
     (tmp_path / "not_a_folder").write_text("")
     monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "not_a_folder"))
-    with pytest.warns(UserWarning, match="cannot write cache entry .* continuing uncached"):
+    with pytest.warns(UserWarning, match="cannot use the cache folder .* continuing uncached"):
         stats = cached(open_source(folders[0]), extractor)
     assert stats.n == N
 
@@ -202,20 +217,21 @@ def test_cache_clear_removes_entries_and_leftover_temporary_files(folders, extra
 def test_the_key_covers_images_and_every_setting_that_changes_the_numbers(tmp_path, extractor):
     folder = write_images(tmp_path / "set", smooth_images(4, (16, 16), seed=3))
     write_images(folder / "sub", smooth_images(1, (16, 16), seed=4))
-    provenance = extractor.provenance
+    provenance = Provenance((extractor.provenance,))
     key = entry_of(open_source(folder), provenance)
     assert key == entry_of(open_source(folder), provenance)  # stable
+    encoder = extractor.provenance
     changed = [
-        entry_of(open_source(folder), dataclasses.replace(provenance, resize="clean")),
+        entry_of(open_source(folder), dataclasses.replace(encoder, options=(("resize", "clean"),))),
         entry_of(open_source(folder), provenance, dims=192),
-        entry_of(open_source(folder), dataclasses.replace(provenance, weights_sha256="0" * 64)),
+        entry_of(open_source(folder), dataclasses.replace(encoder, weights_sha256="0" * 64)),
         entry_of(open_source(folder), dataclasses.replace(provenance, tf32=True)),
         entry_of(open_source(folder), dataclasses.replace(provenance, version="99.0.0")),
         entry_of(open_source(folder, limit=3), provenance),
         entry_of(open_source(folder, recursive=False), provenance),
     ]
     # The extractor's resize is part of its provenance.
-    assert entry_of(open_source(folder), InceptionExtractor(extractor.weights, extractor.device, resize="clean")) == changed[0]
+    assert entry_of(open_source(folder), cpu_extractor("clean")) == changed[0]
     (folder / "0001.png").write_bytes((folder / "0002.png").read_bytes())  # another size
     changed.append(entry_of(open_source(folder), provenance))
     assert len({key, *changed}) == len(changed) + 1
@@ -261,7 +277,7 @@ def test_stats_info_prints_the_metadata(folders, counting, tmp_path):
     lines = info.stdout.splitlines()
     assert lines[0] == f"{tmp_path / 'ref.npz'}: {N} images, dims=64"
     assert {"  calibrated: false", "  resize: tf", f"  source: folder {ref}",
-            f"  weights_sha256: {random_weights(0).sha256}"} <= set(lines)
+            f"  weights_sha256: {random_weights(InceptionExtractor, 0).sha256}"} <= set(lines)
     row = json.loads(CliRunner().invoke(cli, ["stats", "--info", str(tmp_path / "ref.npz"), "--json"]).stdout)
     assert (row["n"], row["dims"], row["resize"], row["calibrated"]) == (N, 64, "tf", False)
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.config import RunConfig
+from ganmetrics.evaluation.plan import make_plan
+from ganmetrics.evaluation.sides import check_provenance, open_side
 from ganmetrics.provenance import Provenance
+from helpers import inception_provenance
 from ganmetrics.store.statsfile import (Statistics, is_statistics_file, load_statistics,
                                   save_statistics)
 
@@ -144,33 +148,37 @@ def test_count_that_is_not_a_scalar_is_an_error(tmp_path):
 
 
 def check_compatible(stats, path, dims, resize, weights_sha256, allow_mismatch):
-    """The compatibility check of a run with these settings against ``stats``."""
-    Provenance("inception-v3-2015-12-05", weights_sha256, False, resize).check(stats.meta, stats.dims, dims, path,
-                                                                               allow_mismatch)
+    """The compatibility check of a run with these settings against ``stats``: the side opened
+    for FID of the ``dims`` tap, then checked against the run's provenance."""
+    config = RunConfig(encoders={"inception": {"dims": dims, "resize": resize}}, allow_mismatch=allow_mismatch)
+    plan = make_plan(["fid"], {}, config)
+    needs = plan.needs("a")
+    opened = open_side(stats, plan, needs)
+    check_provenance(opened, needs, Provenance((inception_provenance(weights_sha256, resize),)), plan)
 
 
 def test_check_compatible_always_refuses_other_dims():
-    stats = example_stats(dims=4)
+    stats = example_stats(dims=64)
     for allow_mismatch in (False, True):
-        with pytest.raises(GanMetricsError, match="--dims 4"):
-            check_compatible(stats, "ref.npz", 8, "tf", META["weights_sha256"], allow_mismatch)
+        with pytest.raises(GanMetricsError, match="--dims 64"):
+            check_compatible(stats, "ref.npz", 192, "tf", META["weights_sha256"], allow_mismatch)
     foreign = Statistics(stats.mu, stats.sigma, None, None)
     with pytest.raises(GanMetricsError):
-        check_compatible(foreign, "ref.npz", 8, "tf", META["weights_sha256"], True)
+        check_compatible(foreign, "ref.npz", 192, "tf", META["weights_sha256"], True)
 
 
 def test_check_compatible_refuses_other_resize_or_weights_unless_allowed():
-    stats = example_stats(dims=4)
-    check_compatible(stats, "ref.npz", 4, "tf", META["weights_sha256"], False)
+    stats = example_stats(dims=64)
+    check_compatible(stats, "ref.npz", 64, "tf", META["weights_sha256"], False)
     for resize, sha in [("pytorch", META["weights_sha256"]), ("tf", "cd" * 32), ("clean", "cd" * 32)]:
         with pytest.raises(GanMetricsError, match="--allow-mismatch"):
-            check_compatible(stats, "ref.npz", 4, resize, sha, False)
-        check_compatible(stats, "ref.npz", 4, resize, sha, True)
+            check_compatible(stats, "ref.npz", 64, resize, sha, False)
+        check_compatible(stats, "ref.npz", 64, resize, sha, True)
 
 
 def test_check_compatible_accepts_files_without_meta():
-    stats = example_stats(dims=4)
-    check_compatible(Statistics(stats.mu, stats.sigma, None, None), "ref.npz", 4, "pytorch", "cd" * 32, False)
+    stats = example_stats(dims=64)
+    check_compatible(Statistics(stats.mu, stats.sigma, None, None), "ref.npz", 64, "pytorch", "cd" * 32, False)
 
 
 class WriteFailed(Exception):
