@@ -25,7 +25,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from ..engine.runtime import resolve_device
 from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty
 from .models import IMAGE_SIZES, NZ, Discriminator, Generator
 from .toydata import save_png
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAYSCALE_MODES = ("1", "L", "LA")
@@ -234,13 +237,46 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         fig.savefig(file, format="png", dpi=100)
 
 
-def train(config: TrainConfig,
-          evaluator_factory: Callable[[TrainConfig, torch.Tensor], Evaluator] = default_evaluator) -> dict:
-    """Run (or resume) the training described by ``config``; returns the last metrics.jsonl row.
+@dataclass
+class Run:
+    """A run in progress: its settings, data, networks and optimisers, the fixed evaluation noise,
+    where it stands (``step``, training seconds of earlier sessions) and the losses summed since
+    the last evaluation (0-dim float32 tensors on ``device``, so a step never waits for the
+    device)."""
 
-    Sets torch's global determinism flags. ``evaluator_factory(config, images)`` (``images``: the
-    training set, uint8 (N, C, S, S)) is called once, at the first evaluation of this session.
-    """
+    config: TrainConfig
+    spec: LossSpec
+    device: torch.device
+    images: torch.Tensor  # uint8 (N, C, S, S) on device: the training set
+    generator: Generator
+    critic: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    eval_noise: torch.Tensor  # float32 (eval_samples, nz) on device
+    step: int = 0
+    seconds_before: float = 0.0
+    resumed: bool = False
+    writer: "SummaryWriter | None" = None  # None when tensorboard is not installed
+    evaluator: Evaluator | None = None
+    loss_sums: dict = field(default_factory=dict)
+    loss_counts: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+
+def check_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with its paths as strings, or a ``GanMetricsError`` naming what is wrong."""
     if config.loss not in LOSSES:
         raise GanMetricsError(f"unknown loss {config.loss!r}; use one of {', '.join(LOSSES)}")
     if config.image_size not in IMAGE_SIZES:
@@ -248,109 +284,161 @@ def train(config: TrainConfig,
     for key in ("steps", "batch_size", "eval_every", "eval_samples"):
         if getattr(config, key) < 1:
             raise GanMetricsError(f"{key} must be at least 1, got {getattr(config, key)}")
-    config = replace(config, data_dir=os.fspath(config.data_dir), out_dir=os.fspath(config.out_dir))
+    return replace(config, data_dir=os.fspath(config.data_dir), out_dir=os.fspath(config.out_dir))
+
+
+def start_run(config: TrainConfig) -> Run:
+    """Check ``config``, seed every generator, load the data, build the networks and their
+    optimisers, and resume from ``RUN_DIR/checkpoint.pt`` where there is one."""
+    config = check_config(config)
     spec = LOSSES[config.loss]
     device = resolve_device(config.device)
-    run_dir = Path(config.out_dir)
     seed_everything(config.seed)
-
     images = load_images(config.data_dir, config.image_size).to(device)
     channels = images.size(1)
     generator = Generator(config.image_size, channels, config.nz, config.ngf).to(device)
     critic = Discriminator(config.image_size, channels, config.ndf, spec.critic_norm).to(device)
-    opt_g = spec.make_optimizer(generator.parameters(), config.lr)
-    opt_d = spec.make_optimizer(critic.parameters(), config.lr)
     # Fixed evaluation noise from its own generator: evaluations never touch the training RNG.
     eval_noise = torch.randn(config.eval_samples, config.nz, generator=torch.Generator().manual_seed(config.seed))
-    eval_noise = eval_noise.to(device)
-
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    metrics_path, checkpoint_path = run_dir / "metrics.jsonl", run_dir / "checkpoint.pt"
-    step, seconds_before = 0, 0.0
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        _check_resumable(checkpoint, config, channels, run_dir)
-        generator.load_state_dict(checkpoint["generator"])
-        critic.load_state_dict(checkpoint["discriminator"])
-        opt_g.load_state_dict(checkpoint["opt_g"])
-        opt_d.load_state_dict(checkpoint["opt_d"])
-        _set_rng_state(checkpoint["rng"])
-        step, seconds_before = checkpoint["step"], checkpoint["seconds"]
-        print(f"resuming {run_dir} from step {step}")
-    _keep_metrics_until(metrics_path, step if checkpoint_path.exists() else None)
-
+    run = Run(config, spec, device, images, generator, critic,
+              opt_g=spec.make_optimizer(generator.parameters(), config.lr),
+              opt_d=spec.make_optimizer(critic.parameters(), config.lr), eval_noise=eval_noise.to(device))
+    (run.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    if run.checkpoint_path.exists():
+        resume(run)
+    _keep_metrics_until(run.metrics_path, run.step if run.resumed else None)
     try:
         from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(run_dir, purge_step=step)  # purge: drop scalars logged after the checkpoint
+        run.writer = SummaryWriter(run.run_dir, purge_step=run.step)  # purge: drop scalars logged after the checkpoint
     except ImportError:
-        writer = None
-    evaluator = None
-    loss_sums = {"loss_d": torch.zeros((), device=device), "loss_g": torch.zeros((), device=device)}
-    loss_counts = {"loss_d": 0, "loss_g": 0}
-    started = time.time()
+        pass
+    run.loss_sums = {"loss_d": torch.zeros((), device=device), "loss_g": torch.zeros((), device=device)}
+    run.loss_counts = {"loss_d": 0, "loss_g": 0}
+    run.started = time.time()
+    return run
 
-    def evaluate_and_save() -> dict:
-        nonlocal evaluator
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            if evaluator is None:
-                evaluator = evaluator_factory(config, images)
-            scores = evaluate(generator, evaluator, eval_noise, config.batch_size)
-        row = {"step": step, "fid": float(scores["fid"])}
-        for key in ("is_mean", "is_std"):  # absent when the evaluator skips the Inception Score
-            row[key] = float(scores[key]) if key in scores else None
-        for key in loss_sums:
-            row[key] = (loss_sums[key] / loss_counts[key]).item() if loss_counts[key] else None
-            loss_sums[key].zero_()
-            loss_counts[key] = 0
-        row["seconds"] = seconds_before + time.time() - started
-        with open(metrics_path, "a") as f:  # before the checkpoint: a kill in between re-runs this evaluation
-            f.write(json.dumps(row) + "\n")
-        with torch.no_grad(), eval_mode(generator):
-            grid = generator(eval_noise[:GRID_SAMPLES])
-        from torchvision.utils import save_image  # torchvision is slow to import: only when a run saves a grid
 
-        save_image(grid, run_dir / "samples" / f"step_{step:06d}.png", nrow=8, normalize=True, value_range=(-1, 1))
-        if writer is not None:
-            for key in ("fid", "is_mean", "loss_d", "loss_g"):
-                if row[key] is not None:
-                    writer.add_scalar(key, row[key], step)
-            writer.flush()
-        checkpoint = {
-            "generator": generator.state_dict(), "discriminator": critic.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "step": step, "seconds": row["seconds"], "channels": channels,
-            "config": asdict(config), "rng": _rng_state(),
-        }
-        with atomic_write(checkpoint_path) as file:
-            torch.save(checkpoint, file)
-        print(_describe(row))
-        return row
+def resume(run: Run) -> None:
+    """Load the networks, optimisers, RNG state and position of ``run``'s checkpoint."""
+    checkpoint = torch.load(run.checkpoint_path, map_location=run.device, weights_only=True)
+    _check_resumable(checkpoint, run.config, run.images.size(1), run.run_dir)
+    run.generator.load_state_dict(checkpoint["generator"])
+    run.critic.load_state_dict(checkpoint["discriminator"])
+    run.opt_g.load_state_dict(checkpoint["opt_g"])
+    run.opt_d.load_state_dict(checkpoint["opt_d"])
+    _set_rng_state(checkpoint["rng"])
+    run.step, run.seconds_before, run.resumed = checkpoint["step"], checkpoint["seconds"], True
+    print(f"resuming {run.run_dir} from step {run.step}")
 
-    try:
-        if not checkpoint_path.exists():
-            evaluate_and_save()
-        while step < config.steps:
-            for _ in range(spec.n_critic):
-                real = images[torch.randint(len(images), (config.batch_size,)).to(device)].float() / 127.5 - 1
-                # Kept with its graph: the generator update below reuses the last fake batch.
-                fake = generator(torch.randn(config.batch_size, config.nz, device=device))
-                loss_sums["loss_d"] += critic_update(critic, opt_d, spec, real, fake.detach())
-                loss_counts["loss_d"] += 1
-            loss_g = spec.g_loss(critic(fake))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            loss_sums["loss_g"] += loss_g.detach()
-            loss_counts["loss_g"] += 1
-            step += 1
-            if step % config.eval_every == 0 or step == config.steps:
-                evaluate_and_save()
-    finally:
-        if writer is not None:
-            writer.close()
-    rows = read_metrics(metrics_path)
-    plot_curves(rows, run_dir / "curves.png")
+
+def critic_step(run: Run) -> torch.Tensor:
+    """``spec.n_critic`` critic updates, each on a fresh real batch (drawn with replacement) and
+    a fresh fake batch. Returns the last fake batch, float32 (B, C, S, S), with its graph: the
+    generator update reuses it."""
+    config = run.config
+    for _ in range(run.spec.n_critic):
+        real = run.images[torch.randint(len(run.images), (config.batch_size,)).to(run.device)].float() / 127.5 - 1
+        fake = run.generator(torch.randn(config.batch_size, config.nz, device=run.device))
+        run.loss_sums["loss_d"] += critic_update(run.critic, run.opt_d, run.spec, real, fake.detach())
+        run.loss_counts["loss_d"] += 1
+    return fake
+
+
+def generator_step(run: Run, fake: torch.Tensor) -> None:
+    """One generator update on ``fake``, the critic step's last fake batch."""
+    loss_g = run.spec.g_loss(run.critic(fake))
+    run.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    run.opt_g.step()
+    run.loss_sums["loss_g"] += loss_g.detach()
+    run.loss_counts["loss_g"] += 1
+
+
+def score(run: Run, evaluator_factory: Callable[[TrainConfig, torch.Tensor], Evaluator]) -> dict:
+    """The metrics.jsonl row of the current step: the evaluator's scores of the fixed noise's
+    images and the mean losses since the previous evaluation (whose sums it then clears)."""
+    with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+        if run.evaluator is None:
+            run.evaluator = evaluator_factory(run.config, run.images)
+        scores = evaluate(run.generator, run.evaluator, run.eval_noise, run.config.batch_size)
+    row = {"step": run.step, "fid": float(scores["fid"])}
+    for key in ("is_mean", "is_std"):  # absent when the evaluator skips the Inception Score
+        row[key] = float(scores[key]) if key in scores else None
+    for key, total in run.loss_sums.items():
+        count = run.loss_counts[key]
+        row[key] = (total / count).item() if count else None
+        total.zero_()
+        run.loss_counts[key] = 0
+    row["seconds"] = run.seconds_before + time.time() - run.started
+    return row
+
+
+def save_grid(run: Run) -> None:
+    """The first ``GRID_SAMPLES`` evaluation samples as ``samples/step_NNNNNN.png``, 8 a row."""
+    with torch.no_grad(), eval_mode(run.generator):
+        grid = run.generator(run.eval_noise[:GRID_SAMPLES])
+    from torchvision.utils import save_image  # torchvision is slow to import: only when a run saves a grid
+
+    save_image(grid, run.run_dir / "samples" / f"step_{run.step:06d}.png", nrow=8, normalize=True, value_range=(-1, 1))
+
+
+def save_checkpoint(run: Run, seconds: float) -> None:
+    """Rewrite ``checkpoint.pt`` (atomically) with everything a resumed run needs to go on."""
+    checkpoint = {
+        "generator": run.generator.state_dict(), "discriminator": run.critic.state_dict(),
+        "opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(),
+        "step": run.step, "seconds": seconds, "channels": run.images.size(1),
+        "config": asdict(run.config), "rng": _rng_state(),
+    }
+    with atomic_write(run.checkpoint_path) as file:
+        torch.save(checkpoint, file)
+
+
+def evaluate_and_save(run: Run, evaluator_factory: Callable[[TrainConfig, torch.Tensor], Evaluator]) -> dict:
+    """Score the current step, append its row to metrics.jsonl, save a sample grid, log to
+    TensorBoard and rewrite the checkpoint; returns the row."""
+    row = score(run, evaluator_factory)
+    with open(run.metrics_path, "a") as f:  # before the checkpoint: a kill in between re-runs this evaluation
+        f.write(json.dumps(row) + "\n")
+    save_grid(run)
+    if run.writer is not None:
+        for key in ("fid", "is_mean", "loss_d", "loss_g"):
+            if row[key] is not None:
+                run.writer.add_scalar(key, row[key], run.step)
+        run.writer.flush()
+    save_checkpoint(run, row["seconds"])
+    print(_describe(row))
+    return row
+
+
+def finish(run: Run) -> dict:
+    """Plot ``curves.png`` from the whole metrics.jsonl; returns its last row."""
+    rows = read_metrics(run.metrics_path)
+    plot_curves(rows, run.run_dir / "curves.png")
     return rows[-1]
+
+
+def train(config: TrainConfig,
+          evaluator_factory: Callable[[TrainConfig, torch.Tensor], Evaluator] = default_evaluator) -> dict:
+    """Run (or resume) the training described by ``config``; returns the last metrics.jsonl row.
+
+    Sets torch's global determinism flags. ``evaluator_factory(config, images)`` (``images``: the
+    training set, uint8 (N, C, S, S)) is called once, at the first evaluation of this session.
+    """
+    run = start_run(config)
+    try:
+        if not run.resumed:
+            evaluate_and_save(run, evaluator_factory)
+        while run.step < run.config.steps:
+            fake = critic_step(run)
+            generator_step(run, fake)
+            run.step += 1
+            if run.step % run.config.eval_every == 0 or run.step == run.config.steps:
+                evaluate_and_save(run, evaluator_factory)
+    finally:
+        if run.writer is not None:
+            run.writer.close()
+    return finish(run)
 
 
 def load_generator(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu") -> Generator:
