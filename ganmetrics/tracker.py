@@ -66,6 +66,11 @@ class GenerativeMetrics:
         meta = getattr(value, "meta", None) or self.extractor.provenance.meta(len(value.mu), side.label)
         return Statistics(value.mu, value.sigma, value.n, meta)
 
+    @property
+    def calibrated(self) -> bool:
+        """True when every encoder's weights are the standard files (numbers comparable with published ones)."""
+        return self.extractor.provenance.calibrated
+
     def reset(self) -> None:
         """Forget the generated images; the reference stays."""
         features = self.extractor.features

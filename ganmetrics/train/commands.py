@@ -11,7 +11,6 @@ from ..cli.options import shared_options
 from ..config import RunConfig
 from ..engine.runtime import resolve_device
 from ..errors import GanMetricsError
-from ..extractors.inception.weights import RANDOM_PREFIX
 from .losses import LOSSES
 from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
 from .toydata import write_toy_dataset
@@ -42,26 +41,23 @@ def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, 
                   lr, ngf, ndf, reference, inception_score, options: RunConfig):
     """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes (--device also
     runs the training)."""
-    weights = options.weights
     config = TrainConfig(
         data_dir=str(data_dir), out_dir=str(out_dir), loss=loss, steps=steps, batch_size=batch_size,
         image_size=int(image_size), seed=seed, eval_every=eval_every, eval_samples=eval_samples,
         device=options.device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
-        metric_options={"weights": weights, "dims": options.dims, "resize": options.resize,
+        metric_options={"weights": options.weights, "dims": options.dims, "resize": options.resize,
                         "inception_score": inception_score},
     )
     note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
-    calibrated = not str(weights or "").startswith(RANDOM_PREFIX)  # when no evaluation runs (a finished run)
 
     def evaluator_factory(config, images):
-        nonlocal calibrated
         evaluator = default_evaluator(config, images)
-        calibrated = evaluator.extractor.weights.calibrated
-        if not calibrated:
-            click.echo(f"scoring with weights {evaluator.extractor.weights.source}{note}")
+        if not evaluator.calibrated:
+            click.echo(f"scoring with weights {options.weights or 'found by the default search'}{note}")
         return evaluator
 
     last = train(config, evaluator_factory)
+    calibrated = last.get("calibrated", False)  # rows written before the flag was recorded: unknown
     first = read_metrics(out_dir / "metrics.jsonl")[0]
     trend = "fell" if last["fid"] < first["fid"] else "did not fall"
     click.echo(f"FID {trend} from {first['fid']:.2f} (step {first['step']}) to {last['fid']:.2f} "

@@ -10,7 +10,9 @@ uninterrupted run would have done.
 
 RUN_DIR layout::
 
-    metrics.jsonl                 one JSON object per evaluation
+    metrics.jsonl                 one JSON object per evaluation: step, fid, is_mean, is_std,
+                                  loss_d, loss_g (means since the previous one), calibrated
+                                  (the evaluator's weights are the standard ones), seconds
     checkpoint.pt                 loads with torch.load(..., weights_only=True)
     samples/step_000500.png       8x8 grid of the first 64 evaluation samples
     curves.png                    losses and FID against steps
@@ -77,7 +79,10 @@ class TrainConfig:
 
 
 class Evaluator(Protocol):
-    """What the loop needs from a metrics tracker (``ganmetrics.tracker.GenerativeMetrics``)."""
+    """What the loop needs from a metrics tracker (``ganmetrics.tracker.GenerativeMetrics``).
+    ``calibrated``: its weights are the standard ones (the scores compare with published values)."""
+
+    calibrated: bool
 
     def update(self, images: torch.Tensor, value_range: str) -> None: ...
     def compute(self) -> dict: ...
@@ -369,6 +374,7 @@ def score(run: Run, evaluator_factory: Callable[[TrainConfig, torch.Tensor], Eva
         row[key] = (total / count).item() if count else None
         total.zero_()
         run.loss_counts[key] = 0
+    row["calibrated"] = run.evaluator.calibrated
     row["seconds"] = run.seconds_before + time.time() - run.started
     return row
 

@@ -18,7 +18,7 @@ from ganmetrics.train.loop import TrainConfig, evaluate, load_generator, load_im
 from ganmetrics.train.models import Generator
 from ganmetrics.train.toydata import write_toy_dataset
 
-ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "seconds"}
+ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "calibrated", "seconds"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread", "restore_determinism_flags")
@@ -32,8 +32,9 @@ def data_dir(tmp_path_factory):
 class StandIn:
     """Records what it is given; "fid" is the mean pixel, "is_mean"/"is_std" the std and mean |x|."""
 
-    def __init__(self, fail_at_compute: int | None = None):
+    def __init__(self, fail_at_compute: int | None = None, calibrated: bool = False):
         self.fail_at_compute = fail_at_compute
+        self.calibrated = calibrated
         self.computes = 0
         self.shapes = []
 
@@ -229,6 +230,18 @@ def test_bad_data_folders_are_refused(tmp_path):
         run(config(tmp_path / "empty", tmp_path / "run"))
     result = CliRunner().invoke(train_command, [str(tmp_path / "missing"), "--out", str(tmp_path / "run")])
     assert isinstance(result.exception, GanMetricsError)
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_train_command_on_a_finished_run_reads_the_calibration_from_its_last_row(data_dir, tmp_path, calibrated):
+    run(config(data_dir, tmp_path / "run", steps=2), StandIn(calibrated=calibrated))
+    assert [row["calibrated"] for row in rows(tmp_path / "run")] == [calibrated, calibrated]
+    # The same settings as config(): the run is finished, so no evaluator is built.
+    result = CliRunner().invoke(train_command, [str(data_dir), "--out", str(tmp_path / "run"), "--steps", "2",
+                                                "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "scoring with" not in result.output
+    assert ("UNCALIBRATED" in result.output) is not calibrated
 
 
 def test_sample_writes_n_pngs_of_the_generator(data_dir, tmp_path):
