@@ -13,7 +13,7 @@ from ..engine.runtime import resolve_device
 from ..errors import GanMetricsError
 from .losses import LOSSES
 from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
-from .toydata import write_toy_dataset
+from .toydata import CLASS_SHAPES, write_toy_dataset
 
 
 @click.command("train")
@@ -85,7 +85,12 @@ def sample_command(checkpoint, num, out_dir, seed, batch_size, device):
 @click.option("-n", "num", required=True, type=click.IntRange(min=1), help="Number of images.")
 @click.option("--image-size", default=32, show_default=True, type=click.IntRange(min=8))
 @click.option("--seed", default=0, show_default=True, type=int)
-def toy_data_command(out_dir, num, image_size, seed):
-    """Render NUM seeded toy images (shapes on textured backgrounds) as OUT_DIR/00000.png, ..."""
-    write_toy_dataset(out_dir, num, image_size=image_size, seed=seed)
-    click.echo(f"wrote {num} images to {out_dir}")
+@click.option("--classes", default=0, show_default=True, type=int,
+              help=f"A labelled set of this many classes (2 to {len(CLASS_SHAPES)}), one shape each, in one "
+                   "subfolder a class named after it (0: unlabelled).")
+def toy_data_command(out_dir, num, image_size, seed, classes):
+    """Render NUM seeded toy images (shapes on textured backgrounds) as OUT_DIR/00000.png, ...
+    (with --classes: OUT_DIR/<shape>/NNNNN.png)."""
+    write_toy_dataset(out_dir, num, image_size=image_size, seed=seed, classes=classes)
+    where = f" in {classes} class folders ({', '.join(CLASS_SHAPES[:classes])})" if classes else ""
+    click.echo(f"wrote {num} images{where} to {out_dir}")
