@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image, ImageOps
 
 from ..store.atomicfile import atomic_write
 from ..errors import GanMetricsError
 from ..engine.runtime import resolve_device
+from .data import load_images
 from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty
 from .models import IMAGE_SIZES, NZ, Discriminator, Generator
 from .toydata import save_png
@@ -44,8 +44,6 @@ from .toydata import save_png
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-GRAYSCALE_MODES = ("1", "L", "LA")
 GRID_SAMPLES = 64
 # Settings a resumed run must share with the checkpoint it continues.
 RESUME_KEYS = ("loss", "batch_size", "image_size", "seed", "lr", "ngf", "ndf", "nz")
@@ -96,29 +94,6 @@ def default_evaluator(config: TrainConfig, images: torch.Tensor) -> Evaluator:
 
     reference = config.reference or images.expand(-1, 3, -1, -1).cpu()
     return GenerativeMetrics(reference, device=str(resolve_device(config.device)), **config.metric_options)
-
-
-def load_images(data_dir: str | os.PathLike, image_size: int) -> torch.Tensor:
-    """Every PNG/JPG under ``data_dir`` (sorted by path), centre-cropped to a square and resized
-    (PIL bicubic) to ``image_size``: uint8 (N, C, image_size, image_size), C = 1 when every
-    image is grayscale, else 3."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise GanMetricsError(f"data folder {data_dir} does not exist; pass a folder of PNG/JPG images")
-    paths = sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise GanMetricsError(f"no PNG/JPG images in {data_dir}; put the training images there")
-    images, gray = [], True
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                gray &= image.mode in GRAYSCALE_MODES
-                image = ImageOps.fit(image.convert("RGB"), (image_size, image_size), Image.Resampling.BICUBIC)
-        except OSError as err:
-            raise GanMetricsError(f"cannot read image {path} ({err}); remove or replace it") from None
-        images.append(np.asarray(image))
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-    return batch[:, :1].contiguous() if gray else batch.contiguous()
 
 
 def seed_everything(seed: int) -> None:
