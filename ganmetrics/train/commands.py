@@ -3,6 +3,7 @@
 Bad input raises ``GanMetricsError``; the group turns it into one line on stderr and exit code 2.
 """
 
+import functools
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from ..config import RunConfig
 from ..engine.runtime import resolve_device
 from ..errors import GanMetricsError
 from .losses import LOSSES
-from .loop import TrainConfig, read_metrics, default_evaluator, load_generator, train, write_samples
+from .loop import TrainConfig, read_metrics, default_evaluator, load_trained_generator, train, write_samples
 from .toydata import CLASS_SHAPES, write_toy_dataset
 
 
@@ -36,9 +37,14 @@ from .toydata import CLASS_SHAPES, write_toy_dataset
               help="What FID compares with: images or a statistics .npz [default: the training images as resized].")
 @click.option("--inception-score/--no-inception-score", default=True, show_default=True,
               help="Also score IS at each evaluation; without it the network runs only as deep as --dims needs.")
+@click.option("--conditional", is_flag=True,
+              help="Class-conditional GAN on DATA_DIR's subfolders, one a class (sorted names = class indices); "
+                   "also scores each class's FID against its own images, and their mean, intra_fid.")
+@click.option("--infogan", default=None, metavar="CATEGORIES,CONTINUOUS",
+              help="InfoGAN: a categorical code of CATEGORIES values and CONTINUOUS codes in [-1, 1], e.g. 10,2.")
 @shared_options(only=("weights", "device", "resize", "dims"))
 def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
-                  lr, ngf, ndf, reference, inception_score, options: RunConfig):
+                  lr, ngf, ndf, reference, inception_score, conditional, infogan, options: RunConfig):
     """Train a DCGAN on the images in DATA_DIR, scoring FID and IS as it goes (--device also
     runs the training)."""
     config = TrainConfig(
@@ -47,6 +53,7 @@ def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, 
         device=options.device, lr=lr, ngf=ngf, ndf=ndf, reference=reference,
         metric_options={"weights": options.weights, "dims": options.dims, "resize": options.resize,
                         "inception_score": inception_score},
+        conditional=conditional, infogan=infogan,
     )
     note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
 
@@ -66,17 +73,40 @@ def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, 
 
 @click.command("sample")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("-n", "num", required=True, type=click.IntRange(min=1), help="Number of images.")
+@click.option("-n", "num", type=click.IntRange(min=1),
+              help="Number of images (of a conditional checkpoint: the classes in turn, unless --class).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the noise.")
+@click.option("--class", "label", type=int, default=None, help="Only this class (its index) of a conditional checkpoint.")
+@click.option("--per-class", type=click.IntRange(min=1), default=None,
+              help="This many images of every class of a conditional checkpoint, in OUT/<class folder name>/.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the noise (and of InfoGAN's codes).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def sample_command(checkpoint, num, out_dir, seed, batch_size, device):
-    """Write NUM generated images of a training CHECKPOINT as OUT/00000.png, ..."""
+def sample_command(checkpoint, num, out_dir, label, per_class, seed, batch_size, device):
+    """Write NUM generated images of a training CHECKPOINT as OUT/00000.png, ... (--per-class
+    NUM: NUM of each class as OUT/<class>/00000.png, ...)."""
     if checkpoint.is_dir():
         raise GanMetricsError(f"{checkpoint} is a folder; pass the checkpoint file, e.g. {checkpoint / 'checkpoint.pt'}")
-    generator = load_generator(checkpoint, resolve_device(device))
-    paths = write_samples(generator, num, out_dir, seed=seed, batch_size=batch_size)
+    if (num is None) == (per_class is None):
+        raise GanMetricsError("pass either -n NUM or --per-class NUM")
+    if label is not None and per_class:
+        raise GanMetricsError("--class and --per-class exclude each other: --per-class writes every class")
+    trained = load_trained_generator(checkpoint, resolve_device(device))
+    classes = trained.classes
+    if (label is not None or per_class) and not classes:
+        option = "--class" if label is not None else "--per-class"
+        raise GanMetricsError(f"{option} needs a conditional checkpoint; {checkpoint} was trained without --conditional")
+    if label is not None and not 0 <= label < len(classes):
+        names = ", ".join(f"{i} {name}" for i, name in enumerate(classes))
+        raise GanMetricsError(f"--class {label} is out of range: {checkpoint} has {len(classes)} classes ({names})")
+    if per_class:
+        for index, name in enumerate(classes):
+            write_samples(trained.generator, per_class, out_dir / name, seed, batch_size,
+                          functools.partial(trained.draw_code, label=index))
+        click.echo(f"wrote {per_class} images of each of {len(classes)} classes to {out_dir}")
+        return
+    paths = write_samples(trained.generator, num, out_dir, seed, batch_size,
+                          functools.partial(trained.draw_code, label=label))
     click.echo(f"wrote {len(paths)} images to {out_dir}")
 
 

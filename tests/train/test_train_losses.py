@@ -1,6 +1,7 @@
 """The GAN objectives against their closed forms, the gradient penalty against its analytic value
 for a linear critic, and WGAN weight clipping."""
 
+import copy
 import functools
 import math
 
@@ -11,7 +12,7 @@ import torch.nn as nn
 from ganmetrics.train.loop import critic_update
 from ganmetrics.train.losses import (LOSSES, gradient_penalty, information_loss, minimax_d_loss, minimax_g_loss,
                                      nonsaturating_g_loss, wgan_d_loss, wgan_g_loss)
-from ganmetrics.train.models import Discriminator
+from ganmetrics.train.models import Discriminator, InfoHead
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -217,3 +218,22 @@ def test_the_gradient_penalty_of_a_conditional_critic_keeps_each_sample_s_class(
     norms = w.norm(dim=1)[[0, 1, 2, 2, 1, 0]]
     assert penalty.item() == pytest.approx(10 * ((norms - 1) ** 2).mean().item(), rel=1e-12)
 
+
+def test_an_infogan_critic_update_adds_the_information_loss_and_trains_q():
+    torch.manual_seed(0)
+    spec = LOSSES["nonsaturating"]
+    critic = Discriminator(32, 3, ndf=8, norm=spec.critic_norm)
+    q_head = InfoHead(critic.trunk_width, categories=4, continuous=2)
+    optimizer = spec.make_optimizer([*critic.parameters(), *q_head.parameters()])
+    real, fake = torch.rand(8, 3, 32, 32) * 2 - 1, torch.rand(8, 3, 32, 32) * 2 - 1
+    codes = (torch.randint(4, (8,)), torch.rand(8, 2) * 2 - 1)
+    before_critic, before_q = copy.deepcopy(critic), copy.deepcopy(q_head)
+
+    loss = critic_update(critic, optimizer, spec, real, fake, q_head=q_head, codes=codes)
+
+    replay_real = before_critic(real)  # the replay, in the same order (real, then fake) through batch norm
+    features = before_critic.trunk(fake)
+    logits, means = before_q(features)
+    expected = minimax_d_loss(replay_real, before_critic.head(features)) + information_loss(logits, means, *codes)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert not torch.equal(q_head.main[-1].weight, before_q.main[-1].weight)  # Q is in the critic's optimiser
