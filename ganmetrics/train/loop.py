@@ -23,7 +23,8 @@ RUN_DIR layout::
                                   Koyama, 2018), InfoGAN runs info_accuracy (Q's accuracy on
                                   the evaluation samples' categorical code)
     checkpoint.pt                 loads with torch.load(..., weights_only=True)
-    samples/step_000500.png       8x8 grid of the first 64 evaluation samples
+    samples/step_000500.png       grid of the first 64 evaluation samples, 8 a row (conditional:
+                                  a multiple of the classes a row, one class a column)
     samples/step_000500_categorical.png, _continuous0.png, ...
                                   InfoGAN: a traversal sheet per code (codes.InfoCodes.traversals)
     curves.png                    losses and FID against steps
@@ -514,21 +515,23 @@ def score(run: Run, evaluator_factory: EvaluatorFactory) -> dict:
 
 @torch.no_grad()
 def save_sheets(run: Run) -> None:
-    """The first ``GRID_SAMPLES`` evaluation samples as ``samples/step_NNNNNN.png`` (8 a row)
+    """The first ``GRID_SAMPLES`` evaluation samples as ``samples/step_NNNNNN.png`` (8 a row; a
+    conditional run's, a multiple of its classes a row, so that each column holds one class)
     and, for InfoGAN, a traversal sheet per code as ``samples/step_NNNNNN_<code>.png`` (rows:
     the code's values; columns: the first ``TRAVERSAL_COLUMNS`` evaluation noise vectors); each
     also to TensorBoard ("samples", "traversal/<code>")."""
     from torchvision.utils import make_grid, save_image  # slow to import: only when a run saves sheets
 
+    columns = len(run.classes) * max(1, 8 // len(run.classes)) if run.classes else 8
     code = None if run.eval_code is None else run.eval_code[:GRID_SAMPLES]
-    sheets = {"samples": (run.eval_noise[:GRID_SAMPLES], code, 8, "")}
+    sheets = [("samples", "", run.eval_noise[:GRID_SAMPLES], code, columns)]
     if run.info is not None:
         noise = run.eval_noise[:TRAVERSAL_COLUMNS]
-        for name, code in run.info.traversals(len(noise)).items():
-            sheets[f"traversal/{name}"] = (noise.repeat(len(code) // len(noise), 1), code.to(run.device), len(noise),
-                                           f"_{name}")
+        for name, traversal in run.info.traversals(len(noise)).items():
+            rows = len(traversal) // len(noise)
+            sheets.append((f"traversal/{name}", f"_{name}", noise.repeat(rows, 1), traversal.to(run.device), len(noise)))
     with eval_mode(run.generator):
-        for tag, (noise, code, columns, suffix) in sheets.items():
+        for tag, suffix, noise, code, columns in sheets:
             grid = make_grid(run.generator(noise, code), nrow=columns, normalize=True, value_range=(-1, 1))
             save_image(grid, run.run_dir / "samples" / f"step_{run.step:06d}{suffix}.png")
             if run.writer is not None:

@@ -342,6 +342,8 @@ def test_each_class_is_scored_against_its_own_images(labelled_dir, tmp_path):
     overall, *classes = factory.evaluators
     assert [sum(shape[0] for shape in e.shapes) for e in classes] == [7 * 2, 7 * 2, 6 * 2]  # two evaluations
     assert sum(shape[0] for shape in overall.shapes) == 20 * 2
+    with Image.open(tmp_path / "samples" / "step_000002.png") as grid:
+        assert grid.size == (6 * 34 + 2, 4 * 34 + 2)  # 20 samples, 6 a row: two of each class, one a column
     # Replay the last evaluation of each class from the checkpoint: "fid" is the mean pixel of its samples.
     generator = load_generator(tmp_path / "checkpoint.pt")
     noise = torch.randn(20, 100, generator=torch.Generator().manual_seed(0))
