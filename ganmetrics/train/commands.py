@@ -57,10 +57,14 @@ def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, 
     )
     note = " [UNCALIBRATED weights: FID and IS values are not comparable with published ones]"
 
+    told = False  # a conditional run builds one evaluator a class besides the first: say it once
+
     def evaluator_factory(config, images):
+        nonlocal told
         evaluator = default_evaluator(config, images)
-        if not evaluator.calibrated:
+        if not evaluator.calibrated and not told:
             click.echo(f"scoring with weights {options.weights or 'found by the default search'}{note}")
+            told = True
         return evaluator
 
     last = train(config, evaluator_factory)

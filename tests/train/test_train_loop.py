@@ -381,6 +381,22 @@ def test_resume_refuses_other_classes(labelled_dir, tmp_path):
         run(config(labelled_dir, tmp_path / "run", steps=4))
 
 
+def test_train_command_says_once_that_a_conditional_run_s_weights_are_uncalibrated(labelled_dir, tmp_path,
+                                                                                    monkeypatch):
+    import ganmetrics.train.commands as commands
+
+    factory = RecordingFactory()
+    monkeypatch.setattr(commands, "default_evaluator", factory)
+    result = CliRunner().invoke(train_command, [str(labelled_dir), "--out", str(tmp_path / "run"), "--conditional",
+                                                "--steps", "1", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
+                                                "--eval-samples", "6", "--device", "cpu", "--weights", "random:0"])
+    assert result.exit_code == 0, result.output
+    assert len(factory.calls) == 4  # the whole set's evaluator, then one a class
+    assert result.output.count("scoring with weights random:0 [UNCALIBRATED") == 1
+    assert result.output.splitlines()[-1].endswith(f"[UNCALIBRATED weights: FID and IS values are not comparable "
+                                                   f"with published ones]; run in {tmp_path / 'run'}")
+
+
 def test_sample_writes_one_class_or_every_class(labelled_dir, tmp_path):
     run(config(labelled_dir, tmp_path / "run", steps=2, conditional=True))
     checkpoint = tmp_path / "run" / "checkpoint.pt"
