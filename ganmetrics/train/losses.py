@@ -6,6 +6,7 @@ max(l, 0) + log(1 + exp(-|l|)), so logits of +-100 give finite losses and gradie
 log(sigmoid(l)) would give -inf.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -41,14 +42,38 @@ def wgan_g_loss(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     weight: float = 10.0) -> torch.Tensor:
     """weight * E[(||grad_x f(x_hat)||_2 - 1)^2] on x_hat = eps * x + (1 - eps) * G(z), with one
     eps ~ U[0, 1] per sample (Gulrajani et al., 2017). ``real``, ``fake``: (N, C, H, W), ``fake``
-    detached from the generator. Differentiable with respect to the critic's parameters."""
+    detached from the generator; sample i of both has the same class where the critic is
+    conditional (its one-hots bound into ``critic``), so x_hat keeps it. Differentiable with
+    respect to the critic's parameters."""
     eps = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+# Chen et al., 2016: "for discrete latent codes, lambda = 1 is sufficient"; continuous codes take
+# a smaller weight, which keeps their term on the GAN losses' scale.
+CATEGORICAL_WEIGHT = 1.0
+CONTINUOUS_WEIGHT = 0.1
+
+
+def information_loss(logits: torch.Tensor, means: torch.Tensor, category: torch.Tensor, continuous: torch.Tensor,
+                     categorical_weight: float = CATEGORICAL_WEIGHT,
+                     continuous_weight: float = CONTINUOUS_WEIGHT) -> torch.Tensor:
+    """InfoGAN's lambda * L_I (Chen et al., 2016), to minimise: the negative log-likelihood of
+    the codes the generator was given under Q's posterior, per sample, averaged over the batch.
+
+    ``logits``: Q's float (N, K) for the categorical code ``category``, int64 (N,): its
+    cross-entropy -log softmax(logits)[category], weighted ``categorical_weight``. ``means``:
+    Q's float (N, C) for the continuous codes ``continuous``, float (N, C), each a Gaussian of
+    unit variance: sum_j 0.5 * ((c_j - mean_j)^2 + log(2 pi)), weighted ``continuous_weight``.
+    """
+    gaussian_nll = 0.5 * ((continuous - means) ** 2 + math.log(2 * math.pi)).sum(dim=1).mean()
+    return categorical_weight * F.cross_entropy(logits, category) + continuous_weight * gaussian_nll
 
 
 @torch.no_grad()

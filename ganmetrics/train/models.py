@@ -37,17 +37,19 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """z ~ N(0, I), float32 (N, nz) or (N, nz, 1, 1) -> images float32 (N, channels, S, S) in [-1, 1].
+    """z ~ N(0, I), float32 (N, nz) or (N, nz, 1, 1), and a code float32 (N, code_dims) where
+    ``code_dims`` > 0 -> images float32 (N, channels, S, S) in [-1, 1]. The code (a class
+    one-hot, or InfoGAN's codes) is concatenated to z (Mirza & Osindero, 2014; Chen et al., 2016).
 
     ConvTranspose2d to a 4x4 map of ``ngf * 2**(stages-1)`` channels, then stride-2
     ConvTranspose2d stages halving the width, each with BatchNorm and ReLU, and a Tanh output.
     """
 
-    def __init__(self, image_size: int = 32, channels: int = 3, nz: int = NZ, ngf: int = 64):
+    def __init__(self, image_size: int = 32, channels: int = 3, nz: int = NZ, ngf: int = 64, code_dims: int = 0):
         super().__init__()
         stages = _num_stages(image_size)
         width = ngf * 2 ** (stages - 1)
-        layers = [nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(nz + code_dims, width, 4, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [
                 nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
@@ -57,11 +59,14 @@ class Generator(nn.Module):
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.nz = nz
+        self.nz, self.code_dims = nz, code_dims
         self.apply(dcgan_init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.reshape(z.size(0), self.nz, 1, 1))
+    def forward(self, z: torch.Tensor, code: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.reshape(z.size(0), self.nz)
+        if self.code_dims:
+            z = torch.cat([z, code], dim=1)
+        return self.main(z[:, :, None, None])
 
 
 def _norm_layer(norm: str, width: int) -> nn.Module:
@@ -75,20 +80,23 @@ def _norm_layer(norm: str, width: int) -> nn.Module:
 
 
 class Discriminator(nn.Module):
-    """Images float32 (N, channels, S, S) in [-1, 1] -> raw scores float32 (N,): logits of
-    "real" for the GAN losses, critic values for the WGAN losses.
+    """Images float32 (N, channels, S, S) in [-1, 1], and for a conditional critic (``classes``
+    > 0) their classes' one-hots float32 (N, classes) -> raw scores float32 (N,): logits of
+    "real" for the GAN losses, critic values for the WGAN losses. The one-hot enters as
+    ``classes`` constant input planes beside the image's channels.
 
-    Stride-2 Conv2d stages doubling the width from ``ndf``, LeakyReLU(0.2), a norm layer on every
-    stage but the first, and a 4x4 convolution to one value. ``norm``: "batch" (DCGAN), "layer"
-    (GroupNorm(1, C), for WGAN-GP) or "none".
+    The trunk: stride-2 Conv2d stages doubling the width from ``ndf``, LeakyReLU(0.2), a norm
+    layer on every stage but the first, down to a 4x4 map of ``trunk_width`` channels; then a 4x4
+    convolution to one value. ``norm``: "batch" (DCGAN), "layer" (GroupNorm(1, C), for WGAN-GP)
+    or "none". ``trunk``/``head`` split the forward pass where InfoGAN's Q branches off.
     """
 
-    def __init__(self, image_size: int = 32, channels: int = 3, ndf: int = 64, norm: str = "batch"):
+    def __init__(self, image_size: int = 32, channels: int = 3, ndf: int = 64, norm: str = "batch", classes: int = 0):
         super().__init__()
         if norm not in CRITIC_NORMS:
             raise GanMetricsError(f"unknown discriminator norm {norm!r}; use one of {', '.join(CRITIC_NORMS)}")
         stages = _num_stages(image_size)
-        layers = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        layers = [nn.Conv2d(channels + classes, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
         width = ndf
         for _ in range(stages - 1):
             layers += [
@@ -99,7 +107,39 @@ class Discriminator(nn.Module):
             width *= 2
         layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
+        self.classes, self.trunk_width = classes, width
         self.apply(dcgan_init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+    def trunk(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Features float32 (N, trunk_width, 4, 4) of images (and their classes' one-hots)."""
+        if self.classes:
+            x = torch.cat([x, condition[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.main[:-1](x)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw scores float32 (N,) of trunk features."""
+        return self.main[-1](features).flatten()
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.trunk(x, condition))
+
+
+class InfoHead(nn.Module):
+    """InfoGAN's Q on the discriminator's trunk: features float32 (N, trunk_width, 4, 4) ->
+    (categorical logits float32 (N, categories), continuous means float32 (N, continuous)).
+
+    Q models each continuous code as a Gaussian with these means and unit variance (a fixed
+    variance, as in the paper's released code), so its negative log-likelihood is a squared
+    error. One hidden layer of 128 units (the paper's Q); no batch norm, which would couple the
+    samples of a batch.
+    """
+
+    def __init__(self, trunk_width: int, categories: int, continuous: int):
+        super().__init__()
+        self.main = nn.Sequential(nn.Flatten(), nn.Linear(trunk_width * 16, 128), nn.LeakyReLU(0.2),
+                                  nn.Linear(128, categories + continuous))
+        self.categories = categories
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.main(features)
+        return out[:, :self.categories], out[:, self.categories:]

@@ -1,9 +1,11 @@
 """The toy image set: deterministic for a seed, and diverse."""
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
-from ganmetrics.train.toydata import toy_images, write_toy_dataset
+from ganmetrics.errors import GanMetricsError
+from ganmetrics.train.toydata import CLASS_SHAPES, render_toy_image, toy_images, write_toy_dataset
 
 
 def test_files_are_bit_identical_for_a_seed(tmp_path):
@@ -64,3 +66,53 @@ def test_shapes_of_every_kind_scale_and_position(monkeypatch):
     assert max(radii) > 2 * min(radii)  # several scales (in the 4x supersampled canvas)
     centres = [x for _, _, x in drawn]
     assert max(centres) - min(centres) > 64  # spread over the 128-pixel canvas
+
+
+def test_a_labelled_set_puts_each_class_in_the_folder_of_its_shape(tmp_path):
+    paths = write_toy_dataset(tmp_path, 7, image_size=32, seed=2, classes=3)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "circle/00000.png", "square/00001.png", "triangle/00002.png", "circle/00003.png", "square/00004.png",
+        "triangle/00005.png", "circle/00006.png"]
+    arrays = toy_images(7, image_size=32, seed=2, classes=3)
+    for path, array in zip(paths, arrays):
+        with Image.open(path) as image:
+            assert np.array_equal(np.asarray(image), array)
+    # A labelled set draws the same backgrounds as the unlabelled one: only its shapes differ.
+    plain = toy_images(7, image_size=32, seed=2)
+    assert not any(np.array_equal(a, b) for a, b in zip(arrays, plain))
+
+
+def test_each_class_draws_only_its_shape_in_colours_near_its_hue(monkeypatch):
+    import colorsys
+
+    drawn = []
+    ellipse, polygon = ImageDraw.ImageDraw.ellipse, ImageDraw.ImageDraw.polygon
+
+    def record_ellipse(self, box, *args, fill=None, outline=None, **kwargs):
+        drawn.append(("circle" if fill is not None else "ring", fill or outline))
+        return ellipse(self, box, *args, fill=fill, outline=outline, **kwargs)
+
+    def record_polygon(self, corners, *args, fill=None, **kwargs):
+        drawn.append(({3: "triangle", 4: "square", 10: "star", 12: "cross"}[len(corners)], fill))
+        return polygon(self, corners, *args, fill=fill, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "ellipse", record_ellipse)
+    monkeypatch.setattr(ImageDraw.ImageDraw, "polygon", record_polygon)
+    labelled = toy_images(len(CLASS_SHAPES), image_size=32, seed=0, classes=len(CLASS_SHAPES))
+    for label, shape in enumerate(CLASS_SHAPES):
+        drawn.clear()
+        image = render_toy_image(np.random.default_rng([0, label]), 32, shape)
+        assert np.array_equal(image, labelled[label])  # image i is of class i % classes
+        assert drawn and {kind for kind, _ in drawn} == {shape}
+        for _, colour in drawn:
+            hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in colour))
+            offset = (hue - label / len(CLASS_SHAPES) + 0.5) % 1 - 0.5  # around the colour wheel
+            assert abs(offset) <= 0.04 + 1e-2 and saturation >= 0.69 and value >= 0.69
+
+
+@pytest.mark.parametrize("n, classes, message", [(10, 1, "use 2 to 6"), (10, 7, "use 2 to 6"),
+                                                 (2, 3, "2 images cannot fill 3 classes")])
+def test_impossible_labelled_sets_are_refused(tmp_path, n, classes, message):
+    with pytest.raises(GanMetricsError, match=message):
+        write_toy_dataset(tmp_path / "toy", n, classes=classes)
+    assert not (tmp_path / "toy").exists()

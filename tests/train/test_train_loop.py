@@ -5,6 +5,7 @@ images; the metric values themselves are tested with the metrics library.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,13 +13,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from helpers import one_line_error, run_cli
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.train.commands import sample_command, toy_data_command, train_command
 from ganmetrics.train.loop import TrainConfig, evaluate, load_generator, load_images, train, write_samples
-from ganmetrics.train.models import Generator
+from ganmetrics.train.models import Discriminator, Generator, InfoHead
 from ganmetrics.train.toydata import write_toy_dataset
 
-ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "seconds"}
+ROW_KEYS = {"step", "fid", "is_mean", "is_std", "loss_d", "loss_g", "calibrated", "seconds"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread", "restore_determinism_flags")
@@ -32,8 +34,9 @@ def data_dir(tmp_path_factory):
 class StandIn:
     """Records what it is given; "fid" is the mean pixel, "is_mean"/"is_std" the std and mean |x|."""
 
-    def __init__(self, fail_at_compute: int | None = None):
+    def __init__(self, fail_at_compute: int | None = None, calibrated: bool = False):
         self.fail_at_compute = fail_at_compute
+        self.calibrated = calibrated
         self.computes = 0
         self.shapes = []
 
@@ -231,6 +234,18 @@ def test_bad_data_folders_are_refused(tmp_path):
     assert isinstance(result.exception, GanMetricsError)
 
 
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_train_command_on_a_finished_run_reads_the_calibration_from_its_last_row(data_dir, tmp_path, calibrated):
+    run(config(data_dir, tmp_path / "run", steps=2), StandIn(calibrated=calibrated))
+    assert [row["calibrated"] for row in rows(tmp_path / "run")] == [calibrated, calibrated]
+    # The same settings as config(): the run is finished, so no evaluator is built.
+    result = CliRunner().invoke(train_command, [str(data_dir), "--out", str(tmp_path / "run"), "--steps", "2",
+                                                "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "scoring with" not in result.output
+    assert ("UNCALIBRATED" in result.output) is not calibrated
+
+
 def test_sample_writes_n_pngs_of_the_generator(data_dir, tmp_path):
     run(config(data_dir, tmp_path / "run", steps=2))
     checkpoint = tmp_path / "run" / "checkpoint.pt"
@@ -268,3 +283,273 @@ def test_toy_data_command_writes_the_images(tmp_path):
     assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["00000.png", "00001.png", "00002.png"]
     with Image.open(tmp_path / "toy" / "00002.png") as image:
         assert image.size == (64, 64)
+
+
+# --- conditional GAN --------------------------------------------------------------------------
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def labelled_dir(tmp_path_factory):
+    """24 toy images in three class folders, 8 each (image i of class i % 3)."""
+    return write_toy_dataset(tmp_path_factory.mktemp("labelled"), 24, image_size=32, seed=0, classes=3)[0].parent.parent
+
+
+class RecordingFactory:
+    """An evaluator factory that records each (config, images) it is called with and gives each
+    call its own ``StandIn``."""
+
+    def __init__(self):
+        self.calls, self.evaluators = [], []
+
+    def __call__(self, config, images):
+        self.calls.append((config, images.cpu()))
+        self.evaluators.append(StandIn())
+        return self.evaluators[-1]
+
+
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "wgan", "wgan-gp"])
+def test_each_loss_trains_a_conditional_gan_without_nan(labelled_dir, tmp_path, loss):
+    last = run(config(labelled_dir, tmp_path, loss=loss, steps=3, conditional=True))
+    history = rows(tmp_path)
+    assert [row["step"] for row in history] == [0, 2, 3] and last == history[-1]
+    for row in history[1:]:
+        assert set(row) == ROW_KEYS | {"class_fid", "intra_fid"}
+        assert list(row["class_fid"]) == CLASSES
+        assert row["intra_fid"] == pytest.approx(sum(row["class_fid"].values()) / 3, rel=1e-12)
+        assert all(np.isfinite(row[key]) for key in ("fid", "intra_fid", "loss_d", "loss_g"))
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint["classes"] == CLASSES and checkpoint["config"]["conditional"] is True
+    assert checkpoint["discriminator"]["main.0.weight"].shape[1] == 3 + 3  # RGB and one plane a class
+    assert checkpoint["generator"]["main.0.weight"].shape[0] == 100 + 3  # z and the one-hot
+    for name in ("generator", "discriminator"):
+        assert all(torch.isfinite(t).all() for t in checkpoint[name].values())
+
+
+def test_each_class_is_scored_against_its_own_images(labelled_dir, tmp_path):
+    factory = RecordingFactory()
+    cfg = config(labelled_dir, tmp_path, steps=2, eval_samples=20, conditional=True, reference="stats.npz",
+                 metric_options={"dims": 64, "inception_score": True})
+    train(cfg, factory)
+    (_, everything), *per_class = factory.calls
+    assert torch.equal(everything, load_images(labelled_dir, 32))
+    for (class_config, images), name in zip(per_class, CLASSES):
+        assert torch.equal(images, load_images(labelled_dir / name, 32))
+        assert class_config.reference is None  # the class's own images, whatever the overall reference
+        assert class_config.metric_options == {"dims": 64, "inception_score": False}
+    # Evaluation sample i is of class i % 3: 7, 7 and 6 of the 20; the overall evaluator sees all 20.
+    overall, *classes = factory.evaluators
+    assert [sum(shape[0] for shape in e.shapes) for e in classes] == [7 * 2, 7 * 2, 6 * 2]  # two evaluations
+    assert sum(shape[0] for shape in overall.shapes) == 20 * 2
+    with Image.open(tmp_path / "samples" / "step_000002.png") as grid:
+        assert grid.size == (6 * 34 + 2, 4 * 34 + 2)  # 20 samples, 6 a row: two of each class, one a column
+    # Replay the last evaluation of each class from the checkpoint: "fid" is the mean pixel of its samples.
+    generator = load_generator(tmp_path / "checkpoint.pt")
+    noise = torch.randn(20, 100, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(20) % 3
+    last = rows(tmp_path)[-1]
+    with torch.no_grad():
+        for label, name in enumerate(CLASSES):
+            images = generator(noise[labels == label], torch.eye(3)[labels[labels == label]])
+            assert last["class_fid"][name] == pytest.approx(images.double().mean().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["conditional", "infogan"])
+def test_a_conditional_or_infogan_run_resumes_bit_for_bit(data_dir, labelled_dir, tmp_path, kind):
+    data, settings = {"conditional": (labelled_dir, {"conditional": True}),
+                      "infogan": (data_dir, {"infogan": "3,2"})}[kind]
+    run(config(data, tmp_path / "straight", steps=4, **settings))
+    killed = tmp_path / "killed"
+    computes_per_evaluation = 4 if kind == "conditional" else 1  # the overall evaluator, then one a class
+    with pytest.raises(KeyboardInterrupt):
+        run(config(data, killed, steps=4, **settings), StandIn(fail_at_compute=2 * computes_per_evaluation + 1))
+    assert load_checkpoint(killed)["step"] == 2
+    run(config(data, killed, steps=4, **settings))
+    straight, resumed = load_checkpoint(tmp_path / "straight"), load_checkpoint(killed)
+    for name in ("generator", "discriminator", *(("q_head",) if kind == "infogan" else ())):
+        assert_same_state(straight[name], resumed[name])
+    assert without_seconds(rows(killed)) == without_seconds(rows(tmp_path / "straight"))
+
+
+def test_resume_refuses_other_classes(labelled_dir, tmp_path):
+    run(config(labelled_dir, tmp_path / "run", steps=2, conditional=True))
+    other = write_toy_dataset(tmp_path / "other", 8, classes=2)[0].parent.parent
+    with pytest.raises(GanMetricsError, match="classes circle, square, triangle but the data has circle, square"):
+        run(config(other, tmp_path / "run", steps=4, conditional=True))
+    with pytest.raises(GanMetricsError, match="conditional=True, not False"):
+        run(config(labelled_dir, tmp_path / "run", steps=4))
+
+
+def test_train_command_says_once_that_a_conditional_run_s_weights_are_uncalibrated(labelled_dir, tmp_path,
+                                                                                    monkeypatch):
+    import ganmetrics.train.commands as commands
+
+    factory = RecordingFactory()
+    monkeypatch.setattr(commands, "default_evaluator", factory)
+    result = CliRunner().invoke(train_command, [str(labelled_dir), "--out", str(tmp_path / "run"), "--conditional",
+                                                "--steps", "1", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
+                                                "--eval-samples", "6", "--device", "cpu", "--weights", "random:0"])
+    assert result.exit_code == 0, result.output
+    assert len(factory.calls) == 4  # the whole set's evaluator, then one a class
+    assert result.output.count("scoring with weights random:0 [UNCALIBRATED") == 1
+    assert result.output.splitlines()[-1].endswith(f"[UNCALIBRATED weights: FID and IS values are not comparable "
+                                                   f"with published ones]; run in {tmp_path / 'run'}")
+
+
+def test_sample_writes_one_class_or_every_class(labelled_dir, tmp_path):
+    run(config(labelled_dir, tmp_path / "run", steps=2, conditional=True))
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    generator = load_generator(checkpoint)
+    noise = torch.randn(5, 100, generator=torch.Generator().manual_seed(3))
+
+    def expected(labels):
+        with torch.no_grad():
+            images = generator(noise[:len(labels)], torch.eye(3)[labels])
+        return ((images + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+
+    def written(folder):
+        images = []
+        for path in sorted(folder.iterdir()):
+            with Image.open(path) as image:
+                images.append(np.asarray(image, dtype=float))
+        return np.stack(images)
+
+    common = ["--seed", "3", "--device", "cpu"]
+    result = run_cli("sample", checkpoint, "-o", tmp_path / "two", "--class", "2", "-n", "5", *common, options=())
+    assert result.exit_code == 0, result.output
+    assert np.abs(written(tmp_path / "two") - expected([2] * 5)).max() <= 1
+    result = run_cli("sample", checkpoint, "-o", tmp_path / "each", "--per-class", "4", *common, options=())
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == CLASSES  # the training set's class folders
+    for label, name in enumerate(CLASSES):
+        assert np.abs(written(tmp_path / "each" / name) - expected([label] * 4)).max() <= 1
+    result = run_cli("sample", checkpoint, "-o", tmp_path / "mixed", "-n", "5", *common, options=())
+    assert result.exit_code == 0, result.output
+    assert np.abs(written(tmp_path / "mixed") - expected([0, 1, 2, 0, 1])).max() <= 1  # the classes in turn
+
+
+def test_bad_conditional_input_is_one_line_and_writes_nothing(data_dir, labelled_dir, tmp_path):
+    (tmp_path / "labelled").mkdir()
+    for name in ("cats", "dogs"):
+        (tmp_path / "labelled" / name).mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "labelled" / "cats" / "0.png")
+    run(config(data_dir, tmp_path / "plain", steps=1, eval_every=1))
+    run(config(labelled_dir, tmp_path / "cond", steps=1, eval_every=1, conditional=True))
+    out = tmp_path / "out"
+    cases = [
+        (("train", data_dir, "--out", out, "--conditional"), "one subfolder of images per class"),
+        (("train", tmp_path / "labelled", "--out", out, "--conditional"), "class 'dogs' .* holds no PNG/JPG images"),
+        (("train", labelled_dir, "--out", out, "--conditional", "--eval-samples", "5"), "--eval-samples 6 or more"),
+        (("sample", tmp_path / "cond" / "checkpoint.pt", "-o", out, "--class", "3", "-n", "2"),
+         r"--class 3 is out of range: .* has 3 classes \(0 circle, 1 square, 2 triangle\)"),
+        (("sample", tmp_path / "cond" / "checkpoint.pt", "-o", out, "--class", "-1", "-n", "2"), "out of range"),
+        (("sample", tmp_path / "plain" / "checkpoint.pt", "-o", out, "--class", "0", "-n", "2"),
+         "--class needs a conditional checkpoint"),
+        (("sample", tmp_path / "plain" / "checkpoint.pt", "-o", out, "--per-class", "2"),
+         "--per-class needs a conditional checkpoint"),
+        (("sample", tmp_path / "cond" / "checkpoint.pt", "-o", out, "--per-class", "2", "--class", "1"),
+         "exclude each other"),
+        (("sample", tmp_path / "cond" / "checkpoint.pt", "-o", out), "pass either -n NUM or --per-class NUM"),
+        (("toy-data", out, "-n", "4", "--classes", "7"), "use 2 to 6"),
+    ]
+    for args, message in cases:
+        line = one_line_error(run_cli(*args, options=("--device", "cpu") if args[0] != "toy-data" else ()))
+        assert re.search(message, line), (args, line)
+        assert not out.exists(), args
+
+
+# --- InfoGAN ----------------------------------------------------------------------------------
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def test_infogan_writes_a_traversal_sheet_per_code_to_the_run_folder_and_tensorboard(data_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+    from torchvision.utils import make_grid
+
+    run(config(data_dir, tmp_path, steps=2, infogan="3,2"))
+    names = ["", "_categorical", "_continuous0", "_continuous1"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == sorted(
+        f"step_{step:06d}{name}.png" for step in (0, 2) for name in names)
+    # Replay the last sheets from the checkpoint: rows vary one code, columns share the first 8 noise vectors.
+    generator = load_generator(tmp_path / "checkpoint.pt")
+    noise = torch.randn(20, 100, generator=torch.Generator().manual_seed(0))[:8]
+    rows_of = {"_categorical": 3, "_continuous0": 9, "_continuous1": 9}
+    for name, n_rows in rows_of.items():
+        sheet = read_png(tmp_path / "samples" / f"step_000002{name}.png")
+        assert sheet.shape == (n_rows * 34 + 2, 8 * 34 + 2, 3)
+        values = torch.linspace(-1, 1, 9)
+        if name == "_categorical":
+            code = torch.cat([torch.eye(3).repeat_interleave(8, 0), torch.zeros(24, 2)], 1)
+        else:
+            j = int(name[-1])
+            continuous = torch.zeros(72, 2)
+            continuous[:, j] = values.repeat_interleave(8)
+            code = torch.cat([torch.eye(3)[torch.arange(72) % 8 % 3], continuous], 1)
+        with torch.no_grad():
+            grid = make_grid(generator(noise.repeat(n_rows, 1), code), nrow=8, normalize=True, value_range=(-1, 1))
+        expected = (grid * 255 + 0.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        assert np.abs(sheet.astype(int) - expected).max() <= 1
+    events = EventAccumulator(str(tmp_path), size_guidance={IMAGES: 0})
+    events.Reload()
+    assert set(events.Tags()["images"]) == {"samples", "traversal/categorical", "traversal/continuous0",
+                                            "traversal/continuous1"}
+    assert [event.step for event in events.Images("traversal/categorical")] == [0, 2]
+    assert {"fid", "is_mean", "info_accuracy", "loss_d", "loss_g"} <= set(events.Tags()["scalars"])
+
+
+def test_infogan_s_categorical_code_becomes_readable_through_q(data_dir, tmp_path):
+    # Four categories (chance 0.25), at lr 1e-3: the accuracy rose from 0.28, 0.23, 0.32 at step 0
+    # to 0.83, 0.85, 0.73 at step 100 for seeds 0, 1, 2.
+    cfg = config(data_dir, tmp_path, steps=100, batch_size=32, eval_every=100, eval_samples=200, lr=1e-3,
+                 infogan="4,1")
+    run(cfg)
+    first, last = rows(tmp_path)
+    assert [first["step"], last["step"]] == [0, 100]
+    sd = (0.25 * 0.75 / 200) ** 0.5  # of the accuracy of 200 guesses at chance
+    assert abs(first["info_accuracy"] - 0.25) < 3 * sd
+    assert last["info_accuracy"] > 0.25 + 5 * sd
+    # Replay the last accuracy from the checkpoint's networks, in eval mode, on the fixed evaluation codes.
+    checkpoint = load_checkpoint(tmp_path)
+    generator = load_generator(tmp_path / "checkpoint.pt")
+    critic = Discriminator(32, 3, ndf=8)
+    critic.load_state_dict(checkpoint["discriminator"])
+    q_head = InfoHead(critic.trunk_width, 4, 1)
+    q_head.load_state_dict(checkpoint["q_head"])
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.randn(200, 100, generator=rng)
+    category, continuous = torch.randint(4, (200,), generator=rng), torch.rand(200, 1, generator=rng) * 2 - 1
+    with torch.no_grad():
+        images = generator(noise, torch.cat([torch.eye(4)[category], continuous], 1))
+        logits, _ = q_head.eval()(critic.eval().trunk(images))
+    assert last["info_accuracy"] == pytest.approx((logits.argmax(1) == category).double().mean().item(), abs=1e-12)
+
+
+def test_sample_draws_infogan_codes_after_the_noise(data_dir, tmp_path):
+    run(config(data_dir, tmp_path / "run", steps=1, eval_every=1, infogan="3,1"))
+    result = run_cli("sample", tmp_path / "run" / "checkpoint.pt", "-n", "4", "-o", tmp_path / "out", "--seed", "5",
+                     "--device", "cpu", options=())
+    assert result.exit_code == 0, result.output
+    rng = torch.Generator().manual_seed(5)
+    noise = torch.randn(4, 100, generator=rng)
+    category, continuous = torch.randint(3, (4,), generator=rng), torch.rand(4, 1, generator=rng) * 2 - 1
+    with torch.no_grad():
+        images = load_generator(tmp_path / "run" / "checkpoint.pt")(noise, torch.cat([torch.eye(3)[category], continuous], 1))
+    expected = ((images + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    written = np.stack([read_png(tmp_path / "out" / f"{i:05d}.png") for i in range(4)]).astype(float)
+    assert np.abs(written - expected).max() <= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--infogan", "10"), "--infogan '10' is not CATEGORIES,CONTINUOUS"),
+    (("--infogan", "10,x"), "is not CATEGORIES,CONTINUOUS"),
+    (("--infogan", "1,2"), "at least 2 categories"),
+    (("--infogan", "10,2", "--conditional"), "--infogan and --conditional do not combine"),
+])
+def test_bad_infogan_input_is_one_line_and_writes_nothing(data_dir, tmp_path, args, message):
+    line = one_line_error(run_cli("train", data_dir, "--out", tmp_path / "out", *args, "--device", "cpu", options=()))
+    assert message in line
+    assert not (tmp_path / "out").exists()

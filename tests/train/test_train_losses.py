@@ -1,6 +1,8 @@
 """The GAN objectives against their closed forms, the gradient penalty against its analytic value
 for a linear critic, and WGAN weight clipping."""
 
+import copy
+import functools
 import math
 
 import pytest
@@ -8,9 +10,9 @@ import torch
 import torch.nn as nn
 
 from ganmetrics.train.loop import critic_update
-from ganmetrics.train.losses import (LOSSES, gradient_penalty, minimax_d_loss, minimax_g_loss,
+from ganmetrics.train.losses import (LOSSES, gradient_penalty, information_loss, minimax_d_loss, minimax_g_loss,
                                      nonsaturating_g_loss, wgan_d_loss, wgan_g_loss)
-from ganmetrics.train.models import Discriminator
+from ganmetrics.train.models import Discriminator, InfoHead
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,6 +37,7 @@ def sigmoid(x: float) -> float:
 
 def logits(values, dtype=torch.float64):
     return torch.tensor(values, dtype=dtype, requires_grad=True)
+
 
 
 def test_minimax_discriminator_loss_is_minus_the_log_likelihood():
@@ -158,3 +161,79 @@ def test_loss_table_holds_the_published_settings():
     assert adam.param_groups[0]["lr"] == 1e-4 and adam.param_groups[0]["betas"] == (0.0, 0.9)
     rmsprop = LOSSES["wgan"].make_optimizer(params, lr=1e-3)
     assert isinstance(rmsprop, torch.optim.RMSprop) and rmsprop.param_groups[0]["lr"] == 1e-3
+
+
+LOGITS = [[2.0, -1.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0], [100.0, -100.0, 0.0]]
+CATEGORY = [0, 2, 1, 1]
+MEANS = [[0.5, -0.2], [0.0, 0.0], [1.5, 0.3], [-1.0, 0.9]]
+CONTINUOUS = [[0.25, -1.0], [0.0, 1.0], [1.0, 0.3], [-1.0, -0.9]]
+
+
+def test_information_loss_is_cross_entropy_plus_unit_gaussian_nll():
+    q_logits, q_means = logits(LOGITS), logits(MEANS)
+    category, continuous = torch.tensor(CATEGORY), torch.tensor(CONTINUOUS, dtype=torch.float64)
+    loss = information_loss(q_logits, q_means, category, continuous)
+
+    def cross_entropy(row, k):  # -log softmax, by hand, stable for the +-100 row
+        top = max(row)
+        return -(row[k] - top - math.log(sum(math.exp(v - top) for v in row)))
+
+    def gaussian_nll(c, mu):  # -log N(c; mu, 1)
+        return -math.log(math.exp(-(c - mu) ** 2 / 2) / math.sqrt(2 * math.pi))
+
+    ce = sum(cross_entropy(row, k) for row, k in zip(LOGITS, CATEGORY)) / 4
+    nll = sum(gaussian_nll(c, mu) for cs, mus in zip(CONTINUOUS, MEANS) for c, mu in zip(cs, mus)) / 4
+    assert loss.item() == pytest.approx(1.0 * ce + 0.1 * nll, rel=1e-12)
+    assert ce == pytest.approx((0.241311297 + 1.098612289 + 0.049455610 + 200.0) / 4, rel=1e-8)
+    loss.backward()
+    # d/dlogits of mean CE: (softmax - one-hot) / N; d/dmeans of 0.1 * mean NLL: 0.1 (mean - c) / N.
+    softmax = torch.tensor(LOGITS, dtype=torch.float64).softmax(1)
+    expected = (softmax - torch.eye(3, dtype=torch.float64)[CATEGORY]) / 4
+    torch.testing.assert_close(q_logits.grad, expected, rtol=1e-12, atol=1e-15)
+    expected = 0.1 * (torch.tensor(MEANS, dtype=torch.float64) - continuous) / 4
+    torch.testing.assert_close(q_means.grad, expected, rtol=1e-12, atol=1e-15)
+    assert information_loss(q_logits, q_means, category, continuous, 2.0, 0.0).item() == pytest.approx(2 * ce, rel=1e-12)
+
+
+class LabelledLinearCritic(nn.Module):
+    """f(x, c) = <W c, x> over the flattened image: grad_x f = W c, one direction per class."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+
+    def forward(self, x, condition):
+        return (x.flatten(1) * (condition @ self.w)).sum(1)
+
+
+def test_the_gradient_penalty_of_a_conditional_critic_keeps_each_sample_s_class():
+    torch.manual_seed(0)
+    w = torch.randn(3, 12, dtype=torch.float64)  # row k: the critic's gradient for class k
+    critic = LabelledLinearCritic(w)
+    condition = torch.eye(3, dtype=torch.float64)[[0, 1, 2, 2, 1, 0]]
+    real = torch.randn(6, 3, 2, 2, dtype=torch.float64)
+    fake = torch.randn(6, 3, 2, 2, dtype=torch.float64)
+    penalty = gradient_penalty(functools.partial(critic, condition=condition), real, fake, weight=10.0)
+    # Interpolates of sample i keep class i, so the gradient there is w[class i].
+    norms = w.norm(dim=1)[[0, 1, 2, 2, 1, 0]]
+    assert penalty.item() == pytest.approx(10 * ((norms - 1) ** 2).mean().item(), rel=1e-12)
+
+
+def test_an_infogan_critic_update_adds_the_information_loss_and_trains_q():
+    torch.manual_seed(0)
+    spec = LOSSES["nonsaturating"]
+    critic = Discriminator(32, 3, ndf=8, norm=spec.critic_norm)
+    q_head = InfoHead(critic.trunk_width, categories=4, continuous=2)
+    optimizer = spec.make_optimizer([*critic.parameters(), *q_head.parameters()])
+    real, fake = torch.rand(8, 3, 32, 32) * 2 - 1, torch.rand(8, 3, 32, 32) * 2 - 1
+    codes = (torch.randint(4, (8,)), torch.rand(8, 2) * 2 - 1)
+    before_critic, before_q = copy.deepcopy(critic), copy.deepcopy(q_head)
+
+    loss = critic_update(critic, optimizer, spec, real, fake, q_head=q_head, codes=codes)
+
+    replay_real = before_critic(real)  # the replay, in the same order (real, then fake) through batch norm
+    features = before_critic.trunk(fake)
+    logits, means = before_q(features)
+    expected = minimax_d_loss(replay_real, before_critic.head(features)) + information_loss(logits, means, *codes)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert not torch.equal(q_head.main[-1].weight, before_q.main[-1].weight)  # Q is in the critic's optimiser

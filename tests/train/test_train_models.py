@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.train.models import Discriminator, Generator
+from ganmetrics.train.models import Discriminator, Generator, InfoHead
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,3 +77,37 @@ def test_other_image_sizes_are_refused(image_size):
         Generator(image_size)
     with pytest.raises(GanMetricsError, match="use 32 or 64"):
         Discriminator(image_size)
+
+
+def test_a_code_is_concatenated_to_the_noise():
+    torch.manual_seed(0)
+    generator = Generator(32, 3, nz=100, ngf=8, code_dims=4).eval()
+    first = generator.main[0]
+    assert first.in_channels == 104
+    z, code = torch.randn(6, 100), torch.eye(4)[[0, 1, 2, 3, 0, 1]]
+    images = generator(z, code)
+    assert images.shape == (6, 3, 32, 32)
+    # The first layer sees [z, code]: the same layer applied to the concatenation by hand.
+    expected = generator.main[1:](nn.functional.conv_transpose2d(torch.cat([z, code], 1)[:, :, None, None], first.weight))
+    torch.testing.assert_close(images, expected)
+    assert not torch.allclose(generator(z, code.roll(1, dims=1)), images)  # the code changes the images
+
+
+def test_a_conditional_discriminator_sees_the_one_hot_as_constant_planes():
+    torch.manual_seed(0)
+    critic = Discriminator(32, 3, ndf=8, norm="layer", classes=3)
+    assert critic.main[0].in_channels == 6
+    x, condition = torch.rand(4, 3, 32, 32) * 2 - 1, torch.eye(3)[[0, 1, 2, 1]]
+    planes = condition[:, :, None, None].expand(4, 3, 32, 32)
+    torch.testing.assert_close(critic(x, condition), critic.main(torch.cat([x, planes], 1)).flatten())
+    torch.testing.assert_close(critic.head(critic.trunk(x, condition)), critic(x, condition))
+    assert critic.trunk(x, condition).shape == (4, critic.trunk_width, 4, 4) and critic.trunk_width == 32
+    assert not torch.allclose(critic(x, condition.roll(1, dims=1)), critic(x, condition))
+
+
+def test_info_head_splits_categorical_logits_from_continuous_means():
+    torch.manual_seed(0)
+    head = InfoHead(trunk_width=32, categories=10, continuous=2)
+    logits, means = head(torch.randn(5, 32, 4, 4))
+    assert logits.shape == (5, 10) and means.shape == (5, 2)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in head.modules())  # samples stay independent
