@@ -435,24 +435,25 @@ def work_bare(job) -> dict:
     run it (``forward_batch``: each whole batch at once, one batch at a time on all threads)."""
     torch = _torch_setup(job)
     from ganmetrics.engine.loader import ImageBatch
-    from ganmetrics.engine.runner import concurrent_parts, forward_batch, forward_batches
-    from ganmetrics.extractors.inception.extractor import InceptionExtractor
-    from ganmetrics.extractors.inception.weights import load_weights
+    from ganmetrics.engine.runner import Task, concurrent_parts, forward_batch, forward_batches
+    from ganmetrics.extractors.inception.extractor import InceptionExtractor, InceptionOptions
+    from ganmetrics.extractors.weights import load_weights
 
     device = torch.device(job["device"])
-    weights = load_weights(job["weights"], progress=False)
-    ours = InceptionExtractor(weights, device, resize=job["resize"])
-    plain = InceptionExtractor(weights, device, resize=job["resize"])
-    plain.network = weights.build_network(device)  # instead of the one built on first use
+    options = InceptionOptions(resize=job["resize"], dims=job["dims"])
+    ours = InceptionExtractor(options, weights=job["weights"], device=device)
+    plain = InceptionExtractor(options, weights=job["weights"], device=device)
+    state = load_weights(InceptionExtractor, job["weights"], progress=False).state_dict
+    plain.network = InceptionExtractor.build_network(state, device)  # instead of the one built on first use
     plain.cpu_chunk = job["batch_size"]  # the whole batch at once, as the other tools run it
     # Built here, on every thread, as reduce_source builds it: a network first used by a
     # one-thread forward would be built and probed there (see onednn.use_blocked_layout).
     ours.prepare()
     # The FID tap only, as the end-to-end ganmetrics rows compute it (no logits).
-    wanted = {ours.feature_of_dims(job["dims"])}
+    wanted = (ours.feature_of_role("frechet"),)
     batches_per_round = concurrent_parts(device)
-    rounds = {"ganmetrics": lambda batches: list(forward_batches(ours, batches, wanted)),
-              "plain": lambda batches: [forward_batch(plain, batch, wanted) for batch in batches]}
+    rounds = {"ganmetrics": lambda batches: list(forward_batches({"i": Task(ours, wanted)}, batches)),
+              "plain": lambda batches: [forward_batch({"i": Task(plain, wanted)}, batch) for batch in batches]}
     generator = torch.Generator().manual_seed(0)
     out = {}
     for set_name, size in (("small", 32), ("large", 256)):

@@ -150,15 +150,15 @@ def step_merge(args, work: Path) -> dict:
     total = files * per_shard
     rng = np.random.default_rng(0)
     comoment = np.eye(dims) * per_shard  # the values do not change the cost
-    meta = {"extractor": "synthetic", "dims": dims, "resize": "tf", "weights_sha256": "0" * 64, "calibrated": False,
-            "tf32": False, "version": "bench", "source": "synthetic"}
+    encoders = {"inception": {"extractor": "synthetic", "dims": dims, "resize": "tf", "weights_sha256": "0" * 64,
+                              "calibrated": False, "tf32": False, "version": "bench", "source": "synthetic"}}
     paths = []
     for index in range(files):
         images = span(range(total), per_shard, index, files)
         info = {"index": index, "count": files, "start": images.start, "stop": images.stop, "total": total,
                 "batch_size": per_shard, "names_sha256": "0" * 64}
         paths.append(folder / f"part-{index:05d}.npz")
-        save_shard(paths[-1], Shard({**meta, "shard": info}, {"gaussian": {
+        save_shard(paths[-1], Shard({"encoders": encoders, "shard": info}, {("inception", str(dims), "gaussian"): {
             "count": np.int64(len(images)), "mean": rng.normal(size=dims), "comoment": comoment}}))
     read = sum(path.stat().st_size for path in paths)
     started = time.perf_counter()
