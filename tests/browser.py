@@ -104,10 +104,12 @@ def visit(page: Path, expressions: tuple[str, ...] = ()) -> Visit:
     executable = chromium()
     to_browser, from_browser = os.pipe(), os.pipe()
     with tempfile.TemporaryDirectory() as profile:
-        def descriptors():  # the child's 3 and 4; inherited copies first, so that 3 and 4 may be among the originals
+        def descriptors():  # the child's 3 and 4: copies first, as 3 or 4 may hold an original or the other copy
             reads, writes = os.dup(to_browser[0]), os.dup(from_browser[1])
             os.dup2(reads, 3)
             os.dup2(writes, 4)
+            for fd in (3, 4):  # dup2 onto itself leaves a copy close-on-exec
+                os.set_inheritable(fd, True)
 
         browser = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                    preexec_fn=descriptors, close_fds=False, stdout=subprocess.DEVNULL,

@@ -12,12 +12,12 @@ from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..errors import GanMetricsError
 from ..metrics.registry import known_names, suite_rows
+from ..report.plot import check_plot_output, save_plot
 from ..store.shardfile import save_shard
 from ..store.statsfile import save_statistics
 from .gates import ThresholdCrossed, parse_gates, verdicts
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
-from ..report.plot import check_plot_output, save_plot
 from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
                      echo_written, eval_row, fid_row, is_row, require_finite, run_record)
 from .report_commands import ReportOptions, report_options

@@ -89,13 +89,13 @@ def human_size(size: int) -> str:
     return f"{size:.1f} GiB"
 
 
-def eval_row(result: EvalResult, run: dict | None = None) -> dict:
+def eval_row(result: EvalResult, run: dict) -> dict:
     """The JSON object of one ``EvalResult`` (CONTRACT.md "eval"), with its ``details`` (FID∞'s
-    fitted points, ...) where a metric gave some, and ``run`` where given (``run_record``)."""
+    fitted points, ...) where a metric gave some, and its ``run`` (``run_record``)."""
     return {"metric": "eval", "source_a": result.source_a, "source_b": result.source_b, "n_a": result.n_a,
             "n_b": result.n_b, "results": result.results, "settings": result.settings,
             **({"details": result.details} if result.details else {}), **result.provenance.json_tail(DEFAULT_ENCODER),
-            **({"run": run} if run is not None else {})}
+            "run": run}
 
 
 def run_record(sources: SourceOptions, gates: list[dict]) -> dict:

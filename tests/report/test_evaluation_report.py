@@ -23,6 +23,7 @@ from PIL import Image
 
 import browser
 from helpers import counted_decodes, one_line_error, run_cli, smooth_images, write_images
+from ganmetrics.engine import distributed
 from ganmetrics.extractors import registry as encoders
 from ganmetrics.extractors.base import FeatureExtractor
 from ganmetrics.metrics import registry as metrics
@@ -186,6 +187,16 @@ def test_report_from_saved_json_is_the_same_page(sets, tmp_path, monkeypatch):
     assert written.exit_code == 0, written.output
     assert written.stdout == "wrote later.html: the report of 1 generated set\n"
     assert (tmp_path / "later.html").read_text() == (tmp_path / "direct.html").read_text()
+
+
+def test_under_torchrun_only_rank_0_checks_and_writes_the_report(sets, tmp_path, monkeypatch):
+    a, b, _ = sets
+    args = ("eval", a, b, "--metrics", "fid@tiny", "--report", tmp_path / "r.html")
+    with monkeypatch.context() as other_rank:
+        other_rank.setattr(distributed, "is_main", lambda: False)
+        assert run_cli(*args, options=OPTIONS).exit_code == 0
+        assert not (tmp_path / "r.html").exists()
+    assert run_cli(*args, options=OPTIONS).exit_code == 0 and (tmp_path / "r.html").is_file()
 
 
 def rows_of(a, b, encoders_: dict | None = None, **extra) -> list[dict]:
