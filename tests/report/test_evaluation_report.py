@@ -31,7 +31,6 @@ from ganmetrics.metrics.base import Metric, Need
 from ganmetrics.metrics.reducers import FeatureBank
 from ganmetrics.report import thumbnails
 from ganmetrics.report.evaluation import PAIRS_SHOWN
-from ganmetrics.report.results import number
 from ganmetrics.sources import open_source
 
 N = 70  # above the 64 thumbnails of the default 8 x 8 grid
@@ -168,11 +167,13 @@ def test_the_eval_report_opens_in_chromium_with_no_error_and_no_request_and_show
                 if not key.endswith(("_ci_low", "_ci_high"))]
     assert [(source, key, float(value)) for source, key, value, _, _ in cells] == expected  # exactly, every one
     by_source = {row["source_b"]: row for row in rows}
-    for source, key, value, text, note in cells:
+    for source, key, value, text, note in cells:  # what people read: the JSON's numbers to 6 places
         row = by_source[source]
-        assert text == number(float(value))
+        assert float(text) == pytest.approx(float(value), rel=5e-6, abs=5e-7)
         low, high = row["results"].get(f"{key}_ci_low"), row["results"].get(f"{key}_ci_high")
-        assert note == (f"[{number(low)}, {number(high)}]" if low is not None else "")
+        shown = [float(end) for end in note.strip("[]").split(", ")] if note else None
+        assert shown == (None if low is None else [pytest.approx(low, rel=5e-6, abs=5e-7),
+                                                   pytest.approx(high, rel=5e-6, abs=5e-7)])
     # The closest pair of b: its image 3, a copy of reference image 5, at distance 0.
     assert rows[0]["details"]["memorisation_pairs@tiny"][0] == [3, 5, 0.0]
     assert json.loads(values[PAIRS])[0] == ["#3 0003.png", "#5 0005.png"]
