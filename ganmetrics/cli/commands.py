@@ -12,14 +12,15 @@ from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..errors import GanMetricsError
 from ..metrics.registry import suite_rows
+from ..report.plot import check_plot_output, save_plot
 from ..store.shardfile import save_shard
 from ..store.statsfile import save_statistics
-from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
+from .gates import ThresholdCrossed, parse_gates, verdicts
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
-from .plot import check_plot_output, save_plot
 from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
-                     echo_written, eval_row, fid_row, is_row, require_finite)
+                     echo_written, eval_row, fid_row, is_row, require_finite, run_record)
+from .report_commands import ReportOptions, report_options
 
 STATS_FORMATS = {"ganmetrics": ((), None), "adm": (("spatial",), "adm")}
 """``stats --format``: (the default encoder's features whose Gaussians go beside its FID
@@ -199,10 +200,12 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
               help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw each metric per SOURCE_B with its interval into FILE.png (needs ganmetrics[plot]).")
+@report_options
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
-                 plot_file: Path | None, interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
+                 plot_file: Path | None, report: ReportOptions, interval: IntervalOptions, options: RunConfig,
+                 as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
     decoding each image once for every encoder the metrics run on.
 
@@ -215,22 +218,23 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
     if plot_here:
         check_plot_output(plot_file)
+    report.check([reference, *others])
     results = evaluate_many(reference, list(others), names, options, **metric_options, **interval.keywords())
     for r in results:
         require_finite({**r.results, **r.details}, f"results for {r.source_b}")
     suite = suite_rows(names)
+    rows = [eval_row(r, run_record(options.sources, verdicts(r.results, gates, interval.level))) for r in results]
     if as_json:
-        rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)
     elif suite:
         echo_suite(results, suite)
     else:
         echo_eval(results)
     if plot_here:
-        save_plot(results, plan.metrics, plot_file)
-    above, below, above_ci, below_ci = gates
-    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
-               if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]
+        save_plot(rows, plot_file)
+    report.write(rows)
+    reasons = [f"{row['source_b']}: {', '.join(crossed)}" for row in rows
+               if (crossed := [gate["reason"] for gate in row["run"]["gates"] if gate["crossed"]])]
     if reasons:
         raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
 

@@ -67,3 +67,22 @@ def crossed_interval(values: dict, above: dict[str, float], below: dict[str, flo
 
     out = [describe(key, ">", limit) for key, limit in above.items() if not values[f"{key}_ci_low"] <= limit]
     return out + [describe(key, "<", limit) for key, limit in below.items() if not values[f"{key}_ci_high"] >= limit]
+
+
+def verdicts(values: dict, gates: tuple[dict, dict, dict, dict], level: float) -> list[dict]:
+    """Every gate of ``eval``'s ``gates`` (``--fail-above``, ``--fail-below``, ``--fail-above-ci``,
+    ``--fail-below-ci``: {key: threshold} each) on the results ``values``, in that order, as
+    {"gate": option, "key", "threshold", "crossed": bool, "reason": the description of
+    ``crossed``/``crossed_interval`` or None}: for the JSON and the report."""
+    above, below, above_ci, below_ci = gates
+    checks = (("--fail-above", above, lambda key, limit: crossed(values, {key: limit}, {})),
+              ("--fail-below", below, lambda key, limit: crossed(values, {}, {key: limit})),
+              ("--fail-above-ci", above_ci, lambda key, limit: crossed_interval(values, {key: limit}, {}, level)),
+              ("--fail-below-ci", below_ci, lambda key, limit: crossed_interval(values, {}, {key: limit}, level)))
+    found = []
+    for option, chosen, describe in checks:
+        for key, limit in chosen.items():
+            reasons = describe(key, limit)
+            found.append({"gate": option, "key": key, "threshold": limit, "crossed": bool(reasons),
+                          "reason": reasons[0] if reasons else None})
+    return found

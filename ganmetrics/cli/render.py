@@ -1,6 +1,7 @@
 """Results as text for people and JSON for machines (CONTRACT.md): every command's output drawn
 from the same evaluation results (``fid`` and ``is`` rows are views of ``eval``'s)."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -8,10 +9,12 @@ from pathlib import Path
 import click
 
 from ..api import EvalResult, FIDResult, ISResult, PackResult
-from ..config import IntervalOptions
+from ..config import IntervalOptions, SourceOptions
 from ..errors import GanMetricsError
 from ..extractors.registry import DEFAULT_ENCODER
 from ..provenance import Provenance
+from ..report.page import command_line, versions
+from ..report.results import number
 from ..store.compat import LEGACY_ENCODER, gaussian_keys
 from ..store.shardfile import Shard
 from ..store.statsfile import Statistics, load_statistics
@@ -86,12 +89,21 @@ def human_size(size: int) -> str:
     return f"{size:.1f} GiB"
 
 
-def eval_row(result: EvalResult) -> dict:
+def eval_row(result: EvalResult, run: dict) -> dict:
     """The JSON object of one ``EvalResult`` (CONTRACT.md "eval"), with its ``details`` (FID∞'s
-    fitted points, ...) where a metric gave some."""
+    fitted points, ...) where a metric gave some, and its ``run`` (``run_record``)."""
     return {"metric": "eval", "source_a": result.source_a, "source_b": result.source_b, "n_a": result.n_a,
             "n_b": result.n_b, "results": result.results, "settings": result.settings,
-            **({"details": result.details} if result.details else {}), **result.provenance.json_tail(DEFAULT_ENCODER)}
+            **({"details": result.details} if result.details else {}), **result.provenance.json_tail(DEFAULT_ENCODER),
+            "run": run}
+
+
+def run_record(sources: SourceOptions, gates: list[dict]) -> dict:
+    """The ``run`` of an ``eval`` JSON object: how to reproduce it and how it was gated —
+    ``command`` (the command line as typed), ``versions`` ({package: version}), ``sources``
+    (the source options, with which ``ganmetrics report`` re-opens the sources) and ``gates``
+    (``gates.verdicts``)."""
+    return {"command": command_line(), "versions": versions(), "sources": dataclasses.asdict(sources), "gates": gates}
 
 
 def fid_row(r: FIDResult, source_b: str, interval: IntervalOptions) -> dict:
@@ -138,14 +150,10 @@ def echo_is(row: dict, as_json: bool) -> None:
                f"resize={row['resize']}){calibration_note(row['weights']['calibrated'])}")
 
 
-def _value(value: float) -> str:
-    return f"{value:.6f}" if math.isfinite(value) and abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
-
-
 def echo_eval(results: list[EvalResult]) -> None:
     """One row per SOURCE_B, one column per result key, then what they were computed against."""
     keys = list(results[0].results)
-    echo_table([[r.source_b, "?" if r.n_b is None else str(r.n_b), *(_value(r.results[k]) for k in keys)]
+    echo_table([[r.source_b, "?" if r.n_b is None else str(r.n_b), *(number(r.results[k]) for k in keys)]
                 for r in results], ["SOURCE_B", "n_b", *keys])
     _echo_against(results[0])
 
