@@ -79,6 +79,11 @@ def echo_table(rows: list[list[str]], header: list[str] | None = None) -> None:
         click.echo("  ".join(cells).rstrip())
 
 
+def _count(n: int | None) -> str:
+    """An image count, "?" where unknown (a statistics file that does not say)."""
+    return "?" if n is None else str(n)
+
+
 def human_size(size: int) -> str:
     for unit in ("B", "KiB", "MiB"):
         if size < 1024:
@@ -124,7 +129,7 @@ def echo_fid(rows: list[dict], reference, interval: IntervalOptions, as_json: bo
     else:
         intervals = ["ci_low", "ci_high"] if interval.replicates else []
         echo_table([[row["source_b"], f"{row['value']:.6f}", *(f"{row[k]:.6f}" for k in intervals),
-                     "?" if row["n_b"] is None else str(row["n_b"])] for row in rows],
+                     _count(row["n_b"])] for row in rows],
                    ["SOURCE_B", "FID", *intervals, "n_b"])
         click.echo(f"against {reference} (n_a={r['n_a']}, dims={r['dims']}, resize={r['resize']}"
                    f"{f', {level}, B={interval.replicates}' if interval.replicates else ''})"
@@ -148,13 +153,9 @@ def _value(value: float) -> str:
 def echo_eval(results: list[EvalResult]) -> None:
     """One row per SOURCE_B, one column per result key, then what they were computed against."""
     keys = list(results[0].results)
-    echo_table([[r.source_b, "?" if r.n_b is None else str(r.n_b), *(_value(r.results[k]) for k in keys)]
+    echo_table([[r.source_b, _count(r.n_b), *(_value(r.results[k]) for k in keys)]
                 for r in results], ["SOURCE_B", "n_b", *keys])
     _echo_against(results[0])
-
-
-def _count(n: int | None) -> str:
-    return "?" if n is None else str(n)
 
 
 def echo_classes(results: list[EvalResult]) -> None:
@@ -190,9 +191,9 @@ def echo_suite(results: list[EvalResult], rows: tuple[tuple[str, str], ...]) -> 
 def _echo_against(first: EvalResult, with_n_b: bool = False) -> None:
     """The closing line: the reference, its count (and ``first``'s generated count where the
     rows above do not show it), the settings and the calibration note."""
-    counts = f"n_a={'?' if first.n_a is None else first.n_a}"
+    counts = f"n_a={_count(first.n_a)}"
     if with_n_b:
-        counts += f", n_b={'?' if first.n_b is None else first.n_b}"
+        counts += f", n_b={_count(first.n_b)}"
     settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
     click.echo(f"against {first.source_a} ({counts}; {settings}){calibration_note(first.provenance)}")
 
