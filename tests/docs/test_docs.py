@@ -5,7 +5,7 @@ thousands of images made small); every relative link resolves; the README stays 
 
 A block that cannot run here (torchrun, a cluster, a workflow file) is marked by a line
 ``<!-- not run: REASON -->`` right above it. Each document runs in a fresh folder: its shell
-lines in order through the command line's entry point, then its Python blocks in order as one
+lines in order through the command line's entry point (a final ``> FILE`` saves the standard output), then its Python blocks in order as one
 script in a subprocess (later blocks use what earlier ones define)."""
 
 import os
@@ -27,6 +27,7 @@ README_MAX_LINES = 250
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 NOT_RUN = re.compile(r"<!-- not run: .+ -->\s*$")
 FOLDERS = ("real", "fake", "samples", "ckpt1", "ckpt2", "ckpt3")
+CLASS_FOLDERS = ("real-classes", "fake-classes")  # the ImageFolder layout of --per-class: cat/, dog/
 N_IMAGES = 10
 # (pattern, replacement): the sizes a user would shrink for a quick look at ten images a folder
 # (as many as IS has splits)
@@ -73,13 +74,16 @@ def image_folders(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("doc-images")
     for i, name in enumerate(FOLDERS):
         write_images(root / name, smooth_images(N_IMAGES, (32, 32), seed=70 + i, offset=0.1 * i))
+    for i, name in enumerate(CLASS_FOLDERS):
+        for k, label in enumerate(("cat", "dog")):
+            write_images(root / name / label, smooth_images(N_IMAGES, (32, 32), seed=80 + 2 * i + k, offset=0.1 * k))
     return root
 
 
 @pytest.fixture
 def doc_folder(tmp_path, image_folders, weights_file, monkeypatch):
     """A fresh working folder holding the image folders, with the random weights and a private cache."""
-    for name in FOLDERS:
+    for name in FOLDERS + CLASS_FOLDERS:
         (tmp_path / name).symlink_to(image_folders / name, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GANMETRICS_WEIGHTS", str(weights_file))
@@ -101,9 +105,12 @@ def test_the_shell_examples_run(document, doc_folder):
             program, *args = shlex.split(line)
             assert program == "ganmetrics", (
                 f"{document.name}: {line!r} is not a ganmetrics command: mark its block <!-- not run: REASON -->")
+            args, redirect = (args[:-2], args[-1]) if args[-2:-1] == [">"] else (args, None)
             result = runner.invoke(cli, args, catch_exceptions=False)
             # 1: a gate crossed, as the examples' thresholds are for real weights
             assert result.exit_code in (0, 1), f"{document.name}: {line}\n{result.output}"
+            if redirect:
+                Path(redirect).write_text(result.stdout)
 
 
 @pytest.mark.parametrize("document", [d for d in DOCUMENTS if blocks(d, "python")], ids=lambda d: d.name)
