@@ -42,7 +42,8 @@ for path in (REPO, HERE):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench import make_dataset, work_weights, write_markdown  # noqa: E402
+from data import make_dataset, work_weights  # noqa: E402
+from report import write_markdown  # noqa: E402
 
 MARK_BEGIN, MARK_END = "<!-- distributed:begin -->", "<!-- distributed:end -->"
 DIMS = 2048
