@@ -125,10 +125,10 @@ class Context:
         return self.once("weights", build)
 
     def base(self, **fields) -> dict:
-        """A tool job: the checkpoint and the run's settings, with ``fields``."""
+        """A tool job: the checkpoint and the run's settings, with ``fields`` (which may replace them)."""
         a = self.args
-        return dict(weights=self.weights, dims=a.dims, batch_size=a.batch_size, device=a.device,
-                    workers=self.machine["workers"], threads=a.threads, **fields)
+        return {"weights": self.weights, "dims": a.dims, "batch_size": a.batch_size, "device": a.device,
+                "workers": self.machine["workers"], "threads": a.threads, **fields}
 
     def levels(self, native_only: bool = False) -> tuple[list[dict], list[str]]:
         """The instruction-set levels (``isa.isa_levels``) and why any other is not run."""

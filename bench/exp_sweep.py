@@ -20,8 +20,7 @@ def run(args) -> dict:
     a, b = ctx.folders["small"]
     rows = []
     for threads, workers in CONFIGS:
-        job = ctx.base(tool="ganmetrics-tf", a=str(a), b=str(b))
-        job.update(threads=threads, workers=workers)
+        job = ctx.base(tool="ganmetrics-tf", a=str(a), b=str(b), threads=threads, workers=workers)
         rows.append([threads, workers, ctx.runner.job(f"sweep_t{threads}_w{workers}", work_tool, job)])
     return {"rows": rows, "images": sum(ctx.counts("small")), "dims": args.dims, "batch_size": args.batch_size,
             "device": args.device}
