@@ -114,7 +114,7 @@ def _fastest_other(result: dict, speeds: dict, set_names: list) -> dict:
                 and abs(rel(rows[f"{fastest}/{s}"]["value"], rows[f"{ours}/{s}"]["value"])) <= EQUAL_RTOL
                 for s in set_names)
     return {"fastest": fastest, "ours": ours, "equal": equal,
-            "speedup": (speeds[ours] / others[fastest]) if speeds[ours] else None}
+            "speedup": (speeds[ours] / others[fastest]) if speeds.get(ours) else None}
 
 
 def _bare_fractions(result: dict, speeds: dict, set_names: list) -> dict:
