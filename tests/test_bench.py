@@ -1,7 +1,9 @@
-"""bench/: every experiment runs standalone, the runner runs a registered experiment end to end
-(its worker job in its own process, one block per level, the targets table), and the markdown
-writer replaces only the levels a run measured."""
+"""bench/: every experiment runs standalone, the runner runs registered experiments end to end
+(a worker job in its own process, one block per level, the targets table; a module written to
+run alone, given its options by its registry entry), and the markdown writer replaces only the
+levels a run measured."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -12,7 +14,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
-SCRIPTS = sorted(BENCH.glob("exp_*.py")) + [BENCH / "bench.py"]
+
+
+def registered() -> list[str]:
+    """The module names of ``bench.py``'s ``EXPERIMENTS`` (a literal list: one line per module)."""
+    tree = ast.parse((BENCH / "bench.py").read_text())
+    (value,) = [node.value for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXPERIMENTS"]
+    return [entry if isinstance(entry, str) else entry[0] for entry in ast.literal_eval(value)]
+
+
+SCRIPTS = sorted({*BENCH.glob("exp_*.py"), *(BENCH / f"{name}.py" for name in registered())}) + [BENCH / "bench.py"]
 
 
 @pytest.fixture
@@ -24,7 +36,9 @@ def bench_path(monkeypatch):
 def test_every_experiment_runs_standalone(script):
     done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "--out OUT" in done.stdout and "--skip SKIP" in done.stdout
+    assert done.stdout.startswith("usage:")
+    if script.stem.startswith("exp_") or script.stem == "bench":  # run alone through the runner: its options
+        assert "--out OUT" in done.stdout and "--skip SKIP" in done.stdout
 
 
 TOY = '''
@@ -55,6 +69,18 @@ def render(result):
     return ["", f"| toy | {result['double']} |"]
 '''
 
+PLAIN = '''
+"""Written to run alone: no NAME, no add_arguments; run reads an option only its registry entry gives."""
+
+
+def run(args):
+    return {"images": args.plain_images, "device": args.device}
+
+
+def render(result):
+    return ["", f"| plain | {result['images']} | {result['device']} |"]
+'''
+
 BROKEN = '''
 NAME = "broken"
 
@@ -69,7 +95,7 @@ def render(result):
 
 
 def test_runner_runs_a_registered_experiment(tmp_path, bench_path, monkeypatch):
-    for name, text in (("exp_toy", TOY), ("exp_broken", BROKEN)):
+    for name, text in (("exp_toy", TOY), ("plain", PLAIN), ("exp_broken", BROKEN)):
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(text))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the worker process imports exp_toy
@@ -84,11 +110,12 @@ def test_runner_runs_a_registered_experiment(tmp_path, bench_path, monkeypatch):
     (out / "random-0.pth").write_bytes(b"")  # the checkpoint, as if built: no experiment here reads it
     argv = ["--out", str(out), "--n-small", "4", "--n-large", "2", "--isa", "native", "--toy-value", "21",
             "--markdown", str(markdown)]
-    assert bench.main(argv, [exp_toy, exp_broken]) == 0
+    assert bench.main(argv, [exp_toy, ("plain", {"plain_images": 3}), exp_broken]) == 0
 
     run = json.loads((out / "results.json").read_text())
     (level,) = run["levels"]
     assert level["results"]["toy"]["double"] == 42
+    assert run["results"]["plain"] == {"images": 3, "device": "cpu"}
     assert run["results"]["broken"] == {"failed": "RuntimeError: no figures today"}
     isa = level["isa"]["isa"]
     text = markdown.read_text()
@@ -96,6 +123,7 @@ def test_runner_runs_a_registered_experiment(tmp_path, bench_path, monkeypatch):
     block = text.split(f"<!-- bench:{isa}:begin -->", 1)[1].split(f"<!-- bench:{isa}:end -->", 1)[0]
     assert f"## {isa} (as the machine is)" in block and "--toy-value 21" in block
     assert "| toy | 42 |" in block and "Failed: RuntimeError: no figures today" in block
+    assert "### plain (`bench/plain.py`)\n\n| plain | 3 | cpu |" in block
     assert f"| {isa} | toy doubles | 42 | yes |" in text.split("<!-- bench:targets:begin -->", 1)[1]
 
 
