@@ -5,6 +5,7 @@ image of a side once across the classes), per-class statistics files that give t
 numbers, and one-line errors before any work."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -246,3 +247,16 @@ def test_other_per_class_requests_are_one_line_errors_and_write_nothing(folders,
             result = run_cli(*args, options=options)
         assert message in one_line_error(result), args
         assert decoded[0] == 0 and result.stdout == "" and not out.exists() and not (tmp_path / "p.png").exists()
+
+
+def test_a_per_class_report_shows_each_class_value_and_intra_fid_as_the_json_gives_them(folders, options,
+                                                                                        per_class_run, tmp_path):
+    real, fake = folders
+    page = tmp_path / "classes.html"
+    row = run_json("eval", real, fake, "--per-class", "--metrics", "fid,kid", *KID, "--report", page,
+                   options=options)
+    assert row["results"] == per_class_run[0]["results"]
+    shown = dict(re.findall(r'data-key="([^"]+)" data-value="[^"]*">([^<]+)<', page.read_text()))
+    assert set(shown) == set(row["results"])
+    for key, value in row["results"].items():
+        assert float(shown[key]) == pytest.approx(value, rel=5e-6, abs=5e-7), key  # six places or figures
