@@ -42,7 +42,8 @@ for path in (REPO, HERE):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench import make_dataset, work_weights, write_markdown  # noqa: E402
+from data import make_dataset, work_weights  # noqa: E402
+from report import write_markdown  # noqa: E402
 
 MARK_BEGIN, MARK_END = "<!-- distributed:begin -->", "<!-- distributed:end -->"
 DIMS = 2048
@@ -207,8 +208,8 @@ def render(results: dict, args) -> str:
                   for name, row in run["rows"].items() if isinstance(row, dict)]
         lines += ["", f"Statistics of the two runs differ by {run['rows']['sigma_relative_difference']:.1e} (relative, "
                   "Frobenius norm of sigma): torchrun gives each rank OMP_NUM_THREADS=1 and the one process runs on "
-                  "torch's default threads; a difference comes from the thread count (README, *Several GPUs, nodes "
-                  "and batch schedulers*), not from sharding.", ""]
+                  "torch's default threads; a difference comes from the thread count "
+                  "([docs/distributed.md](docs/distributed.md)), not from sharding.", ""]
     if "gather" in results:
         gather = results["gather"]
         lines += ["End-of-run gather and merge on 2 gloo ranks (each rank sends its states and receives the other's):",

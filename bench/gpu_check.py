@@ -385,6 +385,29 @@ def section_environment(run: Run, fig: dict) -> None:
         fig["git_commit"] = None
 
 
+def _write_images(args, folders: dict) -> int:
+    """The data section's folders ({name: (A, B)}) emptied and written anew, in parallel: images written."""
+    tasks = []
+    half = {"check": args.n_check // 2, "jpeg": args.n_speed // 2, "png": args.n_speed // 2}
+    kinds = {"check": (args.check_size, "png"), "jpeg": (args.jpeg_size, "jpg"), "png": (args.png_size, "png")}
+    for name, pair in folders.items():
+        size, ext = kinds[name]
+        for folder in pair:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.iterdir():
+                old.unlink()
+            for first in range(0, half[name], CHUNK):
+                tasks.append((str(folder), folder.name, first, min(CHUNK, half[name] - first), size, ext, args.seed))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = max(1, min(len(tasks), usable))
+    import multiprocessing
+
+    # fork: no CUDA has been touched yet; the tasks need only numpy and PIL.
+    context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        return sum(pool.map(write_chunk, tasks))
+
+
 def section_data(run: Run, fig: dict) -> None:
     import torch
     from PIL import Image
@@ -406,26 +429,7 @@ def section_data(run: Run, fig: dict) -> None:
     if not reuse:
         if manifest_path.exists():
             manifest_path.unlink()
-        tasks = []
-        half = {"check": args.n_check // 2, "jpeg": args.n_speed // 2, "png": args.n_speed // 2}
-        kinds = {"check": (args.check_size, "png"), "jpeg": (args.jpeg_size, "jpg"), "png": (args.png_size, "png")}
-        for name, pair in folders.items():
-            size, ext = kinds[name]
-            for folder in pair:
-                folder.mkdir(parents=True, exist_ok=True)
-                for old in folder.iterdir():
-                    old.unlink()
-                for first in range(0, half[name], CHUNK):
-                    tasks.append((str(folder), folder.name, first, min(CHUNK, half[name] - first), size, ext, args.seed))
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        processes = max(1, min(len(tasks), usable))
-        import multiprocessing
-
-        # fork: no CUDA has been touched yet; the tasks need only numpy and PIL.
-        context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
-            written = sum(pool.map(write_chunk, tasks))
-        fig["images_written"] = written
+        fig["images_written"] = _write_images(args, folders)
     fig["reused"] = reuse
     fig["write_seconds"] = round(time.perf_counter() - start, 2)
     # The correctness arrays are the PNGs read back: the same pixels for every path.
@@ -472,21 +476,25 @@ def _features(extractor, images: np.ndarray, batch_size: int) -> dict:
 
 
 def section_correctness(run: Run, fig: dict) -> None:
-    import torch
-
-    import ganmetrics
-    from ganmetrics.metrics import linalg
-
     args, device = run.args, run.device()
     a, b = run.state["check_A"], run.state["check_B"]
     fig["images"] = len(a) + len(b)
     fig["splits"] = args.splits
     fig["dims"] = args.dims
+    sides = (("cpu", "cpu", False), ("device", str(device), False), ("device_tf32", str(device), True))
+    values = _correctness_api(run, fig, sides)
+    reference = _correctness_features(run, fig, sides)
+    _correctness_trace_sqrt(run, fig, reference["2048"], len(a))
+    _correctness_tracker(run, fig, values["device"]["fid"])
+
+
+def _correctness_api(run: Run, fig: dict, sides: tuple) -> dict:
+    """1. FID and IS through the API, on the CPU and on the device, TF32 off and on: {label: results}."""
+    import ganmetrics
+
+    args, a, b = run.args, run.state["check_A"], run.state["check_B"]
     options = dict(weights="random:0", batch_size=args.batch_size, workers=run.state["workers"], cache=False,
                    progress=False, dims=args.dims)
-    sides = (("cpu", "cpu", False), ("device", str(device), False), ("device_tf32", str(device), True))
-
-    # 1. FID and IS through the API, on the CPU and on the device, TF32 off and on.
     values = {}
     for label, where, tf32 in sides:
         start = time.perf_counter()
@@ -500,9 +508,13 @@ def section_correctness(run: Run, fig: dict) -> None:
         fig[f"{label}.fid_rel_diff"] = rel_diff(values[label]["fid"], values["cpu"]["fid"])
         fig[f"{label}.is_rel_diff"] = rel_diff(values[label]["is_mean"], values["cpu"]["is_mean"])
     fig["fid_within_1e-4"] = fig["device.fid_rel_diff"] <= FID_RTOL
+    return values
 
-    # 2. The features themselves: pool3 and logits of every image.
-    images = np.concatenate([a, b])
+
+def _correctness_features(run: Run, fig: dict, sides: tuple) -> dict:
+    """2. The features themselves: pool3 and logits of every image; the CPU's ({feature: values})."""
+    args = run.args
+    images = np.concatenate([run.state["check_A"], run.state["check_B"]])
     cpu_extractor = run.extractor("cpu")
     reference = _features(cpu_extractor, images, args.batch_size)
     for label, where, tf32 in sides[1:]:
@@ -513,14 +525,21 @@ def section_correctness(run: Run, fig: dict) -> None:
             diff = np.abs(got[feature].astype(np.float64) - reference[feature])
             fig[f"{label}.{key}_max_abs_diff"] = float(diff.max())
             fig[f"{label}.{key}_max_abs_value"] = float(np.abs(reference[feature]).max())
+    return reference
 
-    # 3. The trace square root: torch.linalg on the device against LAPACK on the CPU, on the
-    # (singular, N < D) covariances of the features and on full-rank ones.
-    rng = np.random.default_rng(args.seed)
-    dims = args.dims
+
+def _correctness_trace_sqrt(run: Run, fig: dict, pool3: np.ndarray, n_a: int) -> None:
+    """3. The trace square root: torch.linalg on the device against LAPACK on the CPU, on the
+    (singular, N < D) covariances of the features (``pool3``: side A's ``n_a`` rows, then B's)
+    and on full-rank ones."""
+    from ganmetrics.metrics import linalg
+
+    device = run.device()
+    rng = np.random.default_rng(run.args.seed)
+    dims = run.args.dims
     full = [np.cov(rng.standard_normal((2 * dims, dims)) * scale, rowvar=False) for scale in (1.0, 1.5)]
-    pool3 = reference["2048"][:, :dims].astype(np.float64)
-    pairs = {"features": [np.cov(pool3[:len(a)], rowvar=False), np.cov(pool3[len(a):], rowvar=False)],
+    pool3 = pool3[:, :dims].astype(np.float64)
+    pairs = {"features": [np.cov(pool3[:n_a], rowvar=False), np.cov(pool3[n_a:], rowvar=False)],
              "full_rank": full}
     for name, (s1, s2) in pairs.items():
         start = time.perf_counter()
@@ -539,7 +558,15 @@ def section_correctness(run: Run, fig: dict) -> None:
             fig[f"trace_sqrt.{name}.torch_on_cpu_rel_diff"] = rel_diff(torch_route(s1, s2, device), lapack)
     fig["trace_sqrt.dims"] = dims
 
-    # 4. The tracker with device tensors against the CLI on the same images as PNG files.
+
+def _correctness_tracker(run: Run, fig: dict, api_fid: float) -> None:
+    """4. The tracker with device tensors against the CLI on the same images as PNG files (and
+    the CLI against the API's FID on the device, ``api_fid``)."""
+    import torch
+
+    import ganmetrics
+
+    args, device, b = run.args, run.device(), run.state["check_B"]
     png_a, png_b = run.state["folders"]["check"]
     cli = run.cli_fid_here(png_a, png_b, fig, "cli", args.batch_size)
     pixels = torch.from_numpy(b).to(device).permute(0, 3, 1, 2)  # NCHW uint8 on the device, as a generator gives
@@ -552,7 +579,7 @@ def section_correctness(run: Run, fig: dict) -> None:
         value = tracker.compute()["fid"]
         fig[f"tracker_{label}.fid"] = value
         fig[f"tracker_{label}.rel_diff_vs_cli"] = rel_diff(value, cli)
-    fig["cli_vs_api_device.rel_diff"] = rel_diff(cli, values["device"]["fid"])
+    fig["cli_vs_api_device.rel_diff"] = rel_diff(cli, api_fid)
 
 
 def _time_batches(run: Run, function, device, warmup: int, minimum: int, min_seconds: float) -> tuple[float, int]:
@@ -716,22 +743,12 @@ def torch_cov(x):
     return centred.T @ centred / (len(x) - 1)
 
 
-def section_gpu_decode(run: Run, fig: dict) -> None:
-    import torch
+def _decoded_pixels(fig: dict, device, sample: list) -> None:
+    """Pixels: nvJPEG against PIL (what ganmetrics decodes with) on the files of ``sample``."""
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
-    from ganmetrics.engine.loader import ImageBatch, checked_batches, make_loader
-    from ganmetrics.sources import decode_image, open_source
+    from ganmetrics.sources import decode_image
 
-    args, device = run.args, run.device()
-    batch_size, workers = args.batch_size, run.state["workers"]
-    folders = run.state["folders"]["jpeg"]
-    files = [image_files(f) for f in folders]
-    extractor = run.extractor(device)
-    feature = str(args.dims)
-
-    # Pixels: nvJPEG against PIL (what ganmetrics decodes with) on the first images.
-    sample = files[0][:64]
     data = [read_file(str(p)) for p in sample]
     on_device = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     diffs = [np.abs(g.permute(1, 2, 0).cpu().numpy().astype(np.int16) - decode_image(p, str(p)).astype(np.int16))
@@ -741,9 +758,14 @@ def section_gpu_decode(run: Run, fig: dict) -> None:
     fig["pixels.mean_abs_diff"] = float(np.mean([d.mean() for d in diffs]))
     fig["pixels.fraction_differing"] = float(np.mean([(d > 0).mean() for d in diffs]))
 
-    # Decoding alone: bytes already in memory.
-    all_data = [read_file(str(p)) for p in files[0] + files[1]]
-    for decode_batch in sorted({batch_size, max(args.batch_sizes)}):
+
+def _decode_only(fig: dict, device, paths: list, decode_batches: list[int], batch_size: int) -> None:
+    """Decoding alone, the bytes already in memory: on the device at each of ``decode_batches``,
+    and torchvision on the CPU in one process."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    all_data = [read_file(str(p)) for p in paths]
+    for decode_batch in decode_batches:
         decode_jpeg(all_data[:decode_batch], mode=ImageReadMode.RGB, device=device)  # warm-up
         synchronize(device)
         start = time.perf_counter()
@@ -756,7 +778,23 @@ def section_gpu_decode(run: Run, fig: dict) -> None:
     for chunk in batched(some, batch_size):
         decode_jpeg(chunk, mode=ImageReadMode.RGB, device="cpu")
     fig["decode_only.torchvision_cpu_one_process.images_per_s"] = len(some) / (time.perf_counter() - start)
-    del all_data
+
+
+def section_gpu_decode(run: Run, fig: dict) -> None:
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    from ganmetrics.engine.loader import ImageBatch, checked_batches, make_loader
+    from ganmetrics.sources import open_source
+
+    args, device = run.args, run.device()
+    batch_size, workers = args.batch_size, run.state["workers"]
+    folders = run.state["folders"]["jpeg"]
+    files = [image_files(f) for f in folders]
+    extractor = run.extractor(device)
+    feature = str(args.dims)
+    _decoded_pixels(fig, device, files[0][:64])
+    _decode_only(fig, device, files[0] + files[1], sorted({batch_size, max(args.batch_sizes)}), batch_size)
 
     def device_decode_features(paths):
         """Read the files on threads, decode each batch on the device, forward: (N, dims) features."""

@@ -1,4 +1,4 @@
-"""The tools bench.py compares, one adapter each, in the tables ``TOOLS`` (FID between two
+"""The tools the experiments compare, one adapter each, in the tables ``TOOLS`` (FID between two
 folders), ``EVAL_TOOLS`` (FID + IS + KID in one call), ``KID_STEPS`` (KID from two feature
 arrays), ``NEIGHBOUR_STEPS`` (precision/recall and density/coverage from two feature arrays),
 ``ADM_TOOLS`` (the ADM evaluator's suite between two ADM batches) and ``INTERVAL_RUNS`` (a plain
@@ -8,7 +8,7 @@ An adapter is a function of the run's ``Inputs`` that does the tool's imports an
 timed) and returns the call to time: a function of no arguments that returns the FID (a float,
 ``TOOLS``) or the values ``{"fid", "is_mean", "is_std", "kid", "kid_std"}`` (``EVAL_TOOLS``).
 An adapter that cannot run with these inputs raises ``Skip`` with the reason, which becomes the
-row's text. Adapters run in bench.py's worker processes only: this module imports nothing
+row's text. Adapters run in the experiments' worker processes only: this module imports nothing
 heavy at the top, because the orchestrating process reads the tables (names, notes, which row
 each tool is compared with) and must never load torch (a forked child's ``ru_maxrss`` starts
 from its parent's RSS).
