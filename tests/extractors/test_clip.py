@@ -98,7 +98,10 @@ def google_research_cmmd_input(path) -> np.ndarray:
     ``_read_image`` and ``_center_crop_and_resize`` (PIL BICUBIC on uint8, box at (w - l) // 2),
     ``compute_embeddings_for_dir``'s ``/ 255.0``, ``embedding.py``'s ``jax.image.resize`` to the
     same size (skipped by JAX) and scenic's ``normalize_image``, in float32 as JAX computes it.
-    The image is converted to RGB first: the reference tiles grayscale itself and fails on RGBA."""
+    The image is converted to RGB first: the reference tiles grayscale itself and fails on RGBA.
+    Read at google-research/google-research ``cmmd/io_util.py`` 19638399cc9e03623c5b9087a1d6fa8813974ce9,
+    ``cmmd/embedding.py`` 5b09c22d73a9d35eb6c5d2a99b95677a45053466 and google-research/scenic
+    ``projects/baselines/clip/model.py`` 03c3032af3e4885489d2e201cf18331753b3c366."""
     with Image.open(path) as im:
         im.load()
         im = im.convert("RGB")

@@ -12,10 +12,12 @@ from ganmetrics.metrics.cmmd import CMMD, cmmd
 
 
 def google_research_mmd(x: np.ndarray, y: np.ndarray) -> float:
-    """google-research/google-research ``cmmd/distance.py`` ``mmd`` (lines 52-91 at commit
-    4c4299485319ed72ef782020c81784be5468924e), replayed in float64 NumPy: ``_SIGMA = 10``,
-    ``_SCALE = 1000``, full n x n matrices, the squared norms from the Gram matrices' diagonals.
-    (The reference evaluates the same expression in JAX's default float32.)"""
+    """google-research/google-research ``cmmd/distance.py`` at commit
+    4c4299485319ed72ef782020c81784be5468924e, replayed in float64 NumPy: ``_SIGMA = 10`` (line
+    25), ``_SCALE = 1000`` (line 28), ``mmd``'s body (lines 51-90): full n x n matrices, the
+    squared norms from the Gram matrices' diagonals, ``gamma = 1 / (2 * _SIGMA**2)``, the three
+    kernel means, ``_SCALE * (k_xx + k_yy - 2 * k_xy)``. (The reference evaluates the same
+    expression in JAX's default float32.)"""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     x_sqnorms = np.diag(x @ x.T)
     y_sqnorms = np.diag(y @ y.T)
@@ -27,8 +29,9 @@ def google_research_mmd(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def google_research_embeddings(embeddings: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """What google-research keeps of a folder's embeddings: ``io_util.compute_embeddings_for_dir``
-    batches them with ``drop_remainder=True``."""
+    """What google-research keeps of a folder's embeddings: ``cmmd/io_util.py``
+    ``compute_embeddings_for_dir`` (commit 19638399cc9e03623c5b9087a1d6fa8813974ce9) batches
+    them with ``drop_remainder=True``."""
     return embeddings[:len(embeddings) // batch_size * batch_size]
 
 
