@@ -18,7 +18,7 @@ Each has one feature, ``embedding``, which serves both roles (``frechet``: FID o
 The network is open_clip's ``VisionTransformer`` with QuickGELU (the ``ganmetrics[clip]``
 extra): it holds OpenAI's parameters under their own names and gives openai/CLIP's image
 embeddings up to float32 rounding (its batch-first attention rounds differently from
-openai/CLIP's sequence-first one, by about 1e-6 relative). Its state dict is OpenAI's
+openai/CLIP's sequence-first one, by under 1e-6 relative in the tests). Its state dict is OpenAI's
 ``visual.*`` part.
 
 Weights: OpenAI's files (``ViT-L-14-336px.pt``, ``ViT-B-32.pt``; their sha256 is the folder of
