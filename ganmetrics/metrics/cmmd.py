@@ -14,11 +14,14 @@ Where we differ from the reference, on purpose:
 - every image counts: google-research embeds its folders in batches of 32 and drops the last
   ``N mod 32`` images of each (``io_util.compute_embeddings_for_dir``, ``drop_remainder=True``);
   the two agree when both sets hold a multiple of 32 images;
-- the kernel sums are blocks of ``block`` rows against ``block`` columns, each product and sum
-  in float64: the value of the full-matrix formula without its n × n matrices (the reference
-  builds three of them in float32, 10 GB each at 50,000 images), and closer to the exact value
-  than float32, whose rounding matters here because CMMD is a small difference of kernel means
-  near 1.
+- the kernel sums are blocks of ``block`` rows against ``block`` columns (``--cmmd-block``,
+  default 2048), each product and sum in float64: the value of the full-matrix formula without
+  its n × n matrices (the reference builds three of them in float32, 10 GB each at 50,000
+  images), and closer to the exact value than float32, whose rounding matters here because
+  CMMD is a small difference of kernel means near 1;
+- images that are not RGB (grayscale, RGBA, palette) are converted to RGB, as for every
+  encoder: google-research tiles grayscale to three channels (the same pixels), but cannot
+  read RGBA and reads a palette image's indices as grey levels.
 
 Memory, beyond the two float32 feature banks: two float64 blocks of ``block`` rows
 (2 · 8 · block · D bytes), one float64 block of kernel values (8 · block² bytes) and the float64
@@ -34,7 +37,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import GanMetricsError
-from .base import Metric, Need, Reduced
+from .base import Metric, Need, Reduced, option
+from .reducers import FeatureBank
 
 if TYPE_CHECKING:
     import torch
@@ -101,28 +105,32 @@ def cmmd(reference: np.ndarray, generated: np.ndarray, block: int = BLOCK,
 @dataclass(frozen=True)
 class CMMD(Metric):
     """CMMD between the reference side and each generated side, on every image's embedding
-    (a ``FeatureBank`` of each side: 3 KiB an image at D = 768, 154 MB at 50,000 images).
-    Needs at least 2 images on each side."""
+    (a ``FeatureBank`` of each side: 3 KiB an image at D = 768, 154 MB at 50,000 images; the
+    reference side's is cached like KID's). Needs at least 2 images on each side. ``--ci``
+    resamples the banks' rows (``FeatureBank.resampled``): each replicate holds one more bank
+    of about the side's size while its CMMD is computed."""
 
     name = "cmmd"
     sides = 2
     keys = ("cmmd",)
+    interval_keys = ("cmmd",)
     role = "embedding"
     default_encoder = "clip-vitl14-336"
+    cmmd_block: int = option(BLOCK, "CMMD: rows and columns of one block of kernel values. Peak memory beyond the "
+                                    "two feature banks (4 D bytes an image each) is "
+                                    "8 x (2 x BLOCK x D + BLOCK^2 + N_A + N_B) bytes, 58 MB at D = 768, whatever the "
+                                    "image count (google-research's n x n matrices: 10 GB each at 50,000 images).")
+
+    def __post_init__(self):
+        if self.cmmd_block < 1:
+            raise GanMetricsError(f"--cmmd-block must be at least 1, got {self.cmmd_block}")
 
     def needs(self, extractor: FeatureExtractor) -> list[Need]:
-        from .reducers import FeatureBank
-
-        return [Need(self.encoder_name, extractor.default_feature(self), FeatureBank)]
-
-    def _bank(self, side: Reduced) -> np.ndarray:
-        """This metric's feature bank among a side's reduced values."""
-        (bank,) = (value for need, value in side.items()
-                   if need.encoder == self.encoder_name and getattr(need.reducer, "kind", None) == "feature_bank")
-        return bank
+        return [Need(extractor.name, extractor.default_feature(self), FeatureBank)]
 
     def check_counts(self, n_a: int | None, n_b: int | None) -> None:
         _refuse_too_few(n_a, n_b)
 
     def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict[str, float]:
-        return {"cmmd": cmmd(self._bank(a), self._bank(b), device=device)}
+        (reference,), (generated,) = a.values(), b.values()
+        return {"cmmd": cmmd(reference, generated, self.cmmd_block, device)}

@@ -6,33 +6,12 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from cmmd_reference import google_research_embeddings, google_research_mmd
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.extractors.registry import build_encoder
 from ganmetrics.metrics.base import Need
 from ganmetrics.metrics.cmmd import CMMD, cmmd
-
-
-def google_research_mmd(x: np.ndarray, y: np.ndarray) -> float:
-    """google-research/google-research ``cmmd/distance.py`` at commit
-    4c4299485319ed72ef782020c81784be5468924e, replayed in float64 NumPy: ``_SIGMA = 10`` (line
-    25), ``_SCALE = 1000`` (line 28), ``mmd``'s body (lines 51-90): full n x n matrices, the
-    squared norms from the Gram matrices' diagonals, ``gamma = 1 / (2 * _SIGMA**2)``, the three
-    kernel means, ``_SCALE * (k_xx + k_yy - 2 * k_xy)``. (The reference evaluates the same
-    expression in JAX's default float32.)"""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    x_sqnorms = np.diag(x @ x.T)
-    y_sqnorms = np.diag(y @ y.T)
-    gamma = 1 / (2 * 10**2)
-    k_xx = np.mean(np.exp(-gamma * (-2 * (x @ x.T) + x_sqnorms[:, None] + x_sqnorms[None, :])))
-    k_xy = np.mean(np.exp(-gamma * (-2 * (x @ y.T) + x_sqnorms[:, None] + y_sqnorms[None, :])))
-    k_yy = np.mean(np.exp(-gamma * (-2 * (y @ y.T) + y_sqnorms[:, None] + y_sqnorms[None, :])))
-    return 1000 * (k_xx + k_yy - 2 * k_xy)
-
-
-def google_research_embeddings(embeddings: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """What google-research keeps of a folder's embeddings: ``cmmd/io_util.py``
-    ``compute_embeddings_for_dir`` (commit 19638399cc9e03623c5b9087a1d6fa8813974ce9) batches
-    them with ``drop_remainder=True``."""
-    return embeddings[:len(embeddings) // batch_size * batch_size]
+from ganmetrics.metrics.reducers import FeatureBank
 
 
 def clip_like(n: int, seed: int, shift: float = 0.0, dims: int = 768) -> np.ndarray:
@@ -115,20 +94,16 @@ def test_fewer_than_two_images_on_a_side_is_refused_in_one_line():
     CMMD().check_counts(None, None)
 
 
-class StandInBank:
-    """A reducer class standing for ``FeatureBank`` (kind ``feature_bank``), whose module does not import here."""
-
-    kind = "feature_bank"
-
-
-def test_metric_computes_cmmd_from_each_sides_feature_bank():
+def test_metric_needs_its_encoders_feature_bank_and_computes_cmmd_from_exactly_it():
     metric = CMMD()
-    assert (metric.name, metric.sides, metric.keys, metric.role) == ("cmmd", 2, ("cmmd",), "embedding")
+    assert (metric.name, metric.sides, metric.keys, metric.interval_keys) == ("cmmd", 2, ("cmmd",), ("cmmd",))
     assert metric.encoder_name == "clip-vitl14-336" and metric.label == "cmmd"
+    encoder = build_encoder("clip-vitl14-336")  # builds nothing: the needs are named without a network
+    need, = metric.needs(encoder)
+    assert need == Need("clip-vitl14-336", "embedding", FeatureBank) and metric.reference_needs(encoder) == [need]
     reference, generated = clip_like(40, 8), clip_like(33, 9, shift=0.2)
-    need = Need("clip-vitl14-336", "embedding", StandInBank)
-    other = Need("inception", "2048", StandInBank)
-    a = {need: reference, other: np.zeros((40, 2048), np.float32)}
-    b = {need: generated, other: np.zeros((33, 2048), np.float32)}
-    assert metric.compute(a, b) == {"cmmd": pytest.approx(google_research_mmd(reference, generated), rel=1e-9)}
+    assert metric.compute({need: reference}, {need: generated}) == {
+        "cmmd": pytest.approx(google_research_mmd(reference, generated), rel=1e-9)}
     assert CMMD(encoder="clip-vitb32").label == "cmmd@clip-vitb32"
+    with pytest.raises(GanMetricsError, match="--cmmd-block must be at least 1"):
+        CMMD(cmmd_block=0)
