@@ -7,6 +7,7 @@ Most cases run 2-layer copies of the towers (full width); each full architecture
 one image.
 """
 
+import json
 import os
 import pickle
 import sys
@@ -17,14 +18,16 @@ import clip  # openai/CLIP (pip install openai-clip): the reference model code
 import cleanfid.clip_features as cleanfid_clip
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 from cleanfid import fid as cleanfid_fid
 from PIL import Image
 
+from cmmd_reference import google_research_cmmd_input, google_research_normalise
+from helpers import counted_decodes, one_line_error, run_cli, smooth_images
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.extractors import registry
 from ganmetrics.extractors.clip.extractor import CleanFIDClipExtractor, CMMDClipExtractor
-from ganmetrics.extractors.clip.preprocess import CLIP_MEAN, CLIP_STD, clean_fid_crop_resize, cmmd_crop_resize
+from ganmetrics.extractors.clip.preprocess import clean_fid_crop_resize, cmmd_crop_resize
 from ganmetrics.extractors.registry import build_encoder
 from ganmetrics.extractors.weights import random_weights
 from ganmetrics.metrics.cmmd import CMMD
@@ -93,26 +96,6 @@ def save_torchscript(model: torch.nn.Module, size: int, path) -> str:
     return str(path)
 
 
-def google_research_cmmd_input(path) -> np.ndarray:
-    """google-research ``cmmd``'s input for one image file, float32 (336, 336, 3): ``io_util.py``
-    ``_read_image`` and ``_center_crop_and_resize`` (PIL BICUBIC on uint8, box at (w - l) // 2),
-    ``compute_embeddings_for_dir``'s ``/ 255.0``, ``embedding.py``'s ``jax.image.resize`` to the
-    same size (skipped by JAX) and scenic's ``normalize_image``, in float32 as JAX computes it.
-    The image is converted to RGB first: the reference tiles grayscale itself and fails on RGBA.
-    Read at google-research/google-research ``cmmd/io_util.py`` 19638399cc9e03623c5b9087a1d6fa8813974ce9,
-    ``cmmd/embedding.py`` 5b09c22d73a9d35eb6c5d2a99b95677a45053466 and google-research/scenic
-    ``projects/baselines/clip/model.py`` 03c3032af3e4885489d2e201cf18331753b3c366."""
-    with Image.open(path) as im:
-        im.load()
-        im = im.convert("RGB")
-    w, h = im.size
-    side = min(w, h)
-    top, left = (h - side) // 2, (w - side) // 2
-    im = im.crop((left, top, left + side, top + side)).resize((336, 336), resample=Image.BICUBIC)
-    x = np.asarray(im).astype(np.float32) / 255.0
-    return (x - np.float32(CLIP_MEAN)) / np.float32(CLIP_STD)
-
-
 def openai_cmmd_embedding(model: torch.nn.Module, inputs: list[np.ndarray]) -> torch.Tensor:
     """CMMD's embedding from openai/CLIP's model: ``encode_image`` divided by its L2 norm (scenic's ``normalize=True``)."""
     with torch.no_grad():
@@ -139,12 +122,9 @@ def our_features(encoder, files) -> np.ndarray:
 
 # -- images ----------------------------------------------------------------------------------
 def write_image(path, height: int, width: int, mode: str, seed: int) -> None:
-    """A seeded image: smooth colour fields plus fine noise (so the resampling filter matters)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC)).astype(np.int16)
-    pixels = np.clip(smooth + rng.integers(-40, 41, smooth.shape), 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels)
+    """A seeded photo-like image (``helpers.smooth_images``: its fine noise makes the resampling
+    filter matter) saved in PIL ``mode``."""
+    image = Image.fromarray(smooth_images(1, (height, width), seed)[0])
     image = image.convert("P", palette=Image.ADAPTIVE) if mode == "P" else image.convert(mode)
     image.save(path)
 
@@ -193,8 +173,7 @@ def test_cmmd_embeddings_equal_openai_clip_fed_cmmds_preprocessing(images):
     # The tolerance is meaningful: the box one pixel off moves the embedding a hundred times more.
     with Image.open(images[0]) as im:
         shifted = np.asarray(im.convert("RGB").crop((76, 0, 376, 300)).resize((336, 336), Image.BICUBIC))
-    moved = openai_cmmd_embedding(reference, [((shifted / np.float32(255.0)) - np.float32(CLIP_MEAN))
-                                              / np.float32(CLIP_STD)])
+    moved = openai_cmmd_embedding(reference, [google_research_normalise(shifted)])
     assert relative_error(moved, theirs[:1]) > 1e-3
 
 
@@ -241,17 +220,12 @@ def test_clip_vitb32_features_equal_clean_fids_clip_fx(images, cleanfid_archive)
     assert relative_error(ours, clean_fid_features(images, cleanfid_archive)) < 1e-5
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """A stand-in for our FID: float64 means and covariances (ddof 1) as clean-fid's, and the
-    ``scipy.linalg.sqrtm`` formula."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    sigma_a, sigma_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b).real
-    diff = a.mean(0) - b.mean(0)
-    return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean))
-
-
-def test_clean_fids_clip_fid_equals_the_frechet_distance_of_our_features(tmp_path):
+def test_fid_at_clip_vitb32_equals_clean_fids_compute_fid(tmp_path, monkeypatch):
+    """``eval --metrics fid@clip-vitb32`` (our whole pipeline: sources, engine, Gaussian
+    statistics, FID) against clean-fid's ``compute_fid(..., model_name="clip_vit_b_32",
+    mode="clean")`` on the CPU, reading the same OpenAI-style file. The tower has an 8-wide
+    projection (``NarrowCleanFIDClip``, registered here as clip-vitb32), so a dozen images give
+    full-rank covariances and both Fréchet distances are well conditioned."""
     folders = {"a": 12, "b": 11}
     for side, count in folders.items():
         (tmp_path / side).mkdir()
@@ -265,9 +239,13 @@ def test_clean_fids_clip_fid_equals_the_frechet_distance_of_our_features(tmp_pat
         patch.setattr(clip.clip, "_download", lambda url, root: archive)
         theirs = cleanfid_fid.compute_fid(str(tmp_path / "a"), str(tmp_path / "b"), mode="clean",
                                           model_name="clip_vit_b_32", device="cpu", num_workers=0, verbose=False)
-    encoder = NarrowCleanFIDClip(weights=archive)
-    ours = frechet_distance(*(our_features(encoder, sorted((tmp_path / side).iterdir())) for side in folders))
-    assert ours == pytest.approx(theirs, rel=1e-4)
+    monkeypatch.setitem(registry.ENCODERS, NarrowCleanFIDClip.name, NarrowCleanFIDClip)
+    result = run_cli("eval", tmp_path / "a", tmp_path / "b", "--metrics", "fid@clip-vitb32", "--json",
+                     options=("--weights", f"clip-vitb32={archive}", "--quiet", "--workers", "0", "--no-cache"))
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["results"]["fid@clip-vitb32"] == pytest.approx(theirs, rel=1e-4)
+    assert row["settings"]["dims@clip-vitb32"] == 8 and (row["n_a"], row["n_b"]) == (12, 11)
 
 
 @pytest.mark.slow
@@ -327,7 +305,8 @@ def test_registry_roles_and_transforms():
 
 
 # -- bad input -------------------------------------------------------------------------------
-def one_line_error(call, match: str) -> str:
+def refused(call, match: str) -> str:
+    """The message of the one-line GanMetricsError ``call()`` raises, checked against ``match``."""
     with pytest.raises(GanMetricsError, match=match) as err:
         call()
     assert "\n" not in str(err.value)
@@ -335,8 +314,8 @@ def one_line_error(call, match: str) -> str:
 
 
 def test_a_vitb32_file_given_as_clip_vitl14_336_is_refused(full_vitb32_archive):
-    message = one_line_error(lambda: CMMDClipExtractor.read_state_dict(full_vitb32_archive),
-                             "holds a CLIP ViT of width 768, patch 32, 224 px, 12 layers, not the clip-vitl14-336")
+    message = refused(lambda: CMMDClipExtractor.read_state_dict(full_vitb32_archive),
+                      "holds a CLIP ViT of width 768, patch 32, 224 px, 12 layers, not the clip-vitl14-336")
     assert "--weights clip-vitb32=FILE" in message and "ViT-L-14-336px.pt" in message
 
 
@@ -368,8 +347,28 @@ def test_a_torchscript_archive_holding_anything_but_tensors_is_refused(payload, 
                              "eval": (eval, (f"open({str(marker)!r}, 'w')",), "eval"),
                              "torch.load": (torch.load, (str(marker),), "load")}[payload]
     path = write_archive(tmp_path / "evil.pt", pickle.dumps({"visual": Reduce(function, *args)}, protocol=2))
-    one_line_error(lambda: SmallCleanFIDClip.read_state_dict(path), f"references .*{named}.*not a tensor")
+    refused(lambda: SmallCleanFIDClip.read_state_dict(path), f"references .*{named}.*not a tensor")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "stats"])
+@pytest.mark.parametrize("bad", ["a ViT-B/32 file", "an archive holding a call"])
+def test_bad_clip_weights_through_the_command_line_are_one_line_and_write_nothing(command, bad, images,
+                                                                                  full_vitb32_archive, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+    marker, out, folder = tmp_path / "ran", tmp_path / "out.npz", images[0].parent
+    if bad == "a ViT-B/32 file":
+        weights, expected = full_vitb32_archive, "patch 32, 224 px, 12 layers, not the clip-vitl14-336 one"
+    else:
+        weights = write_archive(tmp_path / "evil.pt", pickle.dumps({"visual": Reduce(os.system, f"touch {marker}")}))
+        expected = "system, which is not a tensor"
+    args = ("eval", folder, folder) if command == "eval" else ("stats", folder, "-o", out)
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli(*args, "--metrics", "cmmd", options=(
+            "--weights", f"clip-vitl14-336={weights}", "--quiet", "--workers", "0")))
+    assert expected in message
+    assert decoded[0] == 0 and not marker.exists() and not out.exists() and not (tmp_path / "cache").exists()
 
 
 def test_a_storage_record_of_the_wrong_size_is_refused(cleanfid_archive, tmp_path):
@@ -377,7 +376,7 @@ def test_a_storage_record_of_the_wrong_size_is_refused(cleanfid_archive, tmp_pat
         for info in source.infolist():
             data = source.read(info)
             damaged.writestr(info, data[:-2] if info.filename.endswith("/data/0") else data)
-    one_line_error(lambda: SmallCleanFIDClip.read_state_dict(tmp_path / "damaged.pt"), "record holds .* bytes")
+    refused(lambda: SmallCleanFIDClip.read_state_dict(tmp_path / "damaged.pt"), "record holds .* bytes")
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "state dict"])
@@ -389,11 +388,11 @@ def test_a_truncated_file_is_refused(kind, cleanfid_archive, cleanfid_state, tmp
         torch.save({k: v.half() for k, v in cleanfid_state.items()}, whole)
     data = whole.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[:len(data) // 2])
-    one_line_error(lambda: SmallCleanFIDClip.read_state_dict(tmp_path / "cut.pt"), "cannot read weights file")
+    refused(lambda: SmallCleanFIDClip.read_state_dict(tmp_path / "cut.pt"), "cannot read weights file")
 
 
 def test_a_missing_open_clip_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "open_clip", None)
     monkeypatch.setitem(sys.modules, "open_clip.transformer", None)
-    one_line_error(SmallCleanFIDClip.expected_shapes, r"clip-vitb32 needs open_clip .*pip install 'ganmetrics\[clip\]'")
-    one_line_error(lambda: build_encoder("clip-vitl14-336", weights="random:7").prepare(), "needs open_clip")
+    refused(SmallCleanFIDClip.expected_shapes, r"clip-vitb32 needs open_clip .*pip install 'ganmetrics\[clip\]'")
+    refused(lambda: build_encoder("clip-vitl14-336", weights="random:7").prepare(), "needs open_clip")
