@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import sys
-import warnings
 import zipfile
 
 import clip  # openai/CLIP (pip install openai-clip): the reference model code
@@ -22,6 +21,7 @@ import torch
 from cleanfid import fid as cleanfid_fid
 from PIL import Image
 
+from clip_reference import openai_model, openai_state_dict, save_torchscript
 from cmmd_reference import google_research_cmmd_input, google_research_normalise
 from helpers import counted_decodes, one_line_error, run_cli, smooth_images
 from ganmetrics.errors import GanMetricsError
@@ -62,40 +62,6 @@ def relative_error(ours, theirs) -> float:
 
 
 # -- the references --------------------------------------------------------------------------
-TEXT_WIDTH = 64
-
-
-def openai_state_dict(visual: dict, embed_dim: int, seed: int = 99) -> dict:
-    """A whole OpenAI CLIP state dict: ``visual`` plus a random one-layer, 64-wide text tower
-    (float16 values), which ``build_model`` needs and the image embedding never uses."""
-    width, prefix = TEXT_WIDTH, "transformer.resblocks.0."
-    shapes = {"positional_embedding": (77, width), "token_embedding.weight": (100, width),
-              "ln_final.weight": (width,), "ln_final.bias": (width,), "text_projection": (width, embed_dim),
-              "logit_scale": (), prefix + "attn.in_proj_weight": (3 * width, width),
-              prefix + "attn.in_proj_bias": (3 * width,), prefix + "attn.out_proj.weight": (width, width),
-              prefix + "attn.out_proj.bias": (width,), prefix + "ln_1.weight": (width,), prefix + "ln_1.bias": (width,),
-              prefix + "ln_2.weight": (width,), prefix + "ln_2.bias": (width,),
-              prefix + "mlp.c_fc.weight": (4 * width, width), prefix + "mlp.c_fc.bias": (4 * width,),
-              prefix + "mlp.c_proj.weight": (width, 4 * width), prefix + "mlp.c_proj.bias": (width,)}
-    generator = torch.Generator().manual_seed(seed)
-    text = {key: (torch.randn(shape, generator=generator) * 0.05).half().float() for key, shape in shapes.items()}
-    return {**visual, **text}
-
-
-def openai_model(state: dict) -> torch.nn.Module:
-    """openai/CLIP's model as ``clip.load`` builds it on the CPU: ``build_model`` (fp16), then float32."""
-    return clip.model.build_model(dict(state)).float().eval()
-
-
-def save_torchscript(model: torch.nn.Module, size: int, path) -> str:
-    """``model`` traced through ``encode_image`` and saved with float16 storages, as OpenAI's files."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace_module(model, {"encode_image": torch.zeros(1, 3, size, size)}, check_trace=False)
-        traced.half().save(str(path))
-    return str(path)
-
-
 def openai_cmmd_embedding(model: torch.nn.Module, inputs: list[np.ndarray]) -> torch.Tensor:
     """CMMD's embedding from openai/CLIP's model: ``encode_image`` divided by its L2 norm (scenic's ``normalize=True``)."""
     with torch.no_grad():
