@@ -179,18 +179,12 @@ def ganmetrics_call(args: list[str], network: bool = True):
 
 
 def google_research_distance(x, y) -> float:
-    """google-research ``cmmd/distance.py`` ``mmd`` in float32 torch (JAX's default dtype): the
-    full n x n Gram and kernel matrices, the squared norms from the Gram matrices' diagonals."""
+    """google-research ``cmmd/distance.py`` ``mmd`` in float32 torch (JAX's default dtype):
+    ``cmmd_reference.distance_mmd``, its full n x n Gram and kernel matrices."""
     import torch
+    from cmmd_reference import distance_mmd
 
-    x, y = torch.as_tensor(x), torch.as_tensor(y)
-    x_sqnorms = torch.diag(x @ x.T)
-    y_sqnorms = torch.diag(y @ y.T)
-    gamma = 1 / (2 * 10**2)
-    k_xx = torch.mean(torch.exp(-gamma * (-2 * (x @ x.T) + x_sqnorms[:, None] + x_sqnorms[None, :])))
-    k_xy = torch.mean(torch.exp(-gamma * (-2 * (x @ y.T) + x_sqnorms[:, None] + y_sqnorms[None, :])))
-    k_yy = torch.mean(torch.exp(-gamma * (-2 * (y @ y.T) + y_sqnorms[:, None] + y_sqnorms[None, :])))
-    return float(1000 * (k_xx + k_yy - 2 * k_xy))
+    return distance_mmd(torch.as_tensor(x), torch.as_tensor(y), torch)
 
 
 def google_research_batches(folder: str):

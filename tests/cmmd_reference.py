@@ -13,21 +13,25 @@ SCENIC_STD = (0.26862954, 0.26130258, 0.27577711)
 03c3032af3e4885489d2e201cf18331753b3c366): what ``normalize_image`` subtracts and divides by."""
 
 
-def google_research_mmd(x: np.ndarray, y: np.ndarray) -> float:
+def distance_mmd(x, y, xp):
     """google-research/google-research ``cmmd/distance.py`` at commit
-    4c4299485319ed72ef782020c81784be5468924e, replayed in float64 NumPy: ``_SIGMA = 10`` (line
-    25), ``_SCALE = 1000`` (line 28), ``mmd``'s body (lines 51-90): full n x n matrices, the
-    squared norms from the Gram matrices' diagonals, ``gamma = 1 / (2 * _SIGMA**2)``, the three
-    kernel means, ``_SCALE * (k_xx + k_yy - 2 * k_xy)``. (The reference evaluates the same
-    expression in JAX's default float32.)"""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    x_sqnorms = np.diag(x @ x.T)
-    y_sqnorms = np.diag(y @ y.T)
+    4c4299485319ed72ef782020c81784be5468924e, ``mmd``'s body (lines 51-90) with the array library
+    ``xp`` (NumPy or torch) in the dtype of ``x`` and ``y`` (n, D) and (m, D): ``_SIGMA = 10``
+    (line 25), ``_SCALE = 1000`` (line 28), full n x n matrices, the squared norms from the Gram
+    matrices' diagonals, ``gamma = 1 / (2 * _SIGMA**2)``, the three kernel means,
+    ``_SCALE * (k_xx + k_yy - 2 * k_xy)``. (The reference evaluates it in JAX's default float32.)"""
+    x_sqnorms = xp.diag(x @ x.T)
+    y_sqnorms = xp.diag(y @ y.T)
     gamma = 1 / (2 * 10**2)
-    k_xx = np.mean(np.exp(-gamma * (-2 * (x @ x.T) + x_sqnorms[:, None] + x_sqnorms[None, :])))
-    k_xy = np.mean(np.exp(-gamma * (-2 * (x @ y.T) + x_sqnorms[:, None] + y_sqnorms[None, :])))
-    k_yy = np.mean(np.exp(-gamma * (-2 * (y @ y.T) + y_sqnorms[:, None] + y_sqnorms[None, :])))
-    return 1000 * (k_xx + k_yy - 2 * k_xy)
+    k_xx = xp.mean(xp.exp(-gamma * (-2 * (x @ x.T) + x_sqnorms[:, None] + x_sqnorms[None, :])))
+    k_xy = xp.mean(xp.exp(-gamma * (-2 * (x @ y.T) + x_sqnorms[:, None] + y_sqnorms[None, :])))
+    k_yy = xp.mean(xp.exp(-gamma * (-2 * (y @ y.T) + y_sqnorms[:, None] + y_sqnorms[None, :])))
+    return float(1000 * (k_xx + k_yy - 2 * k_xy))
+
+
+def google_research_mmd(x: np.ndarray, y: np.ndarray) -> float:
+    """``distance_mmd`` replayed in float64 NumPy."""
+    return distance_mmd(np.asarray(x, np.float64), np.asarray(y, np.float64), np)
 
 
 def google_research_embeddings(embeddings: np.ndarray, batch_size: int = 32) -> np.ndarray:
