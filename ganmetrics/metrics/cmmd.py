@@ -116,10 +116,8 @@ class CMMD(Metric):
     interval_keys = ("cmmd",)
     role = "embedding"
     default_encoder = "clip-vitl14-336"
-    cmmd_block: int = option(BLOCK, "CMMD: rows and columns of one block of kernel values. Peak memory beyond the "
-                                    "two feature banks (4 D bytes an image each) is "
-                                    "8 x (2 x BLOCK x D + BLOCK^2 + N_A + N_B) bytes, 58 MB at D = 768, whatever the "
-                                    "image count (google-research's n x n matrices: 10 GB each at 50,000 images).")
+    cmmd_block: int = option(BLOCK, "CMMD kernel block: memory 8 x (2 BLOCK D + BLOCK^2) bytes beyond the banks, "
+                                    "58 MB at D = 768, for any image count.")
 
     def __post_init__(self):
         if self.cmmd_block < 1:

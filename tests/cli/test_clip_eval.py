@@ -182,4 +182,4 @@ def test_cmmd_with_fewer_than_two_images_on_a_side_is_one_line_and_writes_nothin
 
 def test_eval_help_states_cmmds_memory_bound():
     text = " ".join(run_cli("eval", "--help", options=()).output.split())
-    assert "--cmmd-block" in text and "whatever the image count" in text and "58 MB at D = 768" in text
+    assert "--cmmd-block" in text and "for any image count" in text and "58 MB at D = 768" in text
