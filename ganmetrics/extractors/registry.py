@@ -9,10 +9,12 @@ from typing import Any
 
 from ..errors import GanMetricsError
 from .base import FeatureExtractor, parse_options
+from .clip.extractor import CleanFIDClipExtractor, CMMDClipExtractor
 from .inception.extractor import InceptionExtractor
 
 ENCODERS: dict[str, type[FeatureExtractor]] = {
     InceptionExtractor.name: InceptionExtractor,
+    CMMDClipExtractor.name: CMMDClipExtractor, CleanFIDClipExtractor.name: CleanFIDClipExtractor,
 }
 DEFAULT_ENCODER = InceptionExtractor.name
 """The encoder of a metric named without ``@ENCODER``, and of a bare ``--weights``/``--resize``."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GanMetricsError
 from .base import Metric, options_of
+from .cmmd import CMMD
 from .density_coverage import DensityCoverage
 from .fid import FID
 from .inception_score import InceptionScore
@@ -30,6 +31,7 @@ METRICS: dict[str, type[Metric]] = {
     SFID.name: SFID,
     FIDInfinity.name: FIDInfinity,
     ISInfinity.name: ISInfinity,
+    CMMD.name: CMMD,
 }
 
 

@@ -134,7 +134,9 @@ class Statistics:
 
     @property
     def primary(self) -> tuple[str, str]:
-        """(encoder, feature) of the primary Gaussian: the legacy encoder's FID feature where present."""
+        """(encoder, feature) of the primary Gaussian: the legacy encoder's FID feature where
+        present; in a file of feature banks alone (``stats --metrics kid`` or ``cmmd``), the
+        first encoder's first bank."""
         if self.classes:
             raise GanMetricsError(f"these statistics are per class ({', '.join(self.classes)}): take one class's, "
                                   f"e.g. .classes[{next(iter(self.classes))!r}]")
@@ -142,6 +144,10 @@ class Statistics:
         for encoder in encoders:
             for (name, feature, kind) in self.entries:
                 if name == encoder and kind == GAUSSIAN and feature == self.feature_of(encoder):
+                    return encoder, feature
+        for encoder in encoders:
+            for (name, feature, kind) in self.entries:
+                if name == encoder and kind == BANK:
                     return encoder, feature
         raise GanMetricsError("these statistics hold no FID Gaussian")
 
@@ -155,6 +161,8 @@ class Statistics:
 
     def _primary_field(self, name: str):
         encoder, feature = self.primary
+        if (encoder, feature, GAUSSIAN) not in self.entries:
+            raise GanMetricsError("these statistics hold no FID Gaussian")
         return self.entries[(encoder, feature, GAUSSIAN)][name]
 
     @property
@@ -167,12 +175,19 @@ class Statistics:
 
     @property
     def n(self) -> int | None:
+        if self.gaussian_less:
+            return len(self.features)
         n = int(self._primary_field("n"))
         return n if n >= 0 else None
 
     @property
     def dims(self) -> int:
-        return int(self.mu.shape[0])
+        return int(self.features.shape[1] if self.gaussian_less else self.mu.shape[0])
+
+    @property
+    def gaussian_less(self) -> bool:
+        """Whether the primary entry is a feature bank (a file of banks alone)."""
+        return (*self.primary, GAUSSIAN) not in self.entries
 
     @property
     def meta(self) -> dict | None:

@@ -30,7 +30,7 @@ STAND_IN_SHA = hashlib.sha256(STAND_IN).hexdigest()
 
 # Modules no command imports before it runs a network, IS, a download or a progress bar (tqdm
 # brings importlib.metadata); and those `--version` does not import either.
-NOT_AT_START = ("torch", "torchvision", "ganmetrics.train", "ganmetrics.extractors.inception.network",
+NOT_AT_START = ("torch", "torchvision", "open_clip", "ganmetrics.train", "ganmetrics.extractors.inception.network",
                 "ganmetrics.engine.runner", "scipy.special", "tqdm", "http.client")
 NOT_FOR_VERSION = NOT_AT_START + ("numpy", "scipy", "importlib.metadata")
 
