@@ -40,6 +40,7 @@ EXPERIMENTS = [
     "exp_interval",
     "exp_rss",
     "exp_startup",
+    ("clip_metrics", {"images": 32, "fid_images": 64, "bank": 10000, "batch_size": 32, "out": "bench/out/clip"}),
 ]
 """The experiments of ``make bench``, in the order they run, one line each: ``"MODULE"`` for
 ``bench/MODULE.py``, or ``("MODULE", {"option": value, ...})`` for a module whose ``run(args)``

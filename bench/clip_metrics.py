@@ -51,7 +51,8 @@ for path in (REPO, HERE, REPO / "tests"):  # tests/: the reference replays the p
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench import FOLDER_STYLE, _image, run_measured  # noqa: E402
+from data import FOLDER_STYLE, _image  # noqa: E402
+from measure import run_measured  # noqa: E402
 from tools import import_ganmetrics  # noqa: E402
 
 PARTS = ("cmmd", "cmmd_step", "clip_fid")
