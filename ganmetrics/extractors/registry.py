@@ -9,10 +9,12 @@ from typing import Any
 
 from ..errors import GanMetricsError
 from .base import FeatureExtractor, parse_options
+from .dinov2.extractor import DINOv2Extractor
 from .inception.extractor import InceptionExtractor
 
 ENCODERS: dict[str, type[FeatureExtractor]] = {
     InceptionExtractor.name: InceptionExtractor,
+    DINOv2Extractor.name: DINOv2Extractor,
 }
 DEFAULT_ENCODER = InceptionExtractor.name
 """The encoder of a metric named without ``@ENCODER``, and of a bare ``--weights``/``--resize``."""
