@@ -121,6 +121,14 @@ def assert_features_close(ours: np.ndarray, reference: np.ndarray):
         assert error <= RTOL, f"image {row}: relative error {error:.3g}"
 
 
+def same_size_groups(images) -> list[tuple]:
+    """The images in batches of one size each, in first-seen order (as the golden script ran them)."""
+    groups: dict[tuple, list] = {}
+    for spec in images:
+        groups.setdefault(spec[1:3], []).append(spec)
+    return [tuple(group) for group in groups.values()]
+
+
 GOLDEN_GROUPS = [(spec,) for spec in SINGLE_IMAGES] + [BATCH_IMAGES]
 
 
@@ -184,16 +192,8 @@ def test_fd_golden_is_the_frechet_distance_of_these_features(golden):
     """The golden FD (EDM2's statistics code on the hub model's features) is the FD of this
     encoder's features to 1e-6: the value ``fd_dinov2`` must give on these sets."""
     enc = encoder("torch")
-    x, y = ([features(enc, [group]) for group in _same_size_groups(images)] for images in FD_SETS)
-    assert frechet_distance(np.concatenate(x), np.concatenate(y)) == pytest.approx(golden["fd_depth2_torch"], rel=1e-6)
-
-
-def _same_size_groups(images) -> list[tuple]:
-    """The images in batches of one size each, in first-seen order (as the golden script ran them)."""
-    groups: dict[tuple, list] = {}
-    for spec in images:
-        groups.setdefault(spec[1:3], []).append(spec)
-    return [tuple(group) for group in groups.values()]
+    x, y = (features(enc, same_size_groups(images)) for images in FD_SETS)
+    assert frechet_distance(x, y) == pytest.approx(golden["fd_depth2_torch"], rel=1e-6)
 
 
 # --- the encoder's declarations ---------------------------------------------------------------
