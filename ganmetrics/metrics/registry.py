@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GanMetricsError
 from .base import Metric, options_of
 from .density_coverage import DensityCoverage
+from .fd_dinov2 import FDDINOv2
 from .fid import FID
 from .inception_score import InceptionScore
 from .infinity import FIDInfinity, ISInfinity
@@ -30,6 +31,7 @@ METRICS: dict[str, type[Metric]] = {
     SFID.name: SFID,
     FIDInfinity.name: FIDInfinity,
     ISInfinity.name: ISInfinity,
+    FDDINOv2.name: FDDINOv2,
 }
 
 
