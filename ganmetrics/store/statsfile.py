@@ -10,7 +10,8 @@ the ADM evaluator's reference batches hold them). So pytorch-fid and the TF code
 ``mu``/``sigma`` unchanged, and files of theirs (no ``meta``) are read here with a warning.
 Every other encoder's values are entries ``<encoder>/<feature>/<kind>/<field>``, its provenance
 in ``meta["encoders"]``. Only the statistics are read from a file: an ADM batch's images
-(``arr_0``) and labels (``arr_1``) are left in it. Written atomically.
+(``arr_0``) and labels (``arr_1``) are left in it. EDM2's ``.pkl`` statistics are read too
+(``compat.py``; as plain data, nothing in them runs), without metadata. Written atomically.
 
 Every file read is checked before use, so a damaged or hand-made file cannot give a silent wrong
 FID: every mean, covariance and bank finite; each covariance symmetric to rounding
@@ -28,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GanMetricsError, quoted
-from .compat import (BANK, GAUSSIAN, LEGACY_ENCODER, gaussian_keys, holds_legacy_statistics, legacy_arrays,
-                     legacy_entries, legacy_meta, legacy_names, primary_feature)
+from .compat import (BANK, GAUSSIAN, LEGACY_ENCODER, edm2_entries, gaussian_keys, holds_legacy_statistics,
+                     is_edm2_statistics, legacy_arrays, legacy_entries, legacy_meta, legacy_names, primary_feature)
 from .states import Key, StateFile, array_name, entry_keys, npz_members, parse_meta, read_arrays, write_state_file
 
 SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
@@ -204,7 +205,10 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
 
 def is_statistics_file(path: str | os.PathLike) -> bool:
     """True for an ``.npz`` holding statistics: pytorch-fid's names (ours, pytorch-fid's, TTUR's,
-    an ADM reference batch's), or entries of values with no ``shard`` in their meta."""
+    an ADM reference batch's), or entries of values with no ``shard`` in their meta; and for
+    EDM2's ``.pkl`` statistics (any ``.pkl``: what it holds is checked when it is read)."""
+    if is_edm2_statistics(path):
+        return True
     names = npz_members(path)
     if holds_legacy_statistics(names):
         return True
@@ -226,7 +230,7 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
 def warn_without_metadata(path: str | os.PathLike) -> None:
     """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's)."""
     warnings.warn(
-        f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR or the ADM evaluator?): cannot check "
+        f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR, the ADM evaluator or EDM2?): cannot check "
         "that it was made with the same weights and encoder options",
         stacklevel=3,
     )
@@ -274,8 +278,28 @@ def _statistics_array(name: str) -> bool:
 
 def read_statistics(path: str | os.PathLike) -> Statistics:
     """``load_statistics`` without its warning, for callers that warn only where they use the
-    statistics (an ADM batch may serve only its images)."""
+    statistics (an ADM batch may serve only its images). ``path``: an ``.npz`` of this layout or
+    of ``compat.py``'s, or EDM2's ``.pkl``."""
     path = Path(path)
+    if is_edm2_statistics(path):
+        entries, names = edm2_entries(path)
+        metas = dict.fromkeys(encoder for encoder, _, _ in entries)
+    else:
+        entries, names, metas = _npz_entries(path)
+    checked = {key: _checked_gaussian(path, names[key], fields) for key, fields in entries.items() if key[2] == GAUSSIAN}
+    for key, fields in entries.items():
+        if key[2] == BANK:
+            gaussian = checked.get((key[0], key[1], GAUSSIAN))
+            n = None if gaussian is None or int(gaussian["n"]) < 0 else int(gaussian["n"])
+            checked[key] = _checked_bank(path, key, fields, n, None if gaussian is None else len(gaussian["mu"]))
+        elif key[2] != GAUSSIAN:
+            checked[key] = dict(fields)
+    return Statistics(entries=checked, metas=metas)
+
+
+def _npz_entries(path: Path) -> tuple[dict[Key, dict], dict[Key, tuple[str, str]], dict[str, dict | None]]:
+    """({entry: fields}, {Gaussian entry: the names of its mean and covariance}, {encoder: meta})
+    of a statistics ``.npz``, unchecked."""
     arrays = read_arrays(path, "statistics file", FIX, _statistics_array)
     meta = parse_meta(path, arrays.pop("meta", None), FIX)
     metas: dict[str, dict | None] = dict((meta or {}).get("encoders", {}))
@@ -295,12 +319,4 @@ def read_statistics(path: str | os.PathLike) -> Statistics:
     if not entries:
         raise GanMetricsError(f"{quoted(path)} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a "
                               "statistics file; create one with `ganmetrics stats`")
-    checked = {key: _checked_gaussian(path, names[key], fields) for key, fields in entries.items() if key[2] == GAUSSIAN}
-    for key, fields in entries.items():
-        if key[2] == BANK:
-            gaussian = checked.get((key[0], key[1], GAUSSIAN))
-            n = None if gaussian is None or int(gaussian["n"]) < 0 else int(gaussian["n"])
-            checked[key] = _checked_bank(path, key, fields, n, None if gaussian is None else len(gaussian["mu"]))
-        elif key[2] != GAUSSIAN:
-            checked[key] = dict(fields)
-    return Statistics(entries=checked, metas=metas)
+    return entries, names, metas
