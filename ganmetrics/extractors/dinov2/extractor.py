@@ -10,7 +10,7 @@ optional dependency, and no code fetched at run time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 CPU_CHUNK = 4
 """Images per part on the CPU: a part of one image already multiplies 257-row matrices (the
 class token and 16 x 16 patches), about as fast per image as larger parts, and small parts keep
-every core busy to the end of a source."""
+every core busy to the end of a source. An image's features are the same bits in a part of any
+size on one thread; on several threads a part's products may split differently (the last
+float32 bits)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class DINOv2Extractor(FeatureExtractor):
     roles = {"frechet": "cls", "embedding": "cls"}
     Options = DINOv2Options
     weights_file = WEIGHTS_FILE
+    cpu_chunk = CPU_CHUNK
     depth: ClassVar[int] = 24
     """Transformer blocks: the hub's 24 (a test's reduced copy sets fewer)."""
 
@@ -65,30 +68,6 @@ class DINOv2Extractor(FeatureExtractor):
 
             return pil_resize
         return super().host_transform
-
-    def plan(self, pixels: torch.Tensor, wanted: Collection[str],
-             sizes: Sequence[int] | None = None) -> tuple[list[Callable[[], dict]], Callable]:
-        """On the CPU one part per ``CPU_CHUNK`` images (or per each of ``sizes``), so that every
-        core has a part to run to the end of a source; one part elsewhere. ``join``
-        concatenates the parts' features. An image's features are the same bits in a part of
-        any size on one thread; parts on several threads each may split a product differently
-        (a few float32 units in the last place)."""
-        import torch
-
-        if self.device.type != "cpu":
-            return super().plan(pixels, wanted)
-        network = self.network
-
-        def part(chunk: torch.Tensor) -> Callable[[], dict]:
-            def run() -> dict[str, torch.Tensor]:
-                with torch.inference_mode():
-                    return self.forward(network, chunk, wanted)
-            return run
-
-        def join(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-            return {feature: torch.cat([out[feature] for out in outs]) for feature in wanted}
-
-        return [part(chunk) for chunk in pixels.split(list(sizes) if sizes else CPU_CHUNK)], join
 
     def forward(self, network, pixels: torch.Tensor, wanted: Collection[str]) -> dict[str, torch.Tensor]:
         """``pixels``: uint8 (N, H, W, 3), or (N, 224, 224, 3) after ``pil``."""
