@@ -217,7 +217,7 @@ def echo_info(path: Path, as_json: bool) -> None:
     click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}"
                f"{', with features' if stats.features is not None else ''}{_beside(stats)}")
     if stats.meta is None:
-        click.echo("  no metadata (written by pytorch-fid or TTUR?)")
+        click.echo("  no metadata (written by pytorch-fid, TTUR, the ADM evaluator or EDM2?)")
     for key, value in sorted((stats.meta or {}).items()):
         if key != "dims":
             click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
