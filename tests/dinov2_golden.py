@@ -2,6 +2,7 @@
 encoder, the seeded weights, the seeded images and their batches, read by the tests of the
 encoder and of ``fd_dinov2`` and by the script that made the goldens."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,9 @@ WEIGHTS_SEED = 0
 
 
 class DINOv2Depth2(DINOv2Extractor):
-    """The encoder with the hub's first 2 blocks only (full width): the reduced copy most goldens use."""
+    """The encoder with the hub's first 2 blocks only (full width): the reduced copy most goldens
+    use, under the encoder's own name, so that a test may register it in its place."""
 
-    name = "dinov2-vitl14-depth2"
     depth = 2
 
 
@@ -89,11 +90,23 @@ def features(enc, groups) -> np.ndarray:
     return np.concatenate(out)
 
 
-def write_set(folder: Path, images) -> Path:
-    """The images ``decoded`` and written as PNG files (lossless) into ``folder``, in their order."""
+@functools.cache
+def set_features(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both ``FD_SETS``' features straight from the reduced copy (no engine) with ``resize=mode``,
+    in batches of one size each: float32 (N, 1024) each, computed once a session (read-only)."""
+    out = tuple(features(encoder(mode), same_size_groups(images)) for images in FD_SETS)
+    for x in out:
+        x.flags.writeable = False
+    return out
+
+
+def write_set(folder: Path, images, keep_mode: bool = False) -> Path:
+    """The images written as PNG files (lossless) into ``folder``, in their order: ``decoded``,
+    or with ``keep_mode`` in their own PIL mode (grayscale, RGBA, palette), which our decoder
+    converts to RGB as ``decoded`` does."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, spec in enumerate(images):
-        Image.fromarray(decoded(spec)).save(folder / f"{i:02d}.png")
+        (make_image(*spec) if keep_mode else Image.fromarray(decoded(spec))).save(folder / f"{i:02d}.png")
     return folder
 
 
