@@ -228,7 +228,7 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
 
 
 def warn_without_metadata(path: str | os.PathLike) -> None:
-    """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's)."""
+    """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's, EDM2's)."""
     warnings.warn(
         f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR, the ADM evaluator or EDM2?): cannot check "
         "that it was made with the same weights and encoder options",
