@@ -52,9 +52,9 @@ def golden_fd() -> float:
         return float(data["fd_depth2_torch"])
 
 
-def run_json(*args, code: int = 0):
+def run_json(*args):
     result = run_cli(*args, "--json", options=OPTIONS)
-    assert result.exit_code == code, result.output
+    assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
