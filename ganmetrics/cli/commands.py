@@ -11,15 +11,17 @@ from ..api import (FIDResult, ISResult, compute_stats, compute_stats_shard, eval
 from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..errors import GanMetricsError
-from ..metrics.registry import known_names, suite_rows
+from ..evaluation.classes import class_names
+from ..metrics.registry import suite_rows
+from ..report.plot import check_plot_output, save_plot
 from ..store.shardfile import save_shard
 from ..store.statsfile import save_statistics
-from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
+from .gates import ThresholdCrossed, parse_gates, verdicts
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
-from .plot import check_plot_output, save_plot
-from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
-                     echo_written, eval_row, fid_row, is_row, require_finite)
+from .render import (echo_classes, echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard,
+                     echo_suite, echo_written, eval_row, fid_row, is_row, require_finite, run_record)
+from .report_commands import ReportOptions, report_options
 
 STATS_FORMATS = {"ganmetrics": ((), None), "adm": (("spatial",), "adm")}
 """``stats --format``: (the default encoder's features whose Gaussians go beside its FID
@@ -93,8 +95,7 @@ is_command.runs_distributed = True
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
 @click.option("--metrics", "metric_names", default="fid", show_default=True, metavar="NAMES",
-              help="What the file serves later: the reference-side statistics of these metrics (NAME or "
-                   "NAME@ENCODER, comma-separated), of every encoder they run on, in one pass.")
+              help="Store what these metrics need of a reference (NAME or NAME@ENCODER, comma-separated).")
 @click.option("--features", is_flag=True,
               help="Also store every image's FID features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
 @click.option("--shard", "shard", default=None, metavar="K/N",
@@ -102,11 +103,13 @@ is_command.runs_distributed = True
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
-              help="adm: also sFID's spatial statistics (mu_s, sigma_s: 2023 dims) beside pool3's mu, sigma, as the "
-                   "ADM evaluator's reference batches hold them.")
+              help="adm: also sFID's mu_s, sigma_s beside pool3's mu, sigma, as the ADM evaluator's batches.")
+@click.option("--per-class", "per_class", is_flag=True,
+              help="The statistics of each class subfolder of the folder SOURCE apart, in one file, for "
+                   "`eval FILE FOLDER --per-class` (no statistics of the whole set).")
 @shared_options
 def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: str, features: bool, shard: str | None,
-                  info_file: Path | None, file_format: str, options: RunConfig, as_json: bool):
+                  info_file: Path | None, file_format: str, per_class: bool, options: RunConfig, as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` and `eval` (with --features also
     KID, P/R and D/C; with --format adm also sFID; with --metrics what those metrics need),
     written atomically to -o; or, with --info FILE, what a statistics file holds.
@@ -126,15 +129,20 @@ def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: s
         raise click.UsageError("give one SOURCE and -o OUT.npz (or --info FILE, or merge PART... -o OUT.npz)", ctx=ctx)
     else:
         names = [name.strip() for name in metric_names.split(",") if name.strip()]
-        _stats(sources[0], output, names, features, shard, file_format, options, as_json)
+        _stats(sources[0], output, names, features, shard, file_format, per_class, options, as_json)
 
 
 stats_command.runs_distributed = True
 
 
 def _stats(source: str, output: Path, names: list[str], features: bool, shard: str | None, file_format: str,
-           options: RunConfig, as_json: bool) -> None:
-    """``stats SOURCE -o OUT.npz``: the whole source's statistics, or with ``shard`` one part's states."""
+           per_class: bool, options: RunConfig, as_json: bool) -> None:
+    """``stats SOURCE -o OUT.npz``: the whole source's statistics (with ``per_class``, each
+    class's), or with ``shard`` one part's states."""
+    if per_class and (shard is not None or file_format != "ganmetrics"):
+        raise GanMetricsError(f"--per-class and {'--shard' if shard is not None else f'--format {file_format}'} do not go "
+                              "together: a per-class file holds each class's statistics in ganmetrics' layout alone "
+                              "(--metrics fid,sfid keeps sFID's too)")
     more, suite = STATS_FORMATS[file_format]
     if suite:
         plan_of([suite], options, {})  # refuses encoder options under which the suite's features differ
@@ -148,7 +156,7 @@ def _stats(source: str, output: Path, names: list[str], features: bool, shard: s
             save_shard(output, part)
         echo_shard(output, shard, part, features, as_json)
         return
-    stats = compute_stats(source, features, more, names, options)
+    stats = compute_stats(source, features, more, names, options, per_class)
     if distributed.is_main():
         save_statistics(output, stats)
     echo_written(output, stats, as_json, file_format)
@@ -192,8 +200,7 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
-              help=f"Comma-separated metrics: {known_names()}, each as NAME (on its default encoder) or NAME@ENCODER "
-                   "(one-sided ones, e.g. is, on each SOURCE_B).")
+              help="Comma-separated metrics, each NAME or NAME@ENCODER (listed in docs/metrics.md).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
 @click.option("--fail-above-ci", default=None, metavar="NAME=X[,...]",
@@ -201,12 +208,17 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--fail-below-ci", default=None, metavar="NAME=X[,...]",
               help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
-              help="Also draw each metric per SOURCE_B (in the given order) with its interval into FILE.png "
-                   "(needs matplotlib: pip install 'ganmetrics[plot]').")
+              help="Also draw each metric per SOURCE_B with its interval into FILE.png (needs ganmetrics[plot]).")
+@click.option("--per-class", "per_class", is_flag=True,
+              help="Every metric on each class: the images of each class subfolder of SOURCE_A (or its statistics, "
+                   "from `stats --per-class`) against the same class of each SOURCE_B, as KEY/CLASS (fid/cat), and "
+                   "intra_fid, the mean of the classes' FIDs; no whole-set results.")
+@report_options
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
-                 plot_file: Path | None, interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
+                 plot_file: Path | None, per_class: bool, report: ReportOptions, interval: IntervalOptions,
+                 options: RunConfig, as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
     decoding each image once for every encoder the metrics run on.
 
@@ -215,26 +227,32 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
     plan = plan_of(names, options, {**metric_options, **interval.keywords()})
-    gates = _gates(plan.metrics, interval, fail_above, fail_below, fail_above_ci, fail_below_ci)
+    if per_class and plot_file is not None:
+        raise GanMetricsError("--plot draws results of whole sets, and --per-class gives each class's: drop one of them")
+    classes = class_names(reference if plan.needs("a") else others[0], options.sources) if per_class else None
+    gates = _gates(plan.metrics, interval, (fail_above, fail_below, fail_above_ci, fail_below_ci), classes)
     plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
     if plot_here:
         check_plot_output(plot_file)
-    results = evaluate_many(reference, list(others), names, options, **metric_options, **interval.keywords())
+    report.check([reference, *others])
+    results = evaluate_many(reference, list(others), names, options, per_class, **metric_options, **interval.keywords())
     for r in results:
         require_finite({**r.results, **r.details}, f"results for {r.source_b}")
     suite = suite_rows(names)
+    rows = [eval_row(r, run_record(options.sources, verdicts(r.results, gates, interval.level))) for r in results]
     if as_json:
-        rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)
+    elif per_class:
+        echo_classes(results)
     elif suite:
         echo_suite(results, suite)
     else:
         echo_eval(results)
     if plot_here:
-        save_plot(results, plan.metrics, plot_file)
-    above, below, above_ci, below_ci = gates
-    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
-               if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]
+        save_plot(rows, plot_file)
+    report.write(rows)
+    reasons = [f"{row['source_b']}: {', '.join(crossed)}" for row in rows
+               if (crossed := [gate["reason"] for gate in row["run"]["gates"] if gate["crossed"]])]
     if reasons:
         raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
 
@@ -242,13 +260,16 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
 eval_command.runs_distributed = True
 
 
-def _gates(metrics, interval: IntervalOptions, fail_above, fail_below, fail_above_ci, fail_below_ci) -> tuple:
-    """The four gates of ``eval`` parsed against ``metrics``' result keys (``gates.parse_gates``)."""
+def _gates(metrics, interval: IntervalOptions, specs: tuple, classes: list[str] | None) -> tuple:
+    """The four gates of ``eval`` (``specs``: --fail-above, --fail-below, --fail-above-ci and
+    --fail-below-ci as given) parsed against ``metrics``' result keys, of ``classes`` in a
+    ``--per-class`` run (``gates.parse_gates``)."""
+    fail_above, fail_below, fail_above_ci, fail_below_ci = specs
     with_ci = interval.replicates is not None
-    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci)
-    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci)
-    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
-    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
+    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci, classes=classes)
+    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci, classes=classes)
+    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True, classes=classes)
+    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True, classes=classes)
     if (above_ci or below_ci) and not with_ci:
         option = "--fail-above-ci" if above_ci else "--fail-below-ci"
         raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")

@@ -47,29 +47,22 @@ def split_encoder_value(option: str, text: str, path_like: bool = False) -> tupl
     return name, value
 
 
-def _option_values(field) -> str:
-    """An encoder option's help and the values it takes, for ``--help``."""
-    choices = field.metadata.get("choices")
-    shown = f" One of {', '.join(map(str, choices))}." if choices else ""
-    return f"{field.metadata.get('help', '')}{shown}"
-
-
 def _encoder_option(option: str, declared: list) -> click.Option:
     """The ``--OPTION [ENCODER=]VALUE`` of an option the encoders ``declared`` ([(encoder,
-    field), ...], the first the one a bare value is for) take, its help naming each one's values."""
+    field), ...], the first the one a bare value is for) take, its help naming the others' values."""
     (encoder, field), *others = declared
-    help = f"{_option_values(field)} A bare value is the {encoder}'s [default: {field.default}]; repeat for other encoders."
+    help = f"{field.metadata.get('help', '')} [{encoder}'s default: {field.default}; or ENCODER=VALUE]"
     for other, other_field in others:
-        help += f" {other}=VALUE: {_option_values(other_field)} [default: {other_field.default}]."
+        values = other_field.metadata.get("choices") or [other_field.metadata.get("help", "")]
+        help += f"; {other}={'|'.join(map(str, values))} [default: {other_field.default}]"
     return click.option(f"--{option.replace('_', '-')}", f"encoder_{option}", multiple=True,
                         metavar="[ENCODER=]VALUE", help=help)
 
 
 OPTIONS = {
     "weights": click.option("--weights", "weights", multiple=True, metavar="[ENCODER=]SPEC",
-                            help="Weights file, or random:SEED (uncalibrated); a bare SPEC is the "
-                                 f"{DEFAULT_ENCODER}'s. Default: each encoder's environment variable, weights/, the "
-                                 "user cache, then download."),
+                            help=f"Weights file or random:SEED (uncalibrated) of the {DEFAULT_ENCODER}, or "
+                                 "ENCODER=SPEC [default: docs/encoders.md]."),
     "device": click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     "batch_size": click.option("--batch-size", default=50, show_default=True, type=int, help="Images per forward pass."),
     "workers": click.option("--workers", default=None, type=int, help="Decoding processes [default: CPUs - 1, at most 8]."),
@@ -132,9 +125,7 @@ def shared_options(command=None, *, only: tuple[str, ...] | None = None):
     return wrapper
 
 
-CI_HELP = ("Bootstrap a confidence interval over images from B resampled copies of each side (the same for any "
-           "--batch-size or --workers): <key>_ci_low/<key>_ci_high for each metric that has one. A statistics file "
-           "without features as SOURCE_A stays fixed. See docs/metrics.md for its memory and time.")
+CI_HELP = "Bootstrap intervals from B resampled copies of each side: <key>_ci_low, <key>_ci_high (docs/ci-gating.md)."
 
 
 def interval_options(command):
@@ -145,8 +136,7 @@ def interval_options(command):
                   help="Coverage of the --ci interval, strictly between 0 and 1.")
     @click.option("--ci-method", "ci_method", type=click.Choice(IntervalOptions.METHODS), default="basic",
                   show_default=True,
-                  help="basic: the bootstrap quantiles mirrored about the value (removes the metric's bias); "
-                       "percentile: the quantiles themselves.")
+                  help="basic (the quantiles mirrored about the value: unbiased) or percentile.")
     @click.option("--ci-seed", "ci_seed", type=click.IntRange(0), default=0, show_default=True,
                   help="Seed of the --ci image weights.")
     @functools.wraps(command)

@@ -148,8 +148,8 @@ def is_edm2_statistics(path: str | os.PathLike) -> bool:
     return path.suffix.lower() == EDM2_SUFFIX and path.is_file()
 
 
-def edm2_entries(path: str | os.PathLike) -> tuple[dict[Key, dict], dict[Key, tuple[str, str]]]:
-    """({entry: fields}, {entry: the names of its mean and covariance, for messages}) of EDM2's
+def edm2_entries(path: str | os.PathLike) -> tuple[dict[Key, dict], dict[Key, dict[str, str]]]:
+    """({entry: fields}, {entry: {field: the name it is shown under in messages}}) of EDM2's
     statistics in the ``.pkl`` at ``path``, read as plain data (nothing in the file runs): one
     Gaussian per metric it holds, ``n`` its ``num_images`` (-1 where absent). Anything but a
     dict of such metrics is refused in one line."""
@@ -167,7 +167,7 @@ def edm2_entries(path: str | os.PathLike) -> tuple[dict[Key, dict], dict[Key, tu
         encoder, feature = EDM2_ENCODERS[metric]
         key = (encoder, feature or str(mu.reshape(-1).shape[0]), GAUSSIAN)
         entries[key] = {"n": np.asarray(n), "mu": mu, "sigma": sigma}
-        names[key] = (f"{metric}.mu", f"{metric}.sigma")
+        names[key] = {"mu": f"{metric}.mu", "sigma": f"{metric}.sigma"}
     return entries, names
 
 

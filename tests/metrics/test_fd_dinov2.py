@@ -208,7 +208,7 @@ def test_gates_take_fd_dinov2_and_its_name_on_another_encoder(stats_files, golde
 
 def test_help_names_the_resize_modes_of_dinov2():
     help = run_cli("eval", "--help", options=()).stdout
-    assert "dinov2-vitl14=VALUE: torch (as EDM2's default" in " ".join(help.split()) and "fd_dinov2" in help
+    assert "dinov2-vitl14=torch|pil [default: torch]" in " ".join(help.split())
 
 
 class Payload:
