@@ -233,3 +233,17 @@ def test_a_pickle_of_anything_else_is_refused_and_nothing_in_it_runs(sets, tmp_p
     with counted_decodes() as decoded:
         error = one_line_error(run_cli("eval", tmp_path / "ref.pkl", sets[1], "--metrics", "fd_dinov2", options=OPTIONS))
     assert message in error and decoded[0] == 0 and not marker.exists()
+
+
+def test_an_edm2_pickle_is_statistics_of_one_set_for_per_class(tmp_path):
+    """``--per-class`` against an EDM2 ``.pkl`` (which holds no classes) is the one-line refusal of
+    any whole-set statistics file, before anything is decoded."""
+    stats = {"num_images": 5, "fd_dinov2": {"mu": np.zeros(3), "sigma": np.eye(3)}}
+    (tmp_path / "ref.pkl").write_bytes(pickle.dumps(stats))
+    for seed, name in enumerate(("cat", "dog")):
+        write_images(tmp_path / "classes" / name, smooth_images(2, (16, 16), seed=seed))
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli("eval", tmp_path / "ref.pkl", tmp_path / "classes", "--per-class",
+                                         "--metrics", "fd_dinov2", options=OPTIONS))
+    assert f"{tmp_path / 'ref.pkl'} holds the statistics of one set of images, not per class" in message
+    assert decoded[0] == 0
