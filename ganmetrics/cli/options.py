@@ -24,12 +24,12 @@ _ENCODER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 
 def encoder_option_fields() -> dict:
-    """{option name: (the first encoder declaring it, its field)} over the registered encoders,
+    """{option name: [(an encoder declaring it, its field), ...]} over the registered encoders,
     the default encoder's first."""
     fields = {}
     for name in sorted(ENCODERS, key=lambda name: name != DEFAULT_ENCODER):
         for option, field in option_fields(ENCODERS[name].Options).items():
-            fields.setdefault(option, (name, field))
+            fields.setdefault(option, []).append((name, field))
     return fields
 
 
@@ -47,10 +47,16 @@ def split_encoder_value(option: str, text: str, path_like: bool = False) -> tupl
     return name, value
 
 
-def _encoder_option(option: str, encoder: str, field) -> click.Option:
+def _encoder_option(option: str, declared: list) -> click.Option:
+    """The ``--OPTION [ENCODER=]VALUE`` of an option the encoders ``declared`` ([(encoder,
+    field), ...], the first the one a bare value is for) take, its help naming the others' values."""
+    (encoder, field), *others = declared
+    help = f"{field.metadata.get('help', '')} [{encoder}'s default: {field.default}; or ENCODER=VALUE]"
+    for other, other_field in others:
+        values = other_field.metadata.get("choices") or [other_field.metadata.get("help", "")]
+        help += f"; {other}={'|'.join(map(str, values))} [default: {other_field.default}]"
     return click.option(f"--{option.replace('_', '-')}", f"encoder_{option}", multiple=True,
-                        metavar="[ENCODER=]VALUE",
-                        help=f"{field.metadata.get('help', '')} [{encoder}'s default: {field.default}; or ENCODER=VALUE]")
+                        metavar="[ENCODER=]VALUE", help=help)
 
 
 OPTIONS = {
@@ -60,8 +66,7 @@ OPTIONS = {
     "device": click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     "batch_size": click.option("--batch-size", default=50, show_default=True, type=int, help="Images per forward pass."),
     "workers": click.option("--workers", default=None, type=int, help="Decoding processes [default: CPUs - 1, at most 8]."),
-    **{f"encoder_{option}": _encoder_option(option, encoder, field)
-       for option, (encoder, field) in encoder_option_fields().items()},
+    **{f"encoder_{option}": _encoder_option(option, declared) for option, declared in encoder_option_fields().items()},
     "limit": click.option("--limit", default=None, type=int, help="Use only the first N images of each source."),
     "recursive": click.option("--no-recursive", "recursive", flag_value=False, default=True, help="Do not search subfolders."),
     "key": click.option("--key", default=None, help="Array to read from an .npz source [default: the first holding uint8 images]."),

@@ -272,7 +272,7 @@ def echo_info(path: Path, as_json: bool) -> None:
     click.echo(f"{path}: {counted}, dims={first.dims}{', with features' if first.features is not None else ''}"
                f"{_beside(first)}")
     if first.meta is None:
-        click.echo("  no metadata (written by pytorch-fid or TTUR?)")
+        click.echo("  no metadata (written by pytorch-fid, TTUR, the ADM evaluator or EDM2?)")
     for key, value in sorted((first.meta or {}).items()):
         if key != "dims":
             click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")

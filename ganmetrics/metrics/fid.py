@@ -64,10 +64,10 @@ class FID(Metric):
     def compute(self, a: Reduced, b: Reduced, device: "torch.device | None" = None) -> dict:
         (ref,), (other,) = a.values(), b.values()
         dims = len(ref.mu)
-        warn_if_singular(ref, other, dims, "FID", "use more than {dims} images or features of fewer dimensions")
-        out = {"fid": frechet_distance(ref.mu, ref.sigma, other.mu, other.sigma, device)}
+        warn_if_singular(ref, other, dims, self.name.upper(), "use more than {dims} images or features of fewer dimensions")
+        out = {self.name: frechet_distance(ref.mu, ref.sigma, other.mu, other.sigma, device)}
         if self.fid_ranks:
-            out.update(fid_rank_a=covariance_rank(ref.sigma), fid_rank_b=covariance_rank(other.sigma))
+            out.update({f"{self.name}_rank_a": covariance_rank(ref.sigma), f"{self.name}_rank_b": covariance_rank(other.sigma)})
         return out
 
     def settings(self, a: Reduced | None, b: Reduced) -> dict:

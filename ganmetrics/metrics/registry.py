@@ -12,6 +12,7 @@ from ..errors import GanMetricsError
 from .base import Metric, options_of
 from .cmmd import CMMD
 from .density_coverage import DensityCoverage
+from .fd_dinov2 import FDDINOv2
 from .fid import FID
 from .inception_score import InceptionScore
 from .infinity import FIDInfinity, ISInfinity
@@ -32,6 +33,7 @@ METRICS: dict[str, type[Metric]] = {
     FIDInfinity.name: FIDInfinity,
     ISInfinity.name: ISInfinity,
     CMMD.name: CMMD,
+    FDDINOv2.name: FDDINOv2,
 }
 
 

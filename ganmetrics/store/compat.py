@@ -9,15 +9,23 @@ the entries of ``states.py``: the one place that knows them.
   features, 2023 dims) beside its images ``arr_0`` (``batchfile.IMAGES_KEY``). Another feature's
   Gaussian sits beside ``mu``/``sigma`` as ``mu_<tag>``/``sigma_<tag>`` (``TAGS``; others: the
   feature's name).
+- **EDM2** (``calculate_metrics.py``): reference statistics pickled as ``.pkl`` files,
+  ``{"num_images": N, "fid": {"mu", "sigma"}, "fd_dinov2": {"mu", "sigma"}}`` (either metric
+  may be absent), read as plain data only (``safepickle.py``): ``fid`` the Gaussian of
+  ``LEGACY_ENCODER``'s feature named by its width (2048: pool3), ``fd_dinov2`` that of
+  ``EDM2_ENCODERS``' class token. They carry no metadata.
 - **ganmetrics 0.1 shard files**: states named ``gaussian.count`` (etc.) and ``meta.reducers``,
   of the ``LEGACY_ENCODER`` feature named by ``meta.dims``, read as entries of this layout.
 """
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import GanMetricsError, quoted
+from .safepickle import load_plain_pickle
 from .states import Key
 
 LEGACY_ENCODER = "inception"
@@ -127,6 +135,40 @@ def legacy_meta(meta: dict) -> dict:
         return dict(meta)
     implied = {"encoder": LEGACY_ENCODER, "feature": str(meta.get("dims"))}
     return {key: value for key, value in meta.items() if key not in implied or value != implied[key]}
+
+
+EDM2_SUFFIX = ".pkl"
+EDM2_ENCODERS = {"fid": (LEGACY_ENCODER, None), "fd_dinov2": ("dinov2-vitl14", "cls")}
+"""EDM2's statistics by metric: (the encoder, its feature; None: named by the mean's width)."""
+
+
+def is_edm2_statistics(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that EDM2's statistics would be: a ``.pkl``."""
+    path = Path(path)
+    return path.suffix.lower() == EDM2_SUFFIX and path.is_file()
+
+
+def edm2_entries(path: str | os.PathLike) -> tuple[dict[Key, dict], dict[Key, dict[str, str]]]:
+    """({entry: fields}, {entry: {field: the name it is shown under in messages}}) of EDM2's
+    statistics in the ``.pkl`` at ``path``, read as plain data (nothing in the file runs): one
+    Gaussian per metric it holds, ``n`` its ``num_images`` (-1 where absent). Anything but a
+    dict of such metrics is refused in one line."""
+    stats = load_plain_pickle(path)
+    held = {metric: stats[metric] for metric in EDM2_ENCODERS if isinstance(stats, dict) and metric in stats}
+    if not held or not all(isinstance(value, dict) and {"mu", "sigma"} <= set(value) for value in held.values()):
+        keys = sorted(map(str, stats)) if isinstance(stats, dict) else type(stats).__name__
+        raise GanMetricsError(f"{quoted(path)} holds no EDM2 statistics (a dict of 'fid'/'fd_dinov2' to "
+                              f"{{'mu', 'sigma'}}; it holds {keys}): pass statistics written by EDM2's "
+                              "calculate_metrics.py ref, or by `ganmetrics stats`")
+    n = stats.get("num_images", -1)
+    entries, names = {}, {}
+    for metric, value in held.items():
+        mu, sigma = np.asarray(value["mu"]), np.asarray(value["sigma"])
+        encoder, feature = EDM2_ENCODERS[metric]
+        key = (encoder, feature or str(mu.reshape(-1).shape[0]), GAUSSIAN)
+        entries[key] = {"n": np.asarray(n), "mu": mu, "sigma": sigma}
+        names[key] = {"mu": f"{metric}.mu", "sigma": f"{metric}.sigma"}
+    return entries, names
 
 
 def is_old_shard(names) -> bool:

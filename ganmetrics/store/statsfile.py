@@ -10,7 +10,8 @@ the ADM evaluator's reference batches hold them). So pytorch-fid and the TF code
 ``mu``/``sigma`` unchanged, and files of theirs (no ``meta``) are read here with a warning.
 Every other encoder's values are entries ``<encoder>/<feature>/<kind>/<field>``, its provenance
 in ``meta["encoders"]``. Only the statistics are read from a file: an ADM batch's images
-(``arr_0``) and labels (``arr_1``) are left in it. Written atomically.
+(``arr_0``) and labels (``arr_1``) are left in it. EDM2's ``.pkl`` statistics are read too
+(``compat.py``; as plain data, nothing in them runs), without metadata. Written atomically.
 
 A per-class file (``ganmetrics stats --per-class``) holds the statistics of each class of a
 source apart: every encoder's provenance in ``meta["encoders"]``, the class names in order in
@@ -34,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GanMetricsError, quoted
-from .compat import (BANK, GAUSSIAN, LEGACY_ENCODER, gaussian_keys, holds_legacy_statistics, legacy_arrays,
-                     legacy_entries, legacy_meta, legacy_names, primary_feature)
+from .compat import (BANK, GAUSSIAN, LEGACY_ENCODER, edm2_entries, gaussian_keys, holds_legacy_statistics,
+                     is_edm2_statistics, legacy_arrays, legacy_entries, legacy_meta, legacy_names, primary_feature)
 from .states import Key, StateFile, array_name, entry_keys, npz_members, parse_meta, read_arrays, write_state_file
 
 SYMMETRY_TOLERANCE = 1e-6  # max |S - S^T| <= this * max |S|
@@ -242,7 +243,10 @@ def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
 
 def is_statistics_file(path: str | os.PathLike) -> bool:
     """True for an ``.npz`` holding statistics: pytorch-fid's names (ours, pytorch-fid's, TTUR's,
-    an ADM reference batch's), or entries of values with no ``shard`` in their meta."""
+    an ADM reference batch's), or entries of values with no ``shard`` in their meta; and for
+    EDM2's ``.pkl`` statistics (any ``.pkl``: what it holds is checked when it is read)."""
+    if is_edm2_statistics(path):
+        return True
     names = npz_members(path)
     if holds_legacy_statistics(names):
         return True
@@ -254,6 +258,8 @@ def is_statistics_file(path: str | os.PathLike) -> bool:
 
 def statistics_classes(path: str | os.PathLike) -> list[str]:
     """The classes a statistics file's meta lists (none: a file of one set), reading nothing else."""
+    if is_edm2_statistics(path):
+        return []
     meta = parse_meta(path, read_arrays(path, "statistics file", FIX, {"meta"}.__contains__).get("meta"), FIX)
     return list((meta or {}).get("classes", []))
 
@@ -268,9 +274,9 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
 
 
 def warn_without_metadata(path: str | os.PathLike) -> None:
-    """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's)."""
+    """The warning for statistics without ``meta`` (pytorch-fid's, TTUR's, the ADM evaluator's, EDM2's)."""
     warnings.warn(
-        f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR or the ADM evaluator?): cannot check "
+        f"{quoted(Path(path))} has no metadata (written by pytorch-fid, TTUR, the ADM evaluator or EDM2?): cannot check "
         "that it was made with the same weights and encoder options",
         stacklevel=3,
     )
@@ -360,8 +366,13 @@ def _class_statistics(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) 
 
 def read_statistics(path: str | os.PathLike) -> Statistics:
     """``load_statistics`` without its warning, for callers that warn only where they use the
-    statistics (an ADM batch may serve only its images)."""
+    statistics (an ADM batch may serve only its images). ``path``: an ``.npz`` of this layout or
+    of ``compat.py``'s, or EDM2's ``.pkl``."""
     path = Path(path)
+    if is_edm2_statistics(path):
+        entries, stored = edm2_entries(path)
+        return Statistics(entries=_checked_entries(path, entries, lambda key, field: stored[key][field]),
+                          metas=dict.fromkeys(encoder for encoder, _, _ in entries))
     arrays = read_arrays(path, "statistics file", FIX, _statistics_array)
     meta = parse_meta(path, arrays.pop("meta", None), FIX)
     if meta is not None and "classes" in meta:
