@@ -105,8 +105,8 @@ is_command.runs_distributed = True
 @click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
               help="adm: also sFID's mu_s, sigma_s beside pool3's mu, sigma, as the ADM evaluator's batches.")
 @click.option("--per-class", "per_class", is_flag=True,
-              help="The statistics of each class subfolder of the folder SOURCE apart, in one file, for "
-                   "`eval FILE FOLDER --per-class` (no statistics of the whole set).")
+              help="Each class subfolder's statistics apart, in one file, for `eval FILE FOLDER --per-class` "
+                   "(docs/metrics.md).")
 @shared_options
 def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: str, features: bool, shard: str | None,
                   info_file: Path | None, file_format: str, per_class: bool, options: RunConfig, as_json: bool):
@@ -210,9 +210,8 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw each metric per SOURCE_B with its interval into FILE.png (needs ganmetrics[plot]).")
 @click.option("--per-class", "per_class", is_flag=True,
-              help="Every metric on each class: the images of each class subfolder of SOURCE_A (or its statistics, "
-                   "from `stats --per-class`) against the same class of each SOURCE_B, as KEY/CLASS (fid/cat), and "
-                   "intra_fid, the mean of the classes' FIDs; no whole-set results.")
+              help="Every metric on each class subfolder apart, as KEY/CLASS (fid/cat), and intra_fid, the "
+                   "classes' mean FID (docs/metrics.md).")
 @report_options
 @interval_options
 @shared_options

@@ -51,7 +51,7 @@ def _encoder_option(option: str, declared: list) -> click.Option:
     """The ``--OPTION [ENCODER=]VALUE`` of an option the encoders ``declared`` ([(encoder,
     field), ...], the first the one a bare value is for) take, its help naming the others' values."""
     (encoder, field), *others = declared
-    help = f"{field.metadata.get('help', '')} [{encoder}'s default: {field.default}; or ENCODER=VALUE]"
+    help = f"{field.metadata.get('help', '')} [default: {field.default}]"
     for other, other_field in others:
         values = other_field.metadata.get("choices") or [other_field.metadata.get("help", "")]
         help += f"; {other}={'|'.join(map(str, values))} [default: {other_field.default}]"

@@ -48,9 +48,7 @@ def report_options(command):
     command, which then receives ``report: ReportOptions`` instead."""
     @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   metavar="FILE.html",
-                  help="Also write a self-contained HTML report: the results with their intervals, encoders, weights "
-                       "and gates, a plot across the SOURCE_Bs, sample grids, settings and this command line "
-                       "(needs matplotlib: pip install 'ganmetrics[plot]').")
+                  help="Also write a self-contained HTML report (docs/report.md; needs ganmetrics[plot]).")
     @click.option("--report-grid", type=click.IntRange(1, 32), default=8, show_default=True, metavar="N", help=GRID_HELP)
     @click.option("--report-seed", type=click.IntRange(0), default=0, show_default=True, help=SEED_HELP)
     @functools.wraps(command)

@@ -33,7 +33,7 @@ features are the same whatever the chunk (``tests/extractors/test_onednn.py`` pi
 
 @dataclass(frozen=True)
 class InceptionOptions:
-    resize: str = encoder_option("tf", "tf (as torch-fidelity), pytorch (as pytorch-fid) or clean (as clean-fid).",
+    resize: str = encoder_option("tf", "tf (torch-fidelity), pytorch (pytorch-fid) or clean (clean-fid).",
                                  choices=RESIZE_MODES)
     dims: int = encoder_option(2048, "FID feature layer.", choices=FEATURE_DIMS, selects_feature=True)
 
