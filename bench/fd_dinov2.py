@@ -201,6 +201,8 @@ def job_bare(job: dict) -> dict:
 
 JOBS = {"ganmetrics": job_ganmetrics, "edm2": job_edm2, "dgm-eval": job_dgm_eval, "bare": job_bare}
 
+CHECKOUTS = {"edm2": ("edm2", "dinov2_hub"), "dgm-eval": ("dgm_eval", "dinov2_hub")}
+"""The checkouts (options) each reference job needs; without them its row is not run."""
 ROWS = (  # (label, job, metric, resize, the ganmetrics row it is compared with)
     ("ganmetrics eval --metrics fd_dinov2", "ganmetrics", "fd_dinov2", "torch", None),
     ("EDM2 DINOv2Detector", "edm2", "fd_dinov2", "torch", "ganmetrics eval --metrics fd_dinov2"),
@@ -242,6 +244,10 @@ def run(args) -> dict:
                   edm2=args.edm2, dgm_eval=args.dgm_eval)
     rows, bare = {}, {}
     for label, tool, metric, resize, _ in ROWS:
+        missing = [name for name in CHECKOUTS.get(tool, ()) if getattr(args, name) is None]
+        if missing:
+            rows[label] = {"not_run": " ".join("--" + name.replace("_", "-") for name in missing)}
+            continue
         print(f"running {label} ...", file=sys.stderr)
         rows[label] = run_job({**common, "tool": tool, "metric": metric, "resize": resize},
                               out / f"{tool}-{metric}-{resize}.log")
@@ -266,6 +272,9 @@ def render(result: dict) -> list[str]:
              "| --- | --- | ---: | ---: | ---: | ---: |"]
     for label, _, _, resize, compared in ROWS:
         row = rows[label]
+        if "not_run" in row:
+            lines.append(f"| {label} | {resize} | not run: pass {row['not_run']} DIR | | | |")
+            continue
         difference = "" if compared is None else f"{abs(row['value'] - rows[compared]['value']) / abs(rows[compared]['value']):.2e}"
         lines.append(f"| {label} | {resize} | {images / row['seconds']:.2f} | {row['peak_rss_mib']:.0f} | "
                      f"{row['value']:.6g} | {difference} |")
@@ -282,9 +291,9 @@ def render(result: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--edm2", help="a checkout of NVlabs/edm2")
-    parser.add_argument("--dinov2-hub", help="a checkout of facebookresearch/dinov2")
-    parser.add_argument("--dgm-eval", help="a checkout of layer6ai-labs/dgm-eval")
+    parser.add_argument("--edm2", help="a checkout of NVlabs/edm2 (without it and --dinov2-hub, EDM2's row is not run)")
+    parser.add_argument("--dinov2-hub", help="a checkout of facebookresearch/dinov2 (both references need it)")
+    parser.add_argument("--dgm-eval", help="a checkout of layer6ai-labs/dgm-eval (without it, dgm-eval's row is not run)")
     parser.add_argument("--n", type=int, default=16, help="images per folder (default 16)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     parser.add_argument("--batch-size", type=int, default=50, help="images per batch, every tool (default 50)")
@@ -298,9 +307,6 @@ def main() -> None:
         job = json.loads(args.job)
         print(json.dumps(JOBS[job["tool"]](job)))
         return
-    missing = [name for name in ("edm2", "dinov2_hub", "dgm_eval") if not getattr(args, name)]
-    if missing:
-        parser.error("give the reference checkouts: " + ", ".join(f"--{name.replace('_', '-')} PATH" for name in missing))
     result = run(args)
     (Path(args.out) / "results.json").write_text(json.dumps(result, indent=2))
     print("\n".join(render(result)))
