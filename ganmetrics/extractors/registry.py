@@ -10,9 +10,11 @@ from typing import Any
 from ..errors import GanMetricsError
 from .base import FeatureExtractor, parse_options
 from .inception.extractor import InceptionExtractor
+from .vgg16 import VGG16Extractor
 
 ENCODERS: dict[str, type[FeatureExtractor]] = {
     InceptionExtractor.name: InceptionExtractor,
+    VGG16Extractor.name: VGG16Extractor,
 }
 DEFAULT_ENCODER = InceptionExtractor.name
 """The encoder of a metric named without ``@ENCODER``, and of a bare ``--weights``/``--resize``."""
