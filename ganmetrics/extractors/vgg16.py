@@ -51,8 +51,8 @@ PROBE_IMAGES_PER_SCALE = 2
 PROBE_SCALES = (4, 8, 16, 64)
 PROBE_SIZE = 64
 """The calibration images of ``random_state_dict``: noise drawn at each of ``PROBE_SCALES``
-pixels and upsampled to ``PROBE_SIZE`` (a fraction of the cost of 224, the same statistics
-per channel to within what a random network needs)."""
+pixels and upsampled to ``PROBE_SIZE``, from smooth to white (at 64 pixels: a twelfth of the
+cost of 224; random weights need only roughly calibrated scales)."""
 
 
 class VGG16Extractor(FeatureExtractor):
@@ -123,7 +123,7 @@ class VGG16Extractor(FeatureExtractor):
         15 layers, and unrelated images' features have cosine similarities of about 0.3-0.6.
         The last classifier layer (unused by the features, but in the file) gets scaled uniform
         weights and a uniform bias. Deterministic across machines up to float64 rounding of the
-        calibration pass (the weights are then rounded to float32).
+        calibration pass (whose scales and biases are rounded to float32).
         """
         import torch
         import torch.nn.functional as F

@@ -19,9 +19,9 @@ device and with any BLAS; they are added into a fixed-point integer accumulator 
 int64, units 2⁻²⁸ and 2⁻⁸⁸), where addition is exact and associative. The sum kept is
 Σ_i q(x̂_i), the same for every image whatever batch, worker, rank or shard file it came
 through: state and score are the same bits for any batch size and any split into parts merged
-in any order. It is the Gram matrix of the 66-bit pieces without the products below 2⁻⁶⁶ of
-an entry (p1 p2 and p2 p2): within 2⁻⁶⁵ of X̂ᵀ X̂ per image and entry, below the rounding of
-the reference's own float64 product.
+in any order. It is the Gram matrix of the pieces without their smallest products (p1 p2 and
+p2 p2, below 2⁻⁶⁷ an entry): within 2⁻⁶⁵ of X̂ᵀ X̂ per image and entry, where the reference's
+float64 product rounds each entry of X̂ᵀ X̂ / n by up to 2⁻⁵³ of its size.
 
 Range and memory: exact up to 2³⁴ images (|X̂ᵀ X̂| ≤ n, ``hi`` below 2⁶³). The state is two
 int64 D x D matrices (16·D² bytes: 67 MB at D = 2048, 268 MB at D = 4096; only their upper
