@@ -151,8 +151,8 @@ class CosineGram(Reducer):
         integers below 2⁵³, so every sum is exact) and added to ``hi``/``lo`` by integer shifts."""
         import torch
 
-        weight_44 = (1 << (LO_BITS - 44)) - 1  # p0 p0 (units 2⁻⁴⁴): bits below 2⁻²⁸ go to lo
-        weight_66 = (1 << (LO_BITS - 22)) - 1  # p0 p1 (units 2⁻⁶⁶)
+        mask_44 = (1 << (LO_BITS - 44)) - 1  # p0 p0 (units 2⁻⁴⁴): its bits below 2⁻²⁸ go to lo
+        mask_66 = (1 << (LO_BITS - 22)) - 1  # p0 p1 + p1 p0 (units 2⁻⁶⁶): likewise
         for start in range(0, self.dims, SLAB):
             rows, cols = slice(start, start + SLAB), slice(start, None)
             first = p0[:, rows].T @ torch.cat([p0[:, cols], p1[:, cols], p2[:, cols]], dim=1)
@@ -163,7 +163,7 @@ class CosineGram(Reducer):
             units_66 = (first[:, width:2 * width] + second[:, :width]).to(torch.int64)
             units_88 = (first[:, 2 * width:] + second[:, width:] + third).to(torch.int64)
             high = (units_44 >> (LO_BITS - 44)) + (units_66 >> (LO_BITS - 22))
-            low = ((units_44 & weight_44) << 44) + ((units_66 & weight_66) << 22) + units_88
+            low = ((units_44 & mask_44) << 44) + ((units_66 & mask_66) << 22) + units_88
             square = slice(0, min(SLAB, width))  # the slab's own columns: keep their upper triangle
             high[:, square] = high[:, square].triu()
             low[:, square] = low[:, square].triu()
@@ -188,10 +188,12 @@ class CosineGram(Reducer):
         return self
 
     def state(self) -> dict[str, np.ndarray]:
-        """{"count" int64 (), "hi" int64 (D, D), "lo" int64 (D, D)}: exact."""
+        """{"count" int64 (), "hi" int64 (D, D), "lo" int64 (D, D)}: exact; copies, which later
+        updates leave alone."""
         self._add_waiting()
         self._check_finite()
-        return {"count": np.int64(self.count), "hi": self.hi.cpu().numpy(), "lo": self.lo.cpu().numpy()}
+        return {"count": np.int64(self.count), "hi": self.hi.to("cpu", copy=True).numpy(),
+                "lo": self.lo.to("cpu", copy=True).numpy()}
 
     @classmethod
     def from_state(cls, state: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> CosineGram:
@@ -199,8 +201,8 @@ class CosineGram(Reducer):
 
         gram = cls(len(state["hi"]), device)
         gram.count = int(state["count"])
-        gram.hi = torch.as_tensor(np.asarray(state["hi"], np.int64)).to(device)
-        gram.lo = torch.as_tensor(np.asarray(state["lo"], np.int64)).to(device)
+        gram.hi = torch.tensor(np.asarray(state["hi"], np.int64), device=device)  # a copy: merges add into it
+        gram.lo = torch.tensor(np.asarray(state["lo"], np.int64), device=device)
         return gram
 
     def _check_finite(self) -> None:
