@@ -97,6 +97,8 @@ class FeatureExtractor:
     weights_file: ClassVar[WeightsFile | None] = None
     ignored_key_suffixes: ClassVar[tuple[str, ...]] = ()
     """State-dict keys a weights file may carry beyond the network's (e.g. batch norm's step counter)."""
+    cpu_chunk: ClassVar[int | None] = None
+    """Images run through the network at once on the CPU (``plan``; None: a whole group at once)."""
 
     def __init__(self, options=None, weights=None, device=None, allow_tf32: bool = False, progress: bool = False):
         self.options = self.Options() if options is None else options
@@ -257,16 +259,27 @@ class FeatureExtractor:
         """``self(pixels, wanted)`` as (parts, join): functions of no arguments that each compute
         some of the images' features and may run on different threads at once, and ``join``,
         which takes their results in order to what ``self(pixels, wanted)`` returns. By default
-        one part (``sizes``, the images of each part where the work splits, is not used)."""
+        one part; on the CPU, for an encoder that sets ``cpu_chunk``, one part per chunk of that
+        many images (or of each of ``sizes`` images), joined by concatenation in order."""
         import torch
 
         network = self.network
 
-        def run() -> dict[str, torch.Tensor]:
-            with torch.inference_mode():
-                return self.forward(network, pixels, wanted)
+        def part(chunk: torch.Tensor) -> Callable[[], dict]:
+            def run() -> dict[str, torch.Tensor]:
+                with torch.inference_mode():
+                    return self.forward(network, chunk, wanted)
+            return run
 
-        return [run], lambda outs: outs[0]
+        chunked = self.device.type == "cpu" and self.cpu_chunk
+        chunks = pixels.split(list(sizes) if sizes else self.cpu_chunk) if chunked else (pixels,)
+        if len(chunks) == 1:
+            return [part(pixels)], lambda outs: outs[0]
+
+        def join(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+            return {feature: torch.cat([out[feature] for out in outs]) for feature in wanted}
+
+        return [part(chunk) for chunk in chunks], join
 
 
 def parse_options(encoder: type[FeatureExtractor], given: Mapping[str, Any]) -> Any:

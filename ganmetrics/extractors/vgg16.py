@@ -19,7 +19,7 @@ preprocessing, the forward and the random weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from .base import FeatureExtractor
@@ -45,7 +45,9 @@ STD = (255 * 0.229, 255 * 0.224, 255 * 0.225)
 
 CPU_CHUNK = 8
 """Images run through the network at once on the CPU: the first block's activations are
-12.8 MB an image (64 x 224 x 224 float32), so a batch of 50 at once would hold over 1 GB."""
+12.8 MB an image (64 x 224 x 224 float32), so a batch of 50 at once would hold over 1 GB. As in
+torch-fidelity, an image's features move in their last bits (about 1e-6 relative) with the
+chunk it runs in: the convolutions' and products' rounding depends on how many images they hold."""
 
 PROBE_IMAGES_PER_SCALE = 2
 PROBE_SCALES = (4, 8, 16, 64)
@@ -83,30 +85,6 @@ class VGG16Extractor(FeatureExtractor):
         x = normalize(x, MEAN, STD, inplace=True)  # (x - mean) / std, as torch-fidelity's copy does
         x = torch.flatten(network.avgpool(network.features(x)), 1)
         return {"fc2_relu": torch.relu(network.classifier[:4](x))}  # fc1, ReLU, dropout (off), fc2
-
-    def plan(self, pixels: torch.Tensor, wanted: Collection[str],
-             sizes: Sequence[int] | None = None) -> tuple[list[Callable[[], dict]], Callable]:
-        """One part per chunk of ``cpu_chunk`` images on the CPU (or of each of ``sizes``
-        images; one part in all elsewhere), joined in order."""
-        import torch
-
-        if self.device.type != "cpu":
-            return super().plan(pixels, wanted)
-        chunks = pixels.split(list(sizes)) if sizes else pixels.split(self.cpu_chunk)
-        if len(chunks) == 1:
-            return super().plan(pixels, wanted)
-        network = self.network
-
-        def part(chunk: torch.Tensor) -> Callable[[], dict]:
-            def run() -> dict[str, torch.Tensor]:
-                with torch.inference_mode():
-                    return self.forward(network, chunk, wanted)
-            return run
-
-        def join(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-            return {feature: torch.cat([out[feature] for out in outs]) for feature in wanted}
-
-        return [part(chunk) for chunk in chunks], join
 
     @classmethod
     def random_state_dict(cls, seed: int) -> dict:

@@ -113,7 +113,7 @@ class InceptionExtractor(FeatureExtractor):
         else:
             chunks = pixels.split(self.cpu_chunk)
         if len(chunks) == 1:
-            return super().plan(pixels, wanted)
+            return super().plan(pixels, wanted, [len(pixels)])  # one part, whatever ``cpu_chunk``
         network = self.network
         # The logits are one matrix product, whose rounding depends on its number of rows:
         # computed once for all the chunks in ``join``, as the network computes them for one batch.
