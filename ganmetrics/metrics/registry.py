@@ -17,6 +17,7 @@ from .infinity import FIDInfinity, ISInfinity
 from .kid import KID
 from .precision_recall import PrecisionRecall
 from .sfid import SFID
+from .vendi import Vendi
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
@@ -30,6 +31,7 @@ METRICS: dict[str, type[Metric]] = {
     SFID.name: SFID,
     FIDInfinity.name: FIDInfinity,
     ISInfinity.name: ISInfinity,
+    Vendi.name: Vendi,
 }
 
 

@@ -1,29 +1,28 @@
 """The Vendi score against vertaix/Vendi-Score (``vendi-score`` on PyPI), and the exactness of
-its streamed state: the same bits for any batching and any split into merged parts."""
+its streamed state: the same bits for any batching and any split into merged parts; through
+``eval`` (and its ``--ci``) the same bits for any batch size and worker count, on any encoder;
+too few images are one line, exit 2, nothing written. The rank count: ``tests/test_torchrun.py``."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import FAST_OPTIONS, counted_decodes, cpu_extractor, features_of, one_line_error, run_cli, smooth_images, \
+    write_images
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.extractors import registry
+from ganmetrics.extractors.base import FeatureExtractor
 from ganmetrics.extractors.registry import build_encoder
 from ganmetrics.metrics.base import REDUCERS, Need
+from ganmetrics.metrics.reducers import FeatureBank
+from ganmetrics.metrics.registry import METRICS
 from ganmetrics.metrics.vendi import LO_BITS, CosineGram, Vendi, normalised_pieces, vendi_score
 
 vendi = pytest.importorskip("vendi_score.vendi")
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")]  # vendi-score's
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """torch on one thread for this module (as ``tests/conftest.py``'s fixture of that name, which
-    this branch cannot import): small integer and matrix operations run fastest so, and OpenMP
-    threads crawl on a busy 2-core machine. Restores the previous count afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def features(n: int, dims: int, seed: int) -> np.ndarray:
@@ -129,13 +128,98 @@ def test_features_holding_nan_are_refused_when_the_state_is_read():
         gram.result()
 
 
-def test_vendi_runs_on_any_encoders_embedding():
-    assert REDUCERS["cosine_gram"] is CosineGram
+def test_vendi_is_registered_one_sided_and_runs_on_any_encoders_embedding():
+    assert REDUCERS["cosine_gram"] is CosineGram and METRICS["vendi"] is Vendi and Vendi.sides == 1
     for name, feature in (("inception", "2048"), ("vgg16", "fc2_relu")):
         metric = Vendi(encoder=None if name == "inception" else name)
-        need = Need(name, feature, CosineGram)
-        assert metric.needs(build_encoder(name)) == [need]
+        assert metric.needs(build_encoder(name)) == [Need(name, feature, CosineGram)]
         assert metric.label == ("vendi" if name == "inception" else "vendi@vgg16")
-    x = features(50, 16, seed=7)
-    value = Vendi().compute(None, {Need("inception", "2048", CosineGram): streamed([x], 16).result()})
-    assert value == {"vendi": pytest.approx(vendi.score_dual(x.astype(np.float64)), rel=1e-9)}
+
+
+def test_a_bootstrap_replicate_is_the_vendi_score_of_the_images_repeated_by_their_weights():
+    x = features(40, 24, seed=8)
+    need = Need("inception", "2048", CosineGram)
+    assert CosineGram.resampling(need, 1, 10, 0) == Need("inception", "2048", FeatureBank)
+    bank = CosineGram.prepare_resampling(x, None)
+    weights = np.random.RandomState(9).poisson(1, 40)
+    replicate = CosineGram.resampled(need, bank, 0, lambda count: weights, None)
+    assert replicate.count == weights.sum()
+    repeated = np.repeat(x, weights, axis=0).astype(np.float64)
+    assert vendi_score(replicate) == pytest.approx(vendi.score_dual(repeated), rel=1e-9)
+    ones = CosineGram.resampled(need, bank, 0, lambda count: np.ones(count, np.int64), None)
+    np.testing.assert_allclose(ones.moment, streamed([x], 24).result().moment, rtol=0, atol=1e-15)
+
+
+class Tiny(FeatureExtractor):
+    """A fixed random projection of each image's 8 x 8 area-average downsample through a ReLU:
+    24 non-negative features (registered only in the tests that name it)."""
+
+    name, model = "tiny", "tiny-projection-8x8"
+    features = {"proj": 24}
+    roles = {"embedding": "proj"}
+
+    @classmethod
+    def architecture(cls):
+        return torch.nn.Linear(8 * 8 * 3, 24, bias=False)
+
+    def forward(self, network, pixels, wanted):
+        x = torch.nn.functional.interpolate(pixels.permute(0, 3, 1, 2).float(), size=(8, 8), mode="area")
+        return {"proj": torch.relu(network(x.flatten(1) / 255))}
+
+
+@pytest.fixture(scope="module")
+def generated_set(tmp_path_factory) -> tuple:
+    """A folder of 12 generated images, and the images."""
+    images = smooth_images(12, (32, 32), seed=81)
+    return write_images(tmp_path_factory.mktemp("vendi") / "b", images), images
+
+
+def run_json(*args, options=FAST_OPTIONS) -> dict:
+    result = run_cli(*args, "--json", "--no-cache", options=options)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_eval_vendi_equals_vendi_scores_cosine_kernel_score_on_the_pool3_features(generated_set):
+    folder, images = generated_set
+    row = run_json("eval", folder, folder, "--metrics", "vendi")  # one-sided: SOURCE_A is not read
+    pool3 = features_of(cpu_extractor(), list(images), ("2048",))["2048"].double().numpy()
+    assert row["results"] == {"vendi": pytest.approx(vendi.score(pool3, k=cosine), rel=1e-9)}
+    assert row["n_b"] == 12 and row["n_a"] is None
+
+
+def test_eval_vendi_and_its_interval_are_the_same_bits_for_batch_sizes_7_and_50_and_workers_1_and_2(generated_set):
+    folder, _ = generated_set
+    runs = {(batch, workers): run_json("eval", folder, folder, "--metrics", "vendi", "--ci", 4, "--batch-size", batch,
+                                       "--workers", workers, options=("--weights", "random:0", "--quiet"))["results"]
+            for batch, workers in ((7, 1), (50, 1), (50, 2))}
+    first, *others = runs.values()
+    assert set(first) == {"vendi", "vendi_ci_low", "vendi_ci_high"} and first["vendi_ci_low"] < first["vendi_ci_high"]
+    assert all(other == first for other in others), runs
+
+
+def test_vendi_at_another_encoder_is_its_score_on_that_encoders_features(generated_set, monkeypatch):
+    folder, images = generated_set
+    monkeypatch.setitem(registry.ENCODERS, Tiny.name, Tiny)
+    row = run_json("eval", folder, folder, "--metrics", "vendi@tiny", "--weights", "tiny=random:0")
+    # One batch of all 12 images, as the engine ran them (batch size 50): the same features.
+    projected = Tiny(weights="random:0")(torch.from_numpy(images), {"proj"})["proj"].double().numpy()
+    assert set(row["results"]) == {"vendi@tiny"} and list(row["encoders"]) == ["tiny"]  # no Inception built
+    assert row["results"]["vendi@tiny"] == pytest.approx(vendi.score_dual(projected), rel=1e-9)
+    assert 1 < row["results"]["vendi@tiny"] < 12
+
+
+@pytest.mark.parametrize("count, extra, expected", [
+    (1, (), "has 1 image; VENDI needs at least 2"),
+    (2, ("--ci", "20"), "resamples the 2 generated images as 1"),
+])
+def test_too_few_images_for_vendi_are_one_line_errors_and_write_nothing(generated_set, tmp_path, monkeypatch, count,
+                                                                       extra, expected):
+    _, images = generated_set
+    few = write_images(tmp_path / "few", images[:count])
+    monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli("eval", few, few, "--metrics", "vendi", "--plot", tmp_path / "plot.png",
+                                         "--cache", *extra))
+    assert expected in message
+    assert decoded[0] == 0 and not (tmp_path / "plot.png").exists() and not (tmp_path / "cache").exists()
