@@ -17,6 +17,7 @@ from ..store.statsfile import save_statistics
 from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
+from .pairs import check_pairs, save_pairs
 from .plot import check_plot_output, save_plot
 from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
                      echo_written, eval_row, fid_row, is_row, require_finite)
@@ -203,10 +204,16 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw each metric per SOURCE_B (in the given order) with its interval into FILE.png "
                    "(needs matplotlib: pip install 'ganmetrics[plot]').")
+@click.option("--nearest", "nearest", type=(int, click.Path(dir_okay=False, path_type=Path)), default=None,
+              metavar="K FILE.csv",
+              help="With memorisation: write the K generated images closest to a reference image (of every SOURCE_B), "
+                   "closest first, with their nearest reference images and distances, to FILE.csv "
+                   "(generated,reference,distance).")
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
-                 plot_file: Path | None, interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
+                 plot_file: Path | None, nearest: tuple[int, Path] | None, interval: IntervalOptions, options: RunConfig,
+                 as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
     decoding each image once for every encoder the metrics run on.
 
@@ -214,8 +221,10 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     is_inf) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
+    metric_options["nearest"] = nearest[0] if nearest else None
     plan = plan_of(names, options, {**metric_options, **interval.keywords()})
     gates = _gates(plan.metrics, interval, fail_above, fail_below, fail_above_ci, fail_below_ci)
+    pairs_of = check_pairs(nearest, plan, [reference, *others])
     plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
     if plot_here:
         check_plot_output(plot_file)
@@ -232,6 +241,8 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
         echo_eval(results)
     if plot_here:
         save_plot(results, plan.metrics, plot_file)
+    if pairs_of is not None and distributed.is_main():
+        save_pairs(nearest[1], results, pairs_of, nearest[0])
     above, below, above_ci, below_ci = gates
     reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
                if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]

@@ -2,7 +2,8 @@
 distance compares with the reference image's own nearest-neighbour distance.
 
 Over reference features r_j (N of them, N ≥ 2) and generated features g_i (M), with Euclidean
-distances computed as dgm-eval computes them (``torch.cdist`` in float32):
+distances computed as dgm-eval computes them (``torch.cdist`` in float32: ``neighbours``'
+``exact`` distances):
 
 - d1(i) = min_j ‖g_i − r_j‖, reached at j(i) (the first such j on ties, as ``torch.min``);
 - d2(j) = min_{j' ≠ j} ‖r_j − r_j'‖, each reference image's distance to its nearest other one;
@@ -12,9 +13,11 @@ distances computed as dgm-eval computes them (``torch.cdist`` in float32):
   lines 4-22, after Alaa et al. 2022's authenticity), including its float32 division;
 - ``closer_fraction`` = #{i : d1(i) < d2(j(i))} / M: the fraction of generated images closer to
   their nearest reference image than any other reference image is (strictly; a generated image
-  at exactly d2 counts in neither). Exact copies have d1 = 0.
+  at exactly d2 counts in neither).
 ``closest_pairs`` lists the K generated images nearest to the reference, closest first, with
-their nearest reference images: the candidates to look at.
+their nearest reference images: the candidates to look at. The distances are float32
+``cdist``'s product formula, as dgm-eval's: an exact copy is about sqrt(ε)·‖x‖ away
+(ε = 2⁻²³; 0.003 for features of norm 10), not 0.
 
 Memory: distances are computed ``block`` x ``block`` at a time (``BLOCK`` = 10,000, the
 package's k-NN block), reference features as rows and generated ones as columns, as dgm-eval's
@@ -23,44 +26,30 @@ package's k-NN block), reference features as rows and generated ones as columns,
 features themselves (4·(N + M)·D bytes on the device) and O(N + M) nearest indices and
 distances. dgm-eval holds two full matrices (N² + N·M floats: 20 GB at 50,000 each).
 
-``_sweep`` is ``neighbours.sweep`` with its ``exact`` distances (torch-fidelity's
-``torch.cdist``, the same call as dgm-eval's) written out here until that module is ported;
-the functions below take it as their only blocked loop, so switching is one import.
+As the metric ``memorisation`` (two-sided): the reference side keeps its feature bank and its
+gaps d2 (``ReferenceGaps``: a derivation of the bank, cached with the reference like the k-NN
+radii), a generated side its feature bank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..errors import GanMetricsError
+from .base import Metric, Need, Reduced, Reducer, option
+from .neighbours import BLOCK, as_features, sweep
+from .reducers import FeatureBank
 
 if TYPE_CHECKING:
     import torch
 
-BLOCK = 10_000
-"""Rows and columns of a distance block."""
+    from ..extractors.base import FeatureExtractor
 
-
-def _sweep(rows: torch.Tensor, cols: torch.Tensor, block: int,
-           visit: Callable[[slice, slice, torch.Tensor], None]) -> None:
-    """``visit(row slice, column slice, distances)`` for every block of at most ``block`` x
-    ``block`` float32 Euclidean distances (``torch.cdist``) between ``rows`` (N, D) and
-    ``cols`` (M, D), row blocks outer, each freed before the next is made."""
-    import torch
-
-    for r in range(0, len(rows), block):
-        for c in range(0, len(cols), block):
-            visit(slice(r, r + block), slice(c, c + block), torch.cdist(rows[r:r + block], cols[c:c + block]))
-
-
-def _features(x, device) -> torch.Tensor:
-    import torch
-
-    return torch.as_tensor(x).to(torch.device("cpu") if device is None else device, torch.float32)
+DISTANCES = "exact"
+"""How memorisation measures distances (``neighbours.DISTANCES``): ``torch.cdist``, as dgm-eval."""
 
 
 def _column_minima(rows: torch.Tensor, cols: torch.Tensor, block: int,
@@ -81,7 +70,7 @@ def _column_minima(rows: torch.Tensor, cols: torch.Tensor, block: int,
         best[c] = torch.where(smaller, values, best[c])
         where[c] = torch.where(smaller, indices + r.start, where[c])
 
-    _sweep(rows, cols, block, keep_smallest)
+    sweep(rows, cols, DISTANCES, block, keep_smallest)
     return best, where
 
 
@@ -90,19 +79,26 @@ def nearest_references(generated, reference, block: int = BLOCK,
     """Each generated image's nearest reference image: (int64 (M,) its index, float32 (M,) the
     distance) from float features generated (M, D) and reference (N, D) (arrays or tensors),
     computed on ``device`` (None: the CPU) in blocks."""
-    distances, indices = _column_minima(_features(reference, device), _features(generated, device), block)
+    distances, indices = _column_minima(as_features(reference, device), as_features(generated, device), block)
     return indices.cpu().numpy(), distances.cpu().numpy()
 
 
 def reference_gaps(reference, block: int = BLOCK, device: torch.device | None = None) -> np.ndarray:
     """float32 (N,): each reference image's distance to its nearest other reference image
     (infinity where N = 1). A value of the reference set alone: cacheable with it."""
-    features = _features(reference, device)
+    features = as_features(reference, device)
     return _column_minima(features, features, block, exclude_diagonal=True)[0].cpu().numpy()
 
 
+def require_references(count: int) -> None:
+    """Refuse, in one line, a reference side of fewer than 2 images (no image has a nearest other one)."""
+    if count < 2:
+        raise GanMetricsError(f"memorisation needs at least 2 reference images (each one's nearest other one), "
+                              f"got {count}: add reference images")
+
+
 @dataclass(frozen=True)
-class Memorisation:
+class MemorisationResult:
     """``authpct`` (percent, dgm-eval's), ``closer_fraction`` (in [0, 1]) and the per-image
     values they come from: ``nearest`` int64 (M,) and ``distance`` float32 (M,) (each generated
     image's nearest reference image and d1), ``gaps`` float32 (N,) (each reference image's d2)."""
@@ -115,13 +111,11 @@ class Memorisation:
 
 
 def memorisation(generated, reference, block: int = BLOCK, device: torch.device | None = None,
-                 gaps: np.ndarray | None = None) -> Memorisation:
-    """``Memorisation`` of generated features (M, D) against reference features (N, D);
+                 gaps: np.ndarray | None = None) -> MemorisationResult:
+    """``MemorisationResult`` of generated features (M, D) against reference features (N, D);
     ``gaps``: the reference's ``reference_gaps``, where already known. At least 2 reference
     images and 1 generated image, or a one-line error."""
-    if len(reference) < 2:
-        raise GanMetricsError(f"memorisation needs at least 2 reference images (each one's nearest other one), "
-                              f"got {len(reference)}: add reference images")
+    require_references(len(reference))
     if len(generated) < 1:
         raise GanMetricsError("memorisation needs at least 1 generated image, got 0: add generated images")
     nearest, distance = nearest_references(generated, reference, block, device)
@@ -132,15 +126,77 @@ def memorisation(generated, reference, block: int = BLOCK, device: torch.device 
     # dgm-eval: (100 * torch.sum(authen) / len(authen)).item(), an int64 over an int in float32.
     authpct = float(np.float32(100 * authentic) / np.float32(len(nearest)))
     closer_fraction = np.count_nonzero(distance < matched) / len(nearest)
-    return Memorisation(authpct, closer_fraction, nearest, distance, gaps)
+    return MemorisationResult(authpct, closer_fraction, nearest, distance, gaps)
 
 
 def closest_pairs(nearest: np.ndarray, distance: np.ndarray, k: int) -> list[tuple[int, int, float]]:
-    """The ``k`` generated images closest to the reference (all of them where fewer), closest
-    first (ties by generated index), as (generated index, its nearest reference index,
+    """The ``k`` (≥ 1) generated images closest to the reference (all of them where fewer),
+    closest first (ties by generated index), as (generated index, its nearest reference index,
     distance) from ``nearest_references``'s arrays: each generated image appears once, with
     its nearest reference image."""
-    if k < 1:
-        raise GanMetricsError(f"--nearest takes a positive number of pairs, got {k}: e.g. --nearest 20 FILE.csv")
     order = np.lexsort((np.arange(len(distance)), distance))[:k]
     return [(int(i), int(nearest[i]), float(distance[i])) for i in order]
+
+
+class ReferenceGaps(Reducer):
+    """A derivation of a ``FeatureBank``: each image's distance to its nearest other image of
+    the set (``reference_gaps``), float32 (N,) NumPy. Costs one sweep of N x N distances, so
+    the engine caches it with the reference side (4 bytes an image)."""
+
+    kind: ClassVar[str] = "reference_gaps"
+    value_fields = ("gaps",)
+    source: ClassVar[type] = FeatureBank
+
+    @classmethod
+    def derive(cls, features: np.ndarray, device: torch.device | None) -> np.ndarray:
+        return reference_gaps(features, device=device)
+
+    @classmethod
+    def value_arrays(cls, gaps: np.ndarray) -> dict[str, np.ndarray]:
+        return {"gaps": np.asarray(gaps, np.float32)}
+
+    @classmethod
+    def value_of(cls, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return arrays["gaps"]
+
+
+PAIRS = "memorisation_pairs"
+"""The details key of ``nearest``'s pairs (``@ENCODER`` added off the default encoder)."""
+
+
+@dataclass(frozen=True)
+class Memorisation(Metric):
+    """``authpct`` and ``closer_fraction`` of each generated set against the reference, on the
+    encoder's embedding (by default the Inception's pool3). With ``nearest`` K, the details
+    hold the K closest pairs (``PAIRS``: [generated index, reference index, distance], closest
+    first), which ``eval --nearest K FILE.csv`` writes with the images' names."""
+
+    name = "memorisation"
+    sides = 2
+    keys = ("authpct", "closer_fraction")
+    nearest: int | None = option(None, "memorisation: the K generated images closest to a reference image, listed "
+                                       "closest first with their nearest reference images.")
+
+    def __post_init__(self):
+        if self.nearest is not None and self.nearest < 1:
+            raise GanMetricsError(f"--nearest takes a positive number of pairs, got {self.nearest}: "
+                                  "e.g. --nearest 20 pairs.csv")
+
+    def reference_needs(self, extractor: FeatureExtractor) -> list[Need]:
+        bank = Need(extractor.name, extractor.default_feature(self), FeatureBank)
+        return [bank, Need(bank.encoder, bank.feature, ReferenceGaps)]
+
+    def needs(self, extractor: FeatureExtractor) -> list[Need]:
+        return [Need(extractor.name, extractor.default_feature(self), FeatureBank)]
+
+    def check_counts(self, n_a: int | None, n_b: int | None) -> None:
+        if n_a is not None:
+            require_references(n_a)
+
+    def compute(self, a: Reduced, b: Reduced, device: torch.device | None = None) -> dict:
+        bank, gaps = a  # as ``reference_needs`` lists them
+        found = memorisation(b[bank], a[bank], device=device, gaps=a[gaps])
+        out = {"authpct": found.authpct, "closer_fraction": found.closer_fraction}
+        if self.nearest:
+            out[PAIRS] = [list(pair) for pair in closest_pairs(found.nearest, found.distance, self.nearest)]
+        return out

@@ -15,6 +15,7 @@ from .fid import FID
 from .inception_score import InceptionScore
 from .infinity import FIDInfinity, ISInfinity
 from .kid import KID
+from .memorisation import Memorisation
 from .precision_recall import PrecisionRecall
 from .sfid import SFID
 from .vendi import Vendi
@@ -32,6 +33,7 @@ METRICS: dict[str, type[Metric]] = {
     FIDInfinity.name: FIDInfinity,
     ISInfinity.name: ISInfinity,
     Vendi.name: Vendi,
+    Memorisation.name: Memorisation,
 }
 
 

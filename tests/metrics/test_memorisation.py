@@ -1,12 +1,18 @@
 """Memorisation checks against a brute-force replay (the full distance matrix in NumPy float64)
-and against dgm-eval's own ``compute_authpct`` (golden values: ``tests/golden/README.md``)."""
+and against dgm-eval's own ``compute_authpct`` (golden values: ``tests/golden/README.md``); the
+``memorisation`` metric through ``eval`` finds copies of reference images among generated ones
+and names them in ``--nearest K FILE.csv``; its bad inputs are one line, exit 2, nothing written."""
 
+import csv
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from helpers import cached_values, counted_decodes, cpu_extractor, features_of, one_line_error, run_cli, \
+    smooth_images, write_images
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.memorisation import closest_pairs, memorisation, nearest_references, reference_gaps
 
@@ -15,16 +21,8 @@ EXACT_COPIES = {5: 3, 12: 17}  # generated row: the reference row it copies
 NEAR_COPIES = {20: 41, 33: 55}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """torch on one thread for this module (as ``tests/conftest.py``'s fixture of that name, which
-    this branch cannot import): small products run fastest so on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+CLI_COPIES = {1: 3, 3: 7}  # generated image: the reference image it is a copy of (through the command line)
+CLI_NEAR = {5: 10}
 
 
 def memorisation_sets(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,12 +82,10 @@ def test_exact_and_near_copies_are_the_closest_pairs_and_pull_authpct_below_100(
         assert result.distance[g] < result.gaps[result.nearest[g]]
 
 
-def test_closest_pairs_stop_at_the_generated_count_and_refuse_a_count_below_one():
+def test_closest_pairs_stop_at_the_generated_count():
     reference, generated = memorisation_sets(1)
     nearest, distance = nearest_references(generated, reference)
     assert len(closest_pairs(nearest, distance, 1000)) == len(generated)
-    with pytest.raises(GanMetricsError, match="positive number"):
-        closest_pairs(nearest, distance, 0)
 
 
 def test_reference_gaps_skip_each_images_own_distance_but_not_a_duplicates():
@@ -104,3 +100,117 @@ def test_too_few_reference_or_generated_images_are_refused_in_one_line():
         memorisation(generated, reference[:1])
     with pytest.raises(GanMetricsError, match="at least 1 generated image"):
         memorisation(generated[:0], reference)
+
+
+@pytest.fixture(scope="module")
+def copied_sets(tmp_path_factory) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """(reference folder, generated folder, their images): 12 reference images; 6 generated
+    ones of another distribution among which two exact copies of reference images and one
+    near copy (every pixel moved by up to 2 levels)."""
+    root = tmp_path_factory.mktemp("memorisation")
+    reference = smooth_images(12, (32, 32), seed=71)
+    generated = smooth_images(6, (32, 32), seed=72, offset=0.1)
+    for g, r in CLI_COPIES.items():
+        generated[g] = reference[r]
+    noise = np.random.default_rng(73).integers(-2, 3, reference[0].shape)
+    for g, r in CLI_NEAR.items():
+        generated[g] = (reference[r] + noise).clip(0, 255).astype(np.uint8)
+    return write_images(root / "a", reference), write_images(root / "b", generated), reference, generated
+
+
+def pairs_of(path: Path) -> list[tuple[str, str, float]]:
+    with open(path, newline="") as file:
+        header, *rows = csv.reader(file)
+    assert header == ["generated", "reference", "distance"]
+    return [(generated, reference, float(distance)) for generated, reference, distance in rows]
+
+
+def test_eval_finds_the_copies_names_them_first_in_the_csv_and_equals_a_brute_force_replay(copied_sets, tmp_path):
+    a, b, reference, generated = copied_sets
+    result = run_cli("eval", a, b, "--metrics", "memorisation", "--nearest", 4, tmp_path / "pairs.csv", "--json",
+                     "--no-cache")
+    assert result.exit_code == 0, result.output
+    pairs = pairs_of(tmp_path / "pairs.csv")
+    copies = {**CLI_COPIES, **CLI_NEAR}
+    assert {(g, r) for g, r, _ in pairs[:3]} == {(str(b / f"{g:04d}.png"), str(a / f"{r:04d}.png"))
+                                                for g, r in copies.items()}
+    assert {g for g, _, _ in pairs[:2]} == {str(b / f"{g:04d}.png") for g in CLI_COPIES}  # exact copies first
+    assert len(pairs) == 4 and pairs[1][2] < pairs[3][2] / 10 and pairs[2][2] < pairs[3][2]
+    # The replay, on the same network's pool3 features of the same images.
+    extractor = cpu_extractor()
+    ref, gen = (features_of(extractor, list(images), ("2048",))["2048"].numpy() for images in (reference, generated))
+    nearest, d1, _, authpct, closer = brute_force(ref, gen)
+    values = json.loads(result.stdout)
+    results, listed = values["results"], values["details"]["memorisation_pairs"]
+    assert results["authpct"] == pytest.approx(authpct, abs=1e-4) and results["authpct"] < 100
+    assert results["closer_fraction"] == closer and closer >= len(copies) / len(generated)
+    order = np.argsort(d1, kind="stable")[:4]
+    assert [pair[:2] for pair in listed] == [[int(i), int(nearest[i])] for i in order]
+    cancellation = np.sqrt(8 * np.finfo(np.float32).eps * np.square(ref).sum(axis=1).max())  # as above
+    np.testing.assert_allclose([pair[2] for pair in listed], d1[order], rtol=1e-5, atol=cancellation)
+    assert [np.float32(d) for _, _, d in pairs] == [np.float32(d) for _, _, d in listed]  # float32 digits
+
+
+def test_the_reference_gaps_are_cached_with_the_reference(copied_sets, tmp_path, monkeypatch):
+    a, b, _, generated = copied_sets
+    monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+    first = run_cli("eval", a, b, "--metrics", "memorisation", "--json")
+    with counted_decodes() as decoded:
+        second = run_cli("eval", a, b, "--metrics", "memorisation", "--json")
+    assert first.exit_code == second.exit_code == 0 and first.stdout == second.stdout
+    assert decoded[0] == len(generated)  # the reference's bank and gaps come from the cache
+    (gaps,) = cached_values(tmp_path / "cache" / "stats", "reference_gaps").values()
+    assert gaps["gaps"].shape == (12,) and gaps["gaps"].dtype == np.float32
+
+
+def test_a_statistics_file_as_the_reference_names_its_bank_rows_by_index(copied_sets, tmp_path):
+    a, b, _, _ = copied_sets
+    stats = tmp_path / "ref.npz"
+    assert run_cli("stats", a, "--metrics", "fid,memorisation", "-o", stats, "--no-cache").exit_code == 0
+    result = run_cli("eval", stats, b, "--metrics", "memorisation", "--nearest", 2, tmp_path / "pairs.csv", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert {(g, r) for g, r, _ in pairs_of(tmp_path / "pairs.csv")} == {
+        (str(b / f"{g:04d}.png"), f"{stats}[{r}]") for g, r in CLI_COPIES.items()}
+
+
+@pytest.mark.parametrize("nearest, expected", [
+    (("0", "OUT/pairs.csv"), "--nearest takes a positive number of pairs, got 0"),
+    (("-3", "OUT/pairs.csv"), "--nearest takes a positive number of pairs, got -3"),
+    (("5", "OUT/missing/pairs.csv"), "does not exist"),
+    (("5", "OUT/pairs.txt"), "CSV files end in .csv"),
+    (("5", "LOCKED/pairs.csv"), "is not writable"),
+])
+def test_bad_nearest_requests_are_one_line_errors_and_write_nothing(copied_sets, tmp_path, monkeypatch, nearest,
+                                                                    expected):
+    a, b, _, _ = copied_sets
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and access(path, mode))
+    monkeypatch.setenv("GANMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+    k, path = nearest[0], nearest[1].replace("OUT", str(tmp_path / "out")).replace("LOCKED", str(locked))
+    (tmp_path / "out").mkdir()
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli("eval", a, b, "--metrics", "memorisation", "--nearest", k, path))
+    assert expected in message
+    assert decoded[0] == 0 and not (tmp_path / "cache").exists()
+    assert not any((tmp_path / "out").iterdir()) and not any(locked.iterdir())
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    ("fid", "requested: none"),
+    ("memorisation,memorisation@vgg16", "requested: memorisation, memorisation@vgg16"),
+])
+def test_nearest_lists_the_pairs_of_exactly_one_memorisation_metric(copied_sets, tmp_path, metrics, expected):
+    a, b, _, _ = copied_sets
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli("eval", a, b, "--metrics", metrics, "--nearest", 2, tmp_path / "pairs.csv",
+                                         "--no-cache"))
+    assert expected in message and decoded[0] == 0 and not (tmp_path / "pairs.csv").exists()
+
+
+def test_a_reference_of_one_image_is_refused_in_one_line(copied_sets, tmp_path):
+    a, b, reference, _ = copied_sets
+    single = write_images(tmp_path / "single", reference[:1])
+    message = one_line_error(run_cli("eval", single, b, "--metrics", "memorisation", "--no-cache"))
+    assert "has 1 image" in message and "at least 2" in message
