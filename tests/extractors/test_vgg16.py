@@ -1,17 +1,23 @@
-"""The vgg16 encoder against torch-fidelity 0.4.0's own ``FeatureExtractorVGG16`` and its
-precision/recall, on seeded random weights (the real file cannot be downloaded here).
+"""The vgg16 encoder against torch-fidelity 0.4.0's own ``FeatureExtractorVGG16`` and, through
+``eval --metrics pr@vgg16,dc@vgg16``, against its precision/recall and prdc's density/coverage,
+on seeded random weights (the real file cannot be downloaded here).
 
 Most tests use a reduced copy of the architecture (the same torchvision ``VGG`` class and the
 same forward, with fewer and narrower layers), fed to torch-fidelity by replacing
 ``torchvision.models.vgg16`` only; the full network runs once.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from prdc import compute_prdc
 
+from helpers import run_cli, write_images
 from ganmetrics.errors import GanMetricsError
+from ganmetrics.extractors import registry
 from ganmetrics.extractors.registry import ENCODERS, build_encoder
 from ganmetrics.extractors.vgg16 import VGG16Extractor
 from ganmetrics.extractors.weights import random_weights
@@ -37,9 +43,8 @@ def reduced_vgg16():
 
 
 class ReducedVGG16(VGG16Extractor):
-    """The vgg16 encoder on ``reduced_vgg16`` (registered only here)."""
+    """The vgg16 encoder on ``reduced_vgg16`` (registered as ``vgg16`` only where a test says so)."""
 
-    name = "vgg16-test-reduced"
     features = {FEATURE: 64}
 
     @classmethod
@@ -125,17 +130,6 @@ def test_a_batch_split_into_cpu_chunks_gives_torch_fidelitys_features(reduced_we
     assert_relative(our_features(encoder, batch), reference_features(reduced_weights, batch))
 
 
-def knn_precision_recall(generated: np.ndarray, real: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """Kynkäänniemi et al.'s k-NN ball test on float32 Euclidean distances, inside meaning <=:
-    (fraction of generated features in some real ball, fraction of real in some generated ball)."""
-    gen, ref = torch.from_numpy(generated), torch.from_numpy(real)
-    gen_radii = torch.cdist(gen, gen).kthvalue(k + 1, dim=1).values
-    ref_radii = torch.cdist(ref, ref).kthvalue(k + 1, dim=1).values
-    precision = (torch.cdist(gen, ref) <= ref_radii[None, :]).any(dim=1).float().mean().item()
-    recall = (torch.cdist(ref, gen) <= gen_radii[None, :]).any(dim=1).float().mean().item()
-    return precision, recall
-
-
 class Images(torch.utils.data.Dataset):
     """uint8 (N, H, W, 3) images as torch-fidelity takes a dataset: uint8 (3, H, W) tensors."""
 
@@ -149,22 +143,33 @@ class Images(torch.utils.data.Dataset):
         return torch.from_numpy(self.images[index]).permute(2, 0, 1).contiguous()
 
 
-def test_precision_recall_on_its_features_equal_torch_fidelitys(reduced_weights, reference_on_reduced):
+def test_pr_and_dc_at_vgg16_through_eval_equal_torch_fidelitys_prc_and_prdc_to_1_over_n(
+        reduced_weights, reference_on_reduced, monkeypatch, tmp_path):
+    monkeypatch.setitem(registry.ENCODERS, "vgg16", ReducedVGG16)  # the reduced network as `vgg16`
     rng = np.random.RandomState(2)
     # Smooth random images (noise at 4 px upsampled) with a brighter generated set: partly overlapping sets.
     real = np.stack([np.asarray(Image.fromarray(rng.randint(0, 200, (4, 4, 3), dtype=np.uint8)).resize((40, 40)))
                      for _ in range(16)])
     generated = np.stack([np.asarray(Image.fromarray(rng.randint(40, 256, (4, 4, 3), dtype=np.uint8)).resize((36, 44)))
                           for _ in range(14)])
+    result = run_cli("eval", write_images(tmp_path / "real", real), write_images(tmp_path / "generated", generated),
+                     "--metrics", "pr@vgg16,dc@vgg16", "--weights", f"vgg16={reduced_weights}", "--json", "--no-cache",
+                     options=("--quiet", "--workers", "0"))
+    assert result.exit_code == 0, result.output
+    ours = json.loads(result.stdout)["results"]
     expected = torch_fidelity.calculate_metrics(
         input1=Images(generated), input2=Images(real), prc=True, feature_extractor="vgg16",
         feature_extractor_weights_path=reduced_weights, cuda=False, cache=False, verbose=False,
         save_cpu_ram=True, batch_size=8)
+    assert abs(ours["precision@vgg16"] - expected["precision"]) <= 1 / len(generated)
+    assert abs(ours["recall@vgg16"] - expected["recall"]) <= 1 / len(real)
+    assert 0 < ours["precision@vgg16"] < 1 or 0 < ours["recall@vgg16"] < 1  # the sets overlap partly: the balls decide
+    # Density and coverage: prdc on the encoder's features of the same images.
     encoder = ReducedVGG16(weights=reduced_weights)
-    precision, recall = knn_precision_recall(our_features(encoder, generated), our_features(encoder, real))
-    assert abs(precision - expected["precision"]) <= 1 / len(generated)
-    assert abs(recall - expected["recall"]) <= 1 / len(real)
-    assert 0 < precision < 1 or 0 < recall < 1  # the sets overlap partly: the balls decide something
+    prdc = compute_prdc(real_features=our_features(encoder, real), fake_features=our_features(encoder, generated),
+                        nearest_k=5)
+    assert abs(ours["density@vgg16"] - prdc["density"]) <= 1 / len(generated)
+    assert abs(ours["coverage@vgg16"] - prdc["coverage"]) <= 1 / len(real)
 
 
 @pytest.fixture
