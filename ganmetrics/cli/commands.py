@@ -218,7 +218,7 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     decoding each image once for every encoder the metrics run on.
 
     SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is,
-    is_inf) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
+    is_inf, vendi) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
     metric_options["nearest"] = nearest[0] if nearest else None
