@@ -11,7 +11,7 @@ from ..api import (FIDResult, ISResult, compute_stats, compute_stats_shard, eval
 from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..errors import GanMetricsError
-from ..metrics.registry import known_names, suite_rows
+from ..metrics.registry import suite_rows
 from ..store.shardfile import save_shard
 from ..store.statsfile import save_statistics
 from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
@@ -94,8 +94,7 @@ is_command.runs_distributed = True
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Statistics file to write (.npz).")
 @click.option("--metrics", "metric_names", default="fid", show_default=True, metavar="NAMES",
-              help="What the file serves later: the reference-side statistics of these metrics (NAME or "
-                   "NAME@ENCODER, comma-separated), of every encoder they run on, in one pass.")
+              help="Store what these metrics need of a reference (NAME or NAME@ENCODER, comma-separated).")
 @click.option("--features", is_flag=True,
               help="Also store every image's FID features (the feature bank KID, P/R and D/C need): 4 x dims bytes an image.")
 @click.option("--shard", "shard", default=None, metavar="K/N",
@@ -103,8 +102,7 @@ is_command.runs_distributed = True
 @click.option("--info", "info_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
-              help="adm: also sFID's spatial statistics (mu_s, sigma_s: 2023 dims) beside pool3's mu, sigma, as the "
-                   "ADM evaluator's reference batches hold them.")
+              help="adm: also sFID's mu_s, sigma_s beside pool3's mu, sigma, as the ADM evaluator's batches.")
 @shared_options
 def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: str, features: bool, shard: str | None,
                   info_file: Path | None, file_format: str, options: RunConfig, as_json: bool):
@@ -193,8 +191,7 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.argument("reference", metavar="SOURCE_A")
 @click.argument("others", metavar="SOURCE_B...", nargs=-1, required=True)
 @click.option("--metrics", "metric_names", default="fid,is", show_default=True, metavar="NAMES",
-              help=f"Comma-separated metrics: {known_names()}, each as NAME (on its default encoder) or NAME@ENCODER "
-                   "(one-sided ones, e.g. is, on each SOURCE_B).")
+              help="Comma-separated metrics, each NAME or NAME@ENCODER (listed in docs/metrics.md).")
 @click.option("--fail-above", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is above X, e.g. fid=30,kid=0.01.")
 @click.option("--fail-below", default=None, metavar="NAME=X[,...]", help="Exit 1 when a result is below X, e.g. is=5.")
 @click.option("--fail-above-ci", default=None, metavar="NAME=X[,...]",
@@ -202,13 +199,10 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--fail-below-ci", default=None, metavar="NAME=X[,...]",
               help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
-              help="Also draw each metric per SOURCE_B (in the given order) with its interval into FILE.png "
-                   "(needs matplotlib: pip install 'ganmetrics[plot]').")
+              help="Also draw each metric per SOURCE_B with its interval into FILE.png (needs ganmetrics[plot]).")
 @click.option("--nearest", "nearest", type=(int, click.Path(dir_okay=False, path_type=Path)), default=None,
-              metavar="K FILE.csv",
-              help="With memorisation: write the K generated images closest to a reference image (of every SOURCE_B), "
-                   "closest first, with their nearest reference images and distances, to FILE.csv "
-                   "(generated,reference,distance).")
+              metavar="K FILE.csv", help="With memorisation: write the K generated images closest to a reference "
+                                         "image, with it and their distance, to FILE.csv.")
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,

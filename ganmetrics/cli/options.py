@@ -48,19 +48,15 @@ def split_encoder_value(option: str, text: str, path_like: bool = False) -> tupl
 
 
 def _encoder_option(option: str, encoder: str, field) -> click.Option:
-    choices = field.metadata.get("choices")
-    shown = f" One of {', '.join(map(str, choices))}." if choices else ""
     return click.option(f"--{option.replace('_', '-')}", f"encoder_{option}", multiple=True,
                         metavar="[ENCODER=]VALUE",
-                        help=f"{field.metadata.get('help', '')}{shown} A bare value is the {encoder}'s "
-                             f"[default: {field.default}]; repeat for other encoders.")
+                        help=f"{field.metadata.get('help', '')} [{encoder}'s default: {field.default}; or ENCODER=VALUE]")
 
 
 OPTIONS = {
     "weights": click.option("--weights", "weights", multiple=True, metavar="[ENCODER=]SPEC",
-                            help="Weights file, or random:SEED (uncalibrated); a bare SPEC is the "
-                                 f"{DEFAULT_ENCODER}'s. Default: each encoder's environment variable, weights/, the "
-                                 "user cache, then download."),
+                            help=f"Weights file or random:SEED (uncalibrated) of the {DEFAULT_ENCODER}, or "
+                                 "ENCODER=SPEC [default: docs/encoders.md]."),
     "device": click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     "batch_size": click.option("--batch-size", default=50, show_default=True, type=int, help="Images per forward pass."),
     "workers": click.option("--workers", default=None, type=int, help="Decoding processes [default: CPUs - 1, at most 8]."),
@@ -124,9 +120,7 @@ def shared_options(command=None, *, only: tuple[str, ...] | None = None):
     return wrapper
 
 
-CI_HELP = ("Bootstrap a confidence interval over images from B resampled copies of each side (the same for any "
-           "--batch-size or --workers): <key>_ci_low/<key>_ci_high for each metric that has one. A statistics file "
-           "without features as SOURCE_A stays fixed. See docs/metrics.md for its memory and time.")
+CI_HELP = "Bootstrap intervals from B resampled copies of each side: <key>_ci_low, <key>_ci_high (docs/ci-gating.md)."
 
 
 def interval_options(command):
@@ -137,8 +131,7 @@ def interval_options(command):
                   help="Coverage of the --ci interval, strictly between 0 and 1.")
     @click.option("--ci-method", "ci_method", type=click.Choice(IntervalOptions.METHODS), default="basic",
                   show_default=True,
-                  help="basic: the bootstrap quantiles mirrored about the value (removes the metric's bias); "
-                       "percentile: the quantiles themselves.")
+                  help="basic (the quantiles mirrored about the value: unbiased) or percentile.")
     @click.option("--ci-seed", "ci_seed", type=click.IntRange(0), default=0, show_default=True,
                   help="Seed of the --ci image weights.")
     @functools.wraps(command)

@@ -1,8 +1,7 @@
 """Decoding a run's next source ahead: a comparison reads its sides one after the other, and
 the next side's decoding workers start while the network is in the previous side's last batches
 (``runner.reduce_source``), so the cores do not wait at the change of side for worker processes
-to start and decode a first batch (about 0.3 s of two idle cores a change on a 2-core CPU,
-BENCHMARKS.md). Only where the run reads the next source for sure (one the cache cannot serve),
+to start and decode a first batch (docs/speed.md). Only where the run reads the next source for sure (one the cache cannot serve),
 and never under torch.distributed, whose ranks must start their loaders at the same step.
 Torch is not imported here: a run between statistics files makes a ``ReadAhead`` and starts nothing.
 """

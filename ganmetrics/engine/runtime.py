@@ -84,9 +84,8 @@ def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc ``malloc_trim(0)``; elsewhere
     nothing). The forward pass on the CPU allocates and frees tens of MB per chunk on several
     threads; glibc serves such blocks from its heaps once its dynamic mmap threshold has risen,
-    and the heaps fragment: without this, after each batch, the peak RSS of ``eval --metrics
-    adm`` grew with the image count (0.5-1.8 MB an image, issue 10). Its cost is lost in a
-    batch's seconds: the passes of two sides of 1,000 images for FID and sFID took 89 s with and without it."""
+    and the heaps fragment: without this, after each batch, the peak RSS grows with the image
+    count (about a megabyte an image). Its cost is lost in a batch's time."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

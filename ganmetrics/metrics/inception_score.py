@@ -26,7 +26,7 @@ def inception_score_from_sums(
     sum over images of sum_y p log p. The KL is summed over classes and averaged over images,
     then exponentiated; std is NumPy's population std (ddof 0), as the original TF code.
     """
-    import scipy.special  # 0.05-0.09 s to import: only where an IS is computed, not at start-up
+    import scipy.special  # slow to import: only where an IS is computed, not at start-up
 
     counts = np.asarray(counts, np.float64)
     if (counts < 1).any():

@@ -78,8 +78,7 @@ def extrapolate(count: int, value_of: Callable[[np.ndarray], float], smallest: i
 class _Extrapolated(Metric):
     """Options and checks shared by FID∞ and IS∞."""
 
-    inf_min: int = option(5000, "FID∞/IS∞: the smallest of the fit's sample sizes (Chong & Forsyth: 5000); "
-                                "the generated side needs more images (reported in the settings).")
+    inf_min: int = option(5000, "FID∞/IS∞: the fit's smallest sample size (the paper's: 5000).")
     inf_points: int = option(15, "FID∞/IS∞: sample sizes from --inf-min to N, evenly spaced.")
     seed: int = seed_option()
 

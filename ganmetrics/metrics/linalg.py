@@ -18,10 +18,10 @@ def column_major(sigma: np.ndarray, private: bool = False) -> np.ndarray:
     """``sigma`` (float64 (D, D)) as a Fortran-ordered array of the same values, the order
     LAPACK takes (itself where it is one, unless ``private``: then always a new array, for a
     caller that factorises or writes into it in place). SciPy's LAPACK wrappers make such a copy
-    of a C-ordered matrix at every call, element by element across rows: ~0.045 s at D = 2048,
-    five times a plain copy, and most of the cost of a Cholesky factorisation that fails at once
-    (a singular covariance). Made once here, 32 rows at a time (~0.025 s), each call then copies
-    it as it lies."""
+    of a C-ordered matrix at every call, element by element across rows (several times a plain
+    copy, and most of the cost of a Cholesky factorisation that fails at once: a singular
+    covariance). Made once here, 32 rows at a time (cache-friendly), each call then copies it
+    as it lies."""
     if sigma.flags.f_contiguous:
         return sigma.copy(order="F") if private else sigma
     fortran = np.empty(sigma.shape, np.float64, order="F")

@@ -25,9 +25,8 @@ Memory: distances are never held for more than one block of B x B pairs (``BLOCK
 torch-fidelity's and ADM's), whatever the set sizes. A block's live memory is at most
 6·B² + 12·B·D bytes for ``exact`` and ``adm`` (float32 distances, float16 copies, the product
 formula's widened inputs, a comparison mask: 0.85 GB at B = 10,000 and D = 2048) and
-13·B² + 16·B·D bytes for ``prdc`` (float64: 1.6 GB); glibc may keep about as much again cached
-(resident memory measured 1.3-1.9x the live bound at B = 3,000, not growing with N; 0.6 GB
-over the features at B = 10,000). Beyond that only the features themselves (4·N·D bytes per
+13·B² + 16·B·D bytes for ``prdc`` (float64: 1.6 GB); glibc may keep up to about as much again
+cached, not growing with N. Beyond that only the features themselves (4·N·D bytes per
 set, on the device) and O(N) radii and flags: precision/recall of 50,000 against 50,000 pool3
 features needs about 3 GB in all, where one N x N float32 matrix would be 10 GB.
 """

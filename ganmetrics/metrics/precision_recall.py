@@ -63,8 +63,7 @@ class PrecisionRecall(Metric):
     sides = 2
     keys = ("precision", "recall")
     pr_k: int = option(3, "P/R: neighbours that set each feature's ball (k of the k-NN radius).")
-    pr_variant: str = option("exact", "P/R distances: exact (float32 Euclidean, as torch-fidelity) or adm "
-                                      "(float16 squared, as OpenAI's guided-diffusion evaluator).")
+    pr_variant: str = option("exact", "P/R distances: exact (as torch-fidelity) or adm (float16, as the ADM evaluator).")
 
     def __post_init__(self):
         if self.pr_k < 1:

@@ -410,7 +410,7 @@ SLAB_BYTES = 64 << 20
 count is known to be smaller). Above glibc's largest dynamic mmap threshold (32 MiB), so each
 piece is a mapping of its own: its untouched pages cost no memory, and it never sits between the
 forward pass's short-lived blocks. A bank that kept each batch's tensor held blocks among them,
-part of what made peak memory grow with the image count (issue 10; ``runtime.release_free_memory``)."""
+which made peak memory grow with the image count (see ``runtime.release_free_memory``)."""
 
 
 class FeatureBank(Reducer):

@@ -36,12 +36,11 @@ from .toydata import CLASS_SHAPES, write_toy_dataset
 @click.option("--reference", default=None,
               help="What FID compares with: images or a statistics .npz [default: the training images as resized].")
 @click.option("--inception-score/--no-inception-score", default=True, show_default=True,
-              help="Also score IS at each evaluation; without it the network runs only as deep as --dims needs.")
+              help="Also score IS at each evaluation.")
 @click.option("--conditional", is_flag=True,
-              help="Class-conditional GAN on DATA_DIR's subfolders, one a class (sorted names = class indices); "
-                   "also scores each class's FID against its own images, and their mean, intra_fid.")
+              help="Class-conditional GAN on DATA_DIR's class subfolders; also per-class FID and intra_fid.")
 @click.option("--infogan", default=None, metavar="CATEGORIES,CONTINUOUS",
-              help="InfoGAN: a categorical code of CATEGORIES values and CONTINUOUS codes in [-1, 1], e.g. 10,2.")
+              help="InfoGAN codes: CATEGORIES,CONTINUOUS, e.g. 10,2.")
 @shared_options(only=("weights", "device", "encoder_options"))
 def train_command(data_dir, out_dir, loss, steps, batch_size, image_size, seed, eval_every, eval_samples,
                   lr, ngf, ndf, reference, inception_score, conditional, infogan, options: RunConfig):

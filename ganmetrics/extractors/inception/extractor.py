@@ -33,8 +33,8 @@ features are the same whatever the chunk (``tests/extractors/test_onednn.py`` pi
 
 @dataclass(frozen=True)
 class InceptionOptions:
-    resize: str = encoder_option("tf", "tf (as the TF code / torch-fidelity), pytorch (as pytorch-fid), "
-                                       "clean (as clean-fid).", choices=RESIZE_MODES)
+    resize: str = encoder_option("tf", "tf (as torch-fidelity), pytorch (as pytorch-fid) or clean (as clean-fid).",
+                                 choices=RESIZE_MODES)
     dims: int = encoder_option(2048, "FID feature layer.", choices=FEATURE_DIMS, selects_feature=True)
 
 
