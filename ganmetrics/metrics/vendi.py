@@ -275,8 +275,8 @@ def vendi_score(moment: CosineMoment) -> float:
     The eigenvalues come from LAPACK's symmetric solver in float64 on one thread
     (``torch.linalg.eigvalsh``): a solve on several threads rounds differently for each thread
     count, so one thread makes the score the same bits wherever the moment is (any batch size,
-    worker or rank count, whatever threads the process runs). About 4 D³ / 3 flops: a fraction
-    of a second at D = 2048, seconds at D = 4096."""
+    worker or rank count, whatever threads the process runs). About 4 D³ / 3 flops, whatever
+    the image count (the reference's n x n kernel costs 4 n³ / 3)."""
     import torch
 
     from ..engine.runtime import intra_op_threads

@@ -173,6 +173,23 @@ def test_a_statistics_file_as_the_reference_names_its_bank_rows_by_index(copied_
         (str(b / f"{g:04d}.png"), f"{stats}[{r}]") for g, r in CLI_COPIES.items()}
 
 
+def test_with_several_generated_sets_the_csv_holds_the_k_closest_pairs_of_them_all(copied_sets, tmp_path):
+    a, b, _, _ = copied_sets
+    again = tmp_path / "again"
+    again.symlink_to(b, target_is_directory=True)  # the same images under another name
+    result = run_cli("eval", a, b, again, "--metrics", "memorisation", "--nearest", 3, tmp_path / "pairs.csv",
+                     "--no-cache", "--json")
+    assert result.exit_code == 0, result.output
+    # Every side's own 3 pairs merged, closest first; on equal distances in the order of the sides.
+    merged = sorted(((distance, side, generated, reference) for side, row in enumerate(json.loads(result.stdout))
+                     for generated, reference, distance in row["details"]["memorisation_pairs"]),
+                    key=lambda pair: pair[0])[:3]
+    assert [(g, r, np.float32(d)) for g, r, d in pairs_of(tmp_path / "pairs.csv")] == [
+        (str((b, again)[side] / f"{generated:04d}.png"), str(a / f"{reference:04d}.png"), np.float32(distance))
+        for distance, side, generated, reference in merged]
+    assert {generated for _, _, generated, _ in merged} <= set(CLI_COPIES)  # copies, found in both sets
+
+
 @pytest.mark.parametrize("nearest, expected", [
     (("0", "OUT/pairs.csv"), "--nearest takes a positive number of pairs, got 0"),
     (("-3", "OUT/pairs.csv"), "--nearest takes a positive number of pairs, got -3"),
