@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 
 from .config import IntervalOptions, RunConfig
 from .engine.distributed import ShardSpec
+from .engine.readahead import ReadAhead
 from .errors import GanMetricsError, quoted
 from .evaluation.cache import reduce_with_cache
+from .evaluation.classes import class_sides, evaluate_classes
 from .evaluation.plan import Plan, make_plan
 from .evaluation.run import evaluate_sides
 from .evaluation.shards import compute_shard, merge_shards
@@ -53,9 +55,11 @@ class EvalResult:
     ``<key>_ci_high`` of each metric's interval keys); ``settings``: the encoders' options and
     every option the metrics ran with; ``n_a``/``n_b``: image counts (None where unknown or, for
     ``n_a``, where no metric needed the reference); ``details``: what metrics return beyond
-    their results (FID∞'s fitted points, memorisation's closest pairs); ``names_a``/``names_b``:
-    each side's image names in image order, which the image indices of details refer to (None
-    where a side's images were not opened: a statistics file)."""
+    their results (FID∞'s fitted points, memorisation's closest pairs). A ``per_class`` result's
+    keys are those of each class (``fid/cat``, ...) and ``intra_fid`` (``evaluation/classes.py``);
+    ``classes``: {class: {"n_a", "n_b"}} (empty otherwise), ``n_a``/``n_b`` the classes' totals.
+    ``names_a``/``names_b``: each side's image names in image order, which the image indices of
+    details refer to (None where a side's images were not opened: a statistics file, or classes)."""
 
     source_a: str
     source_b: str
@@ -65,6 +69,7 @@ class EvalResult:
     settings: dict
     provenance: Provenance
     details: dict = field(default_factory=dict)
+    classes: dict = field(default_factory=dict)
     names_a: Sequence[str] | None = field(default=None, repr=False)
     names_b: Sequence[str] | None = field(default=None, repr=False)
 
@@ -135,23 +140,28 @@ def plan_of(metrics, config: RunConfig | None, keywords: dict) -> Plan:
     return make_plan([metrics] if isinstance(metrics, str) else metrics, metric_options, config, interval)
 
 
-def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, config: RunConfig | None = None,
+def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, config: RunConfig | None = None, per_class: bool = False,
                   **keywords) -> list[EvalResult]:
     """``evaluate`` of each of ``others`` against ``a``, whose work is done once."""
     plan = plan_of(metrics, config, keywords)
+    evaluated = (evaluate_classes if per_class else evaluate_sides)(plan, a, list(others))
     return [EvalResult(str(a) if e.side_a is None else e.side_a.label, e.side_b.label,
                        None if e.side_a is None else e.side_a.n, e.side_b.n, e.values, e.settings, e.provenance, e.details,
-                       None if e.side_a is None else e.side_a.names, e.side_b.names)
-            for e in evaluate_sides(plan, a, list(others))]
+                       e.classes, None if e.side_a is None else e.side_a.names, e.side_b.names)
+            for e in evaluated]
 
 
-def evaluate(a, b, metrics=DEFAULT_METRICS, config: RunConfig | None = None, **keywords) -> EvalResult:
+def evaluate(a, b, metrics=DEFAULT_METRICS, config: RunConfig | None = None, per_class: bool = False,
+             **keywords) -> EvalResult:
     """The ``metrics`` (``NAME`` of ``metrics.registry.METRICS`` on its default encoder, or
     ``NAME@ENCODER``; default fid and is) of the generated source ``b`` against the reference
     ``a``, every source read once and every image decoded once. One-sided metrics (is) are
     computed on ``b``. ``ci=B`` adds bootstrap intervals (``ci_level``, default 0.95;
-    ``ci_method``, "basic" or "percentile"; ``ci_seed``, default 0) to the metrics that have them."""
-    return evaluate_many(a, [b], metrics, config, **keywords)[0]
+    ``ci_method``, "basic" or "percentile"; ``ci_seed``, default 0) to the metrics that have them.
+    ``per_class``: ``a`` and ``b`` are folders of class subfolders (``a`` also per-class
+    statistics), and every metric is computed on each class, with ``intra_fid`` the mean of the
+    classes' FIDs (``evaluation/classes.py``)."""
+    return evaluate_many(a, [b], metrics, config, per_class, **keywords)[0]
 
 
 def fid(a, b, config: RunConfig | None = None, **keywords) -> FIDResult:
@@ -177,18 +187,37 @@ def _stats_plan(metrics, features: bool, more, config, keywords) -> tuple[Plan, 
 
 
 def compute_stats(source, features: bool = False, more: tuple[str, ...] = (), metrics=("fid",),
-                  config: RunConfig | None = None, **keywords) -> Statistics:
+                  config: RunConfig | None = None, per_class: bool = False, **keywords) -> Statistics:
     """The statistics of an image source that the reference side of ``metrics`` needs (default
     FID's: mu, sigma, n, meta), for every encoder they run on, in one pass; with ``features``
     also each FID Gaussian's feature bank (every image's features, for KID: 4 x dims bytes an
     image); with ``more`` the default encoder's Gaussians of those further features
-    (``("spatial",)``: sFID's, what ``ganmetrics stats --format adm`` writes). Save with
-    ``save_statistics``."""
+    (``("spatial",)``: sFID's, what ``ganmetrics stats --format adm`` writes); with
+    ``per_class``, of each class subfolder of the folder ``source`` apart (``Statistics.classes``,
+    for ``evaluate(..., per_class=True)``). Save with ``save_statistics``."""
     plan, needs = _stats_plan(metrics, features, more, config, keywords)
+    if per_class:
+        return _class_stats(source, plan, needs)
     image_source = open_checked(source, plan.config, needs)
     provenance = network_provenance(plan)
     values = reduce_with_cache(image_source, plan, needs, provenance, reference=False)
     return statistics_of(plan, provenance, values, image_source.describe())
+
+
+def _class_stats(folder, plan: Plan, needs: dict) -> Statistics:
+    """``compute_stats`` of each class of ``folder`` apart: every class opened before any is
+    read, then read in turn; the classes share their encoders' metas (whose source: ``folder``)."""
+    classes = class_sides(folder, plan.config.sources)
+    if any(isinstance(spec, Statistics) for spec, _ in classes.classes.values()):
+        raise GanMetricsError(f"{quoted(classes.label)} holds per-class statistics already: pass the folder of class "
+                              "subfolders they were made of")
+    sources = {name: open_checked(spec, plan.config, needs) for name, (spec, _) in classes.classes.items()}
+    provenance = network_provenance(plan)
+    with ReadAhead(list(sources.values())) as read_ahead:
+        values = {name: reduce_with_cache(source, plan, needs, provenance, reference=False, read_ahead=read_ahead)
+                  for name, source in sources.items()}
+    parts = {name: statistics_of(plan, provenance, value, f"folder {classes.label}") for name, value in values.items()}
+    return Statistics(metas=next(iter(parts.values())).metas, classes=parts)
 
 
 def compute_stats_shard(source, shard: str, features: bool = False, metrics=("fid",), config: RunConfig | None = None,

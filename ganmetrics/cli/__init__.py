@@ -19,6 +19,7 @@ import click
 
 from ..engine import distributed
 from ..errors import GanMetricsError
+from ..report import COMMAND_LINE
 from ..version import __version__
 from .gates import ThresholdCrossed
 
@@ -30,6 +31,7 @@ COMMANDS = {
     "stats": "ganmetrics.cli.commands:stats_command",
     "eval": "ganmetrics.cli.commands:eval_command",
     "pack": "ganmetrics.cli.commands:pack_command",
+    "report": "ganmetrics.cli.report_commands:report_command",
     "cache": "ganmetrics.cli.store_commands:cache_group",
     "weights": "ganmetrics.cli.store_commands:weights_group",
     "train": "ganmetrics.train.commands:train_command",
@@ -54,6 +56,7 @@ class GanMetricsGroup(click.Group):
     owns_process_group = False
 
     def resolve_command(self, ctx, args):
+        ctx.meta[COMMAND_LINE] = list(args)  # the command as typed, for the report (report/page.py)
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and distributed.launched_by_torchrun():
             if not getattr(command, "runs_distributed", False):

@@ -11,16 +11,18 @@ from ..api import (FIDResult, ISResult, compute_stats, compute_stats_shard, eval
 from ..config import IntervalOptions, RunConfig
 from ..engine import distributed
 from ..errors import GanMetricsError
+from ..evaluation.classes import class_names
 from ..metrics.registry import suite_rows
+from ..report.plot import check_plot_output, save_plot
 from ..store.shardfile import save_shard
 from ..store.statsfile import save_statistics
-from .gates import ThresholdCrossed, crossed, crossed_interval, parse_gates
+from .gates import ThresholdCrossed, parse_gates, verdicts
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
-from .pairs import check_pairs, save_pairs
-from .plot import check_plot_output, save_plot
-from .render import (echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard, echo_suite,
-                     echo_written, eval_row, fid_row, is_row, require_finite)
+from .pairs import NearestPairs, nearest_option
+from .render import (echo_classes, echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard,
+                     echo_suite, echo_written, eval_row, fid_row, is_row, require_finite, run_record)
+from .report_commands import ReportOptions, report_options
 
 STATS_FORMATS = {"ganmetrics": ((), None), "adm": (("spatial",), "adm")}
 """``stats --format``: (the default encoder's features whose Gaussians go beside its FID
@@ -103,9 +105,12 @@ is_command.runs_distributed = True
               help="Print what statistics FILE holds (n, dims and its metadata) instead.")
 @click.option("--format", "file_format", type=click.Choice(STATS_FORMATS), default="ganmetrics", show_default=True,
               help="adm: also sFID's mu_s, sigma_s beside pool3's mu, sigma, as the ADM evaluator's batches.")
+@click.option("--per-class", "per_class", is_flag=True,
+              help="The statistics of each class subfolder of the folder SOURCE apart, in one file, for "
+                   "`eval FILE FOLDER --per-class` (no statistics of the whole set).")
 @shared_options
 def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: str, features: bool, shard: str | None,
-                  info_file: Path | None, file_format: str, options: RunConfig, as_json: bool):
+                  info_file: Path | None, file_format: str, per_class: bool, options: RunConfig, as_json: bool):
     """Reference statistics of SOURCE for later `ganmetrics fid` and `eval` (with --features also
     KID, P/R and D/C; with --format adm also sFID; with --metrics what those metrics need),
     written atomically to -o; or, with --info FILE, what a statistics file holds.
@@ -125,15 +130,20 @@ def stats_command(sources: tuple[str, ...], output: Path | None, metric_names: s
         raise click.UsageError("give one SOURCE and -o OUT.npz (or --info FILE, or merge PART... -o OUT.npz)", ctx=ctx)
     else:
         names = [name.strip() for name in metric_names.split(",") if name.strip()]
-        _stats(sources[0], output, names, features, shard, file_format, options, as_json)
+        _stats(sources[0], output, names, features, shard, file_format, per_class, options, as_json)
 
 
 stats_command.runs_distributed = True
 
 
 def _stats(source: str, output: Path, names: list[str], features: bool, shard: str | None, file_format: str,
-           options: RunConfig, as_json: bool) -> None:
-    """``stats SOURCE -o OUT.npz``: the whole source's statistics, or with ``shard`` one part's states."""
+           per_class: bool, options: RunConfig, as_json: bool) -> None:
+    """``stats SOURCE -o OUT.npz``: the whole source's statistics (with ``per_class``, each
+    class's), or with ``shard`` one part's states."""
+    if per_class and (shard is not None or file_format != "ganmetrics"):
+        raise GanMetricsError(f"--per-class and {'--shard' if shard is not None else f'--format {file_format}'} do not go "
+                              "together: a per-class file holds each class's statistics in ganmetrics' layout alone "
+                              "(--metrics fid,sfid keeps sFID's too)")
     more, suite = STATS_FORMATS[file_format]
     if suite:
         plan_of([suite], options, {})  # refuses encoder options under which the suite's features differ
@@ -147,7 +157,7 @@ def _stats(source: str, output: Path, names: list[str], features: bool, shard: s
             save_shard(output, part)
         echo_shard(output, shard, part, features, as_json)
         return
-    stats = compute_stats(source, features, more, names, options)
+    stats = compute_stats(source, features, more, names, options, per_class)
     if distributed.is_main():
         save_statistics(output, stats)
     echo_written(output, stats, as_json, file_format)
@@ -200,14 +210,17 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
               help="Exit 1 when the whole --ci interval of a result is below X (its high end is), e.g. is=5.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
               help="Also draw each metric per SOURCE_B with its interval into FILE.png (needs ganmetrics[plot]).")
-@click.option("--nearest", "nearest", type=(int, click.Path(dir_okay=False, path_type=Path)), default=None,
-              metavar="K FILE.csv", help="With memorisation: write the K generated images closest to a reference "
-                                         "image, with it and their distance, to FILE.csv.")
+@click.option("--per-class", "per_class", is_flag=True,
+              help="Every metric on each class: the images of each class subfolder of SOURCE_A (or its statistics, "
+                   "from `stats --per-class`) against the same class of each SOURCE_B, as KEY/CLASS (fid/cat), and "
+                   "intra_fid, the mean of the classes' FIDs; no whole-set results.")
+@nearest_option
+@report_options
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
-                 plot_file: Path | None, nearest: tuple[int, Path] | None, interval: IntervalOptions, options: RunConfig,
-                 as_json: bool, **metric_options):
+                 plot_file: Path | None, per_class: bool, nearest: NearestPairs, report: ReportOptions,
+                 interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
     decoding each image once for every encoder the metrics run on.
 
@@ -215,31 +228,30 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
     is_inf, vendi) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
-    metric_options["nearest"] = nearest[0] if nearest else None
+    metric_options.update(nearest.keywords())
     plan = plan_of(names, options, {**metric_options, **interval.keywords()})
-    gates = _gates(plan.metrics, interval, fail_above, fail_below, fail_above_ci, fail_below_ci)
-    pairs_of = check_pairs(nearest, plan, [reference, *others])
-    plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
-    if plot_here:
-        check_plot_output(plot_file)
-    results = evaluate_many(reference, list(others), names, options, **metric_options, **interval.keywords())
+    plot_here = _check_outputs(plan, [reference, *others], per_class, plot_file, nearest, report)
+    classes = class_names(reference if plan.needs("a") else others[0], options.sources) if per_class else None
+    gates = _gates(plan.metrics, interval, (fail_above, fail_below, fail_above_ci, fail_below_ci), classes)
+    results = evaluate_many(reference, list(others), names, options, per_class, **metric_options, **interval.keywords())
     for r in results:
         require_finite({**r.results, **r.details}, f"results for {r.source_b}")
     suite = suite_rows(names)
+    rows = [eval_row(r, run_record(options.sources, verdicts(r.results, gates, interval.level))) for r in results]
     if as_json:
-        rows = [eval_row(r) for r in results]
         echo_json(rows[0] if len(rows) == 1 else rows)
+    elif per_class:
+        echo_classes(results)
     elif suite:
         echo_suite(results, suite)
     else:
         echo_eval(results)
     if plot_here:
-        save_plot(results, plan.metrics, plot_file)
-    if pairs_of is not None and distributed.is_main():
-        save_pairs(nearest[1], results, pairs_of, nearest[0])
-    above, below, above_ci, below_ci = gates
-    reasons = [f"{r.source_b}: {', '.join(c)}" for r in results
-               if (c := crossed(r.results, above, below) + crossed_interval(r.results, above_ci, below_ci, interval.level))]
+        save_plot(rows, plot_file)
+    nearest.write(results, plan)
+    report.write(rows)
+    reasons = [f"{row['source_b']}: {', '.join(crossed)}" for row in rows
+               if (crossed := [gate["reason"] for gate in row["run"]["gates"] if gate["crossed"]])]
     if reasons:
         raise ThresholdCrossed("threshold crossed: " + "; ".join(reasons))
 
@@ -247,13 +259,31 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
 eval_command.runs_distributed = True
 
 
-def _gates(metrics, interval: IntervalOptions, fail_above, fail_below, fail_above_ci, fail_below_ci) -> tuple:
-    """The four gates of ``eval`` parsed against ``metrics``' result keys (``gates.parse_gates``)."""
+def _check_outputs(plan, inputs: list[str], per_class: bool, plot_file: Path | None, nearest: NearestPairs,
+                   report: ReportOptions) -> bool:
+    """Refuse, before any work, ``eval``'s outputs that do not go together or cannot be written
+    (``--plot``, ``--nearest``, ``--report``); whether this process draws the plot: under
+    torchrun rank 0 alone draws and writes."""
+    if per_class and plot_file is not None:
+        raise GanMetricsError("--plot draws results of whole sets, and --per-class gives each class's: drop one of them")
+    nearest.check(plan, inputs, per_class)
+    report.check(inputs)
+    plot_here = plot_file is not None and distributed.is_main()
+    if plot_here:
+        check_plot_output(plot_file)
+    return plot_here
+
+
+def _gates(metrics, interval: IntervalOptions, specs: tuple, classes: list[str] | None) -> tuple:
+    """The four gates of ``eval`` (``specs``: --fail-above, --fail-below, --fail-above-ci and
+    --fail-below-ci as given) parsed against ``metrics``' result keys, of ``classes`` in a
+    ``--per-class`` run (``gates.parse_gates``)."""
+    fail_above, fail_below, fail_above_ci, fail_below_ci = specs
     with_ci = interval.replicates is not None
-    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci)
-    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci)
-    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True)
-    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True)
+    above = parse_gates(fail_above, "--fail-above", metrics, with_ci=with_ci, classes=classes)
+    below = parse_gates(fail_below, "--fail-below", metrics, with_ci=with_ci, classes=classes)
+    above_ci = parse_gates(fail_above_ci, "--fail-above-ci", metrics, interval=True, classes=classes)
+    below_ci = parse_gates(fail_below_ci, "--fail-below-ci", metrics, interval=True, classes=classes)
     if (above_ci or below_ci) and not with_ci:
         option = "--fail-above-ci" if above_ci else "--fail-below-ci"
         raise GanMetricsError(f"{option} gates on the bounds of a confidence interval: add --ci B (e.g. --ci 100)")

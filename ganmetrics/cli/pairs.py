@@ -3,10 +3,15 @@ at, one row per pair: the generated image, its nearest reference image and their
 closest first. The metric gives image indices (its details); this module names the images."""
 
 import csv
+import functools
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from ..api import EvalResult
+from ..engine import distributed
 from ..errors import GanMetricsError
 from ..evaluation.plan import Plan
 from ..metrics.base import Metric
@@ -17,19 +22,56 @@ from .outputs import check_output
 HEADER = ("generated", "reference", "distance")
 
 
-def check_pairs(nearest: tuple[int, Path] | None, plan: Plan, inputs: list[str]) -> Metric | None:
-    """The memorisation metric whose pairs ``--nearest K FILE.csv`` (``nearest``) writes, with
-    FILE checked before any work (``outputs.check_output``); None without ``--nearest``. K
-    below 1 is refused where the metric is made (``Memorisation``)."""
-    if nearest is None:
-        return None
-    chosen = [metric for metric in plan.metrics if metric.name == Memorisation.name]
-    if len(chosen) != 1:
-        have = ", ".join(metric.label for metric in chosen) or "none"
-        raise GanMetricsError(f"--nearest lists the closest pairs of one memorisation metric (requested: {have}): "
-                              "request memorisation or memorisation@ENCODER once in --metrics")
-    check_output(nearest[1], inputs, kind="CSV files", option="--nearest", suffix=".csv")
-    return chosen[0]
+@dataclass(frozen=True)
+class NearestPairs:
+    """``eval --nearest K FILE.csv`` as given: ``k`` pairs written to ``path`` (None: not asked)."""
+
+    k: int | None = None
+    path: Path | None = None
+
+    def keywords(self) -> dict:
+        """The metric option it sets: memorisation's ``nearest`` K, where given."""
+        return {} if self.k is None else {"nearest": self.k}
+
+    def check(self, plan: Plan, inputs: list[str], per_class: bool) -> None:
+        """Refuse, before any work: ``--per-class`` beside it, a plan without exactly one
+        memorisation metric, and a FILE that ``outputs.check_output`` refuses. K below 1 is
+        refused where the metric is made (``Memorisation``)."""
+        if self.path is None:
+            return
+        if per_class:
+            raise GanMetricsError("--nearest lists the closest pairs of whole sets, and --per-class compares each "
+                                  "class apart: drop one of them (a class's pairs: eval its two class folders)")
+        self.metric(plan)
+        check_output(self.path, inputs, kind="CSV files", option="--nearest", suffix=".csv")
+
+    @staticmethod
+    def metric(plan: Plan) -> Metric:
+        """The plan's one memorisation metric, whose pairs FILE lists; refused in one line where
+        it has none or several."""
+        chosen = [metric for metric in plan.metrics if metric.name == Memorisation.name]
+        if len(chosen) != 1:
+            have = ", ".join(metric.label for metric in chosen) or "none"
+            raise GanMetricsError(f"--nearest lists the closest pairs of one memorisation metric (requested: {have}): "
+                                  "request memorisation or memorisation@ENCODER once in --metrics")
+        return chosen[0]
+
+    def write(self, results: list[EvalResult], plan: Plan) -> None:
+        """FILE (``save_pairs``), where asked, on rank 0 alone under torchrun."""
+        if self.path is not None and distributed.is_main():
+            save_pairs(self.path, results, self.metric(plan), self.k)
+
+
+def nearest_option(command):
+    """Add ``--nearest K FILE.csv`` to a click command, which then receives ``nearest: NearestPairs``."""
+    @click.option("--nearest", "nearest", type=(int, click.Path(dir_okay=False, path_type=Path)), default=None,
+                  metavar="K FILE.csv", help="With memorisation: write the K generated images closest to a reference "
+                                             "image, with it and their distance, to FILE.csv.")
+    @functools.wraps(command)
+    def wrapper(nearest: tuple[int, Path] | None, **kwargs):
+        return command(nearest=NearestPairs(*nearest) if nearest else NearestPairs(), **kwargs)
+
+    return wrapper
 
 
 def image_path(source: str, names, index: int) -> str:

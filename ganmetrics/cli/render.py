@@ -1,6 +1,7 @@
 """Results as text for people and JSON for machines (CONTRACT.md): every command's output drawn
 from the same evaluation results (``fid`` and ``is`` rows are views of ``eval``'s)."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -8,10 +9,13 @@ from pathlib import Path
 import click
 
 from ..api import EvalResult, FIDResult, ISResult, PackResult
-from ..config import IntervalOptions
+from ..config import IntervalOptions, SourceOptions
 from ..errors import GanMetricsError
+from ..evaluation.classes import class_key
 from ..extractors.registry import DEFAULT_ENCODER
 from ..provenance import Provenance
+from ..report.page import command_line, versions
+from ..report.results import number
 from ..store.compat import LEGACY_ENCODER, gaussian_keys
 from ..store.shardfile import Shard
 from ..store.statsfile import Statistics, load_statistics
@@ -78,6 +82,11 @@ def echo_table(rows: list[list[str]], header: list[str] | None = None) -> None:
         click.echo("  ".join(cells).rstrip())
 
 
+def _count(n: int | None) -> str:
+    """An image count, "?" where unknown (a statistics file that does not say)."""
+    return "?" if n is None else str(n)
+
+
 def human_size(size: int) -> str:
     for unit in ("B", "KiB", "MiB"):
         if size < 1024:
@@ -86,12 +95,22 @@ def human_size(size: int) -> str:
     return f"{size:.1f} GiB"
 
 
-def eval_row(result: EvalResult) -> dict:
+def eval_row(result: EvalResult, run: dict) -> dict:
     """The JSON object of one ``EvalResult`` (CONTRACT.md "eval"), with its ``details`` (FID∞'s
-    fitted points, ...) where a metric gave some."""
+    fitted points, ...) where a metric gave some, a ``--per-class`` run's ``classes``
+    ({class: {"n_a", "n_b"}}), and its ``run`` (``run_record``)."""
     return {"metric": "eval", "source_a": result.source_a, "source_b": result.source_b, "n_a": result.n_a,
-            "n_b": result.n_b, "results": result.results, "settings": result.settings,
-            **({"details": result.details} if result.details else {}), **result.provenance.json_tail(DEFAULT_ENCODER)}
+            "n_b": result.n_b, **({"classes": result.classes} if result.classes else {}), "results": result.results,
+            "settings": result.settings, **({"details": result.details} if result.details else {}),
+            **result.provenance.json_tail(DEFAULT_ENCODER), "run": run}
+
+
+def run_record(sources: SourceOptions, gates: list[dict]) -> dict:
+    """The ``run`` of an ``eval`` JSON object: how to reproduce it and how it was gated —
+    ``command`` (the command line as typed), ``versions`` ({package: version}), ``sources``
+    (the source options, with which ``ganmetrics report`` re-opens the sources) and ``gates``
+    (``gates.verdicts``)."""
+    return {"command": command_line(), "versions": versions(), "sources": dataclasses.asdict(sources), "gates": gates}
 
 
 def fid_row(r: FIDResult, source_b: str, interval: IntervalOptions) -> dict:
@@ -121,7 +140,7 @@ def echo_fid(rows: list[dict], reference, interval: IntervalOptions, as_json: bo
     else:
         intervals = ["ci_low", "ci_high"] if interval.replicates else []
         echo_table([[row["source_b"], f"{row['value']:.6f}", *(f"{row[k]:.6f}" for k in intervals),
-                     "?" if row["n_b"] is None else str(row["n_b"])] for row in rows],
+                     _count(row["n_b"])] for row in rows],
                    ["SOURCE_B", "FID", *intervals, "n_b"])
         click.echo(f"against {reference} (n_a={r['n_a']}, dims={r['dims']}, resize={r['resize']}"
                    f"{f', {level}, B={interval.replicates}' if interval.replicates else ''})"
@@ -138,16 +157,30 @@ def echo_is(row: dict, as_json: bool) -> None:
                f"resize={row['resize']}){calibration_note(row['weights']['calibrated'])}")
 
 
-def _value(value: float) -> str:
-    return f"{value:.6f}" if math.isfinite(value) and abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
-
-
 def echo_eval(results: list[EvalResult]) -> None:
     """One row per SOURCE_B, one column per result key, then what they were computed against."""
     keys = list(results[0].results)
-    echo_table([[r.source_b, "?" if r.n_b is None else str(r.n_b), *(_value(r.results[k]) for k in keys)]
+    echo_table([[r.source_b, _count(r.n_b), *(number(r.results[k]) for k in keys)]
                 for r in results], ["SOURCE_B", "n_b", *keys])
     _echo_against(results[0])
+
+
+def echo_classes(results: list[EvalResult]) -> None:
+    """A ``--per-class`` run: for each SOURCE_B (under a "SOURCE_B:" line where there are
+    several) one row per class, its image counts and its value of each result key, then the
+    keys of no class (``intra_fid``) one a line; then what they were computed against."""
+    for r in results:
+        first = next(iter(r.classes))
+        keys = [base for base, slash, name in (key.partition("/") for key in r.results) if slash and name == first]
+        if len(results) > 1:
+            click.echo(f"{r.source_b}:")
+        echo_table([[name, _count(counts["n_a"]), _count(counts["n_b"]),
+                     *(number(r.results[class_key(key, name)]) for key in keys)] for name, counts in r.classes.items()],
+                   ["CLASS", "n_a", "n_b", *keys])
+        for key, value in r.results.items():
+            if "/" not in key:
+                click.echo(f"{key}: {number(value)}")
+    _echo_against(results[0], with_n_b=True)
 
 
 def echo_suite(results: list[EvalResult], rows: tuple[tuple[str, str], ...]) -> None:
@@ -165,9 +198,9 @@ def echo_suite(results: list[EvalResult], rows: tuple[tuple[str, str], ...]) -> 
 def _echo_against(first: EvalResult, with_n_b: bool = False) -> None:
     """The closing line: the reference, its count (and ``first``'s generated count where the
     rows above do not show it), the settings and the calibration note."""
-    counts = f"n_a={'?' if first.n_a is None else first.n_a}"
+    counts = f"n_a={_count(first.n_a)}"
     if with_n_b:
-        counts += f", n_b={'?' if first.n_b is None else first.n_b}"
+        counts += f", n_b={_count(first.n_b)}"
     settings = ", ".join(f"{k}={v}" for k, v in first.settings.items())
     click.echo(f"against {first.source_a} ({counts}; {settings}){calibration_note(first.provenance)}")
 
@@ -195,30 +228,52 @@ def _stats_json(stats: Statistics) -> dict:
     return {"n": stats.n, **(stats.meta or {}), **({"encoders": others} if others else {})}
 
 
+def _classes_json(stats: Statistics) -> dict:
+    """Per-class statistics' keys beside their first class's: ``n``, their total, and ``classes``
+    ({class: its image count})."""
+    counts = {name: part.n for name, part in stats.classes.items()}
+    return {"n": None if None in counts.values() else sum(counts.values()), "classes": counts}
+
+
+def _classes_text(stats: Statistics) -> str:
+    """How a per-class file's images are counted: "3 classes (cat 10, dog 12, owl 8) of 30 images"."""
+    counts = _classes_json(stats)
+    each = ", ".join(f"{name} {_count(n)}" for name, n in counts["classes"].items())
+    return f"{len(stats.classes)} classes ({each}) of {_count(counts['n'])} images"
+
+
 def echo_written(output: Path, stats: Statistics, as_json: bool, file_format: str = "ganmetrics") -> None:
-    """What ``stats`` (or ``stats merge``) wrote."""
+    """What ``stats`` (or ``stats merge``) wrote; of per-class statistics, their first class's
+    settings and every class's count."""
+    first = next(iter(stats.classes.values())) if stats.classes else stats
     if as_json:
-        echo_json({"path": str(output), **_stats_json(stats), **({"format": file_format} if stats.more else {})})
+        echo_json({"path": str(output), **_stats_json(first), **({"format": file_format} if first.more else {}),
+                   **(_classes_json(stats) if stats.classes else {})})
         return
     calibrated = all(meta.get("calibrated", False) for meta in stats.metas.values() if meta)
-    bank = ", with features" if stats.features is not None else ""
-    click.echo(f"wrote {output}: {stats.n} images, dims={stats.dims}, resize={stats.meta.get('resize')}{bank}"
-               f"{_beside(stats)}{'' if calibrated else ' [UNCALIBRATED weights]'}")
+    bank = ", with features" if first.features is not None else ""
+    counted = _classes_text(stats) if stats.classes else f"{stats.n} images"
+    click.echo(f"wrote {output}: {counted}, dims={first.dims}, resize={first.meta.get('resize')}{bank}"
+               f"{_beside(first)}{'' if calibrated else ' [UNCALIBRATED weights]'}")
 
 
 def echo_info(path: Path, as_json: bool) -> None:
-    """``stats --info FILE``: what a statistics file holds."""
+    """``stats --info FILE``: what a statistics file holds (of a per-class file, its first
+    class's settings and every class's count)."""
     stats = load_statistics(path)  # warns when the file has no metadata (pytorch-fid, TTUR)
+    first = next(iter(stats.classes.values())) if stats.classes else stats
     if as_json:
-        echo_json({"path": str(path), **_stats_json(stats), "dims": stats.dims,
-                   **({"features": True} if stats.features is not None else {}),
-                   **({"more": {feature: other.dims for feature, other in stats.more.items()}} if stats.more else {})})
+        echo_json({"path": str(path), **_stats_json(first), "dims": first.dims,
+                   **({"features": True} if first.features is not None else {}),
+                   **({"more": {feature: other.dims for feature, other in first.more.items()}} if first.more else {}),
+                   **(_classes_json(stats) if stats.classes else {})})
         return
-    click.echo(f"{path}: {'unknown number of' if stats.n is None else stats.n} images, dims={stats.dims}"
-               f"{', with features' if stats.features is not None else ''}{_beside(stats)}")
-    if stats.meta is None:
+    counted = _classes_text(stats) if stats.classes else f"{'unknown number of' if stats.n is None else stats.n} images"
+    click.echo(f"{path}: {counted}, dims={first.dims}{', with features' if first.features is not None else ''}"
+               f"{_beside(first)}")
+    if first.meta is None:
         click.echo("  no metadata (written by pytorch-fid or TTUR?)")
-    for key, value in sorted((stats.meta or {}).items()):
+    for key, value in sorted((first.meta or {}).items()):
         if key != "dims":
             click.echo(f"  {key}: {json.dumps(value) if isinstance(value, bool) else value}")
 

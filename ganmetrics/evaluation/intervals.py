@@ -11,12 +11,17 @@ bootstrap by default).
 
 A side that cannot be resampled (a statistics file without features) stays fixed: every
 replicate sees its values, and the interval then reflects the other side's sampling only.
+
+A side's images are numbered from its ``offset`` in the weight streams: 0 for a whole source;
+for a class of a ``--per-class`` run, the images of the classes before it, so that a replicate
+draws every image of a side (of every class) independently, as a bootstrap of the whole set
+would, and the classes' values on replicate r can be combined (``intra_fid``'s).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,15 +38,16 @@ if TYPE_CHECKING:
 
 
 def check_replicate_counts(metrics: list[Metric], n_a: int | None, n_b: int | None, interval: IntervalOptions,
-                           resample_a: bool) -> None:
+                           resample_a: bool, offsets: tuple[int, int] = (0, 0)) -> None:
     """Refuse, before any image is read, a request some bootstrap replicate cannot meet: each
     metric's ``check_counts`` on each replicate's image counts (e.g. KID's subset size against
-    a resampled side that drew fewer images than the side holds)."""
+    a resampled side that drew fewer images than the side holds); ``offsets``: the sides' first
+    image numbers in the weight streams."""
     if n_b is None:
         return
     replicates, seed = interval.replicates, interval.seed
-    sizes_b = replicate_sizes(seed, GENERATED, replicates, n_b)
-    sizes_a = replicate_sizes(seed, REFERENCE, replicates, n_a) if resample_a and n_a is not None else None
+    sizes_b = replicate_sizes(seed, GENERATED, replicates, n_b, offsets[1])
+    sizes_a = replicate_sizes(seed, REFERENCE, replicates, n_a, offsets[0]) if resample_a and n_a is not None else None
     for metric in metrics:
         for r in range(replicates):
             size_a = None if metric.sides == 1 else n_a if sizes_a is None else int(sizes_a[r])
@@ -59,14 +65,16 @@ class SideResampler:
 
     ``reduced``: the side's {need: value}, holding each need's ``resampling`` need; ``stream``:
     its weight stream (REFERENCE, GENERATED); ``device``: where Gaussians are recomputed (banks
-    are moved there once). A replicate's values are kept until the next replicate (metrics
-    sharing a need share them); weights are drawn ``WEIGHT_BLOCK`` replicates at a time.
+    are moved there once); ``offset``: the number of its first image in the stream. A
+    replicate's values are kept until the next replicate (metrics sharing a need share them);
+    weights are drawn ``WEIGHT_BLOCK`` replicates at a time.
     """
 
-    def __init__(self, reduced: Reduced, stream: int, replicates: int, seed: int, device: torch.device | None = None):
+    def __init__(self, reduced: Reduced, stream: int, replicates: int, seed: int, device: torch.device | None = None,
+                 offset: int = 0):
         import torch
 
-        self.reduced, self.stream, self.replicates, self.seed = reduced, stream, replicates, seed
+        self.reduced, self.stream, self.replicates, self.seed, self.offset = reduced, stream, replicates, seed, offset
         self.device = torch.device("cpu") if device is None else torch.device(device)
         self._sources: dict[tuple, Any] = {}
         self._weight_block: tuple[int, int, np.ndarray] | None = None  # (first replicate, count, weights)
@@ -84,7 +92,8 @@ class SideResampler:
         if block is None or block[1] != count or not block[0] <= r < block[0] + len(block[2]):
             first = r - r % WEIGHT_BLOCK
             replicates = range(first, min(first + WEIGHT_BLOCK, self.replicates))
-            block = self._weight_block = first, count, poisson_weights(self.seed, self.stream, replicates, np.arange(count))
+            positions = np.arange(self.offset, self.offset + count)
+            block = self._weight_block = first, count, poisson_weights(self.seed, self.stream, replicates, positions)
         return block[2][r - block[0]]
 
     def _resampled(self, need: Need) -> Any:
@@ -119,17 +128,18 @@ def interval_of(draws: np.ndarray, value: float, level: float, method: str) -> t
     raise ValueError(f"unknown interval method {method!r}")
 
 
-def bootstrap_intervals(plan: Plan, a: Reduced | None, b: Reduced, values: dict[str, float], resample_a: bool,
-                        device: torch.device | None = None) -> dict[str, float]:
-    """{"<key>_ci_low", "<key>_ci_high"} for each interval key of the plan's bootstrapped metrics
-    from ``plan.interval.replicates`` bootstrap replicates of the reference side ``a`` (fixed
-    unless ``resample_a``) and the generated side ``b``, whose reduced values hold the resampling
-    need of each need of these metrics (``Plan.side_needs``); ``values``: the metrics' values on
-    the sides themselves (``interval_of``)."""
+def bootstrap_draws(plan: Plan, a: Reduced | None, b: Reduced, resample_a: bool, device: torch.device | None = None,
+                    offsets: tuple[int, int] = (0, 0)) -> dict[str, np.ndarray]:
+    """{result key: its values on each bootstrap replicate, float64 (B,)} for each interval key
+    of the plan's bootstrapped metrics, from ``plan.interval.replicates`` replicates of the
+    reference side ``a`` (fixed unless ``resample_a``) and the generated side ``b``, whose
+    reduced values hold the resampling need of each need of these metrics
+    (``Plan.side_needs``); ``offsets``: the sides' first image numbers in the weight streams."""
     interval, metrics = plan.interval, plan.bootstrapped
     replicates = interval.replicates
-    side_a = None if a is None else SideResampler(a, REFERENCE, replicates, interval.seed, device) if resample_a else Fixed(a)
-    side_b = SideResampler(b, GENERATED, replicates, interval.seed, device)
+    side_a = None if a is None else \
+        SideResampler(a, REFERENCE, replicates, interval.seed, device, offsets[0]) if resample_a else Fixed(a)
+    side_b = SideResampler(b, GENERATED, replicates, interval.seed, device, offsets[1])
     draws = {metric.result_key(key): np.empty(replicates) for metric in metrics for key in metric.interval_keys}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the run's own values have warned already (few images, ...)
@@ -141,6 +151,13 @@ def bootstrap_intervals(plan: Plan, a: Reduced | None, b: Reduced, values: dict[
                     raise GanMetricsError(f"{metric.label} on bootstrap replicate {r + 1} of {replicates}: {err}") from None
                 for key in metric.interval_keys:
                     draws[metric.result_key(key)][r] = out[key]
+    return draws
+
+
+def intervals_of(draws: Mapping[str, np.ndarray], values: Mapping[str, float],
+                 interval: IntervalOptions) -> dict[str, float]:
+    """{"<key>_ci_low", "<key>_ci_high"} of each key of ``draws`` (its bootstrap values) about
+    its value in ``values`` (``interval_of``)."""
     result = {}
     for key, draw in draws.items():
         result[f"{key}_ci_low"], result[f"{key}_ci_high"] = interval_of(draw, values[key], interval.level, interval.method)

@@ -102,9 +102,12 @@ def _refuse_missing(stats: Statistics, where, plan: Plan, need: Need, purpose: s
         f"{' (or --format adm)' if source.feature == 'spatial' else ''}")
 
 
-def open_side(spec, plan: Plan, needs: Mapping[Need, str], unmixed: str | None = None) -> OpenedSide:
+def open_side(spec, plan: Plan, needs: Mapping[Need, str], unmixed: str | None = None,
+              label: str | None = None) -> OpenedSide:
     """Open one side for ``needs`` ({need: the metric labels that need it}). ``spec``: a
-    ``Statistics``, a statistics file (with images beside: an ADM batch), or any source. A
+    ``Statistics`` (of one set: per-class ones are refused), a statistics file (with images
+    beside: an ADM batch), or any source; ``label``: what to call it where ``spec`` does not
+    say (a class of per-class statistics: "ref.npz, class cat"). A
     statistics file is checked for what the needs take from it; its encoder options and weights
     are checked against the run's provenance by ``check_provenance``, once that is known.
     ``unmixed``: the option (e.g. "--ci") that resamples the side's images, so that none of its
@@ -117,8 +120,11 @@ def open_side(spec, plan: Plan, needs: Mapping[Need, str], unmixed: str | None =
             raise GanMetricsError(f"{spec} is a shard file (part of a source's statistics): merge every part first, "
                                   "with `ganmetrics stats merge PART... -o all.npz`")
         source = open_checked(spec, plan.config, needs)
-        return OpenedSide(str(spec) if is_path else source.describe(), len(source), source=source)
-    stats, where = (spec, "the given statistics") if isinstance(spec, Statistics) else (read_statistics(spec), spec)
+        return OpenedSide(str(spec) if is_path else label or source.describe(), len(source), source=source)
+    stats, where = (spec, label or "the given statistics") if isinstance(spec, Statistics) else (read_statistics(spec), spec)
+    if stats.classes:
+        raise GanMetricsError(f"{quoted(where)} holds per-class statistics ({', '.join(stats.classes)}), none of the whole "
+                              "set: add --per-class (the API's per_class=True), or pass the images")
     images_beside = is_path and images_key(Path(spec)) is not None
     from_images = {need: names for need, names in needs.items() if stored_fields(stats, need) is None}
     if unmixed and images_beside and 0 < len(from_images) < len(needs):

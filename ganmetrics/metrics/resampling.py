@@ -64,8 +64,10 @@ def poisson_weights(seed: int, stream: int, replicates: Sequence[int], positions
     return np.searchsorted(_THRESHOLDS, uniforms, side="left").astype(np.int64)
 
 
-def replicate_sizes(seed: int, stream: int, replicates: int, count: int) -> np.ndarray:
-    """The image count of each bootstrap replicate of a side of ``count`` images, int64 (R,):
-    known before any image is read (a Poisson(count) number, the sum of the weights)."""
+def replicate_sizes(seed: int, stream: int, replicates: int, count: int, offset: int = 0) -> np.ndarray:
+    """The image count of each bootstrap replicate of a side of ``count`` images numbered from
+    ``offset``, int64 (R,): known before any image is read (a Poisson(count) number, the sum of
+    the weights)."""
+    positions = np.arange(offset, offset + count)
     return np.concatenate([poisson_weights(seed, stream, range(first, min(first + WEIGHT_BLOCK, replicates)),
-                                           np.arange(count)).sum(axis=1) for first in range(0, replicates, WEIGHT_BLOCK)])
+                                           positions).sum(axis=1) for first in range(0, replicates, WEIGHT_BLOCK)])

@@ -10,7 +10,7 @@ from .archives import TarSource, ZipSource
 from .arrays import ArraySource, NpzMember, images_key
 from .base import IMAGE_EXTENSIONS, ImageSource, decode_image, is_hidden, is_image_name
 from ..lazy import lazy_attributes
-from .files import FolderSource
+from .files import FolderSource, class_folders
 from .open import ARCHIVE_SUFFIXES, ARRAY_SUFFIXES, open_source
 
 # Their modules import torch: loaded on first use, so that opening files needs no torch.
@@ -19,6 +19,6 @@ __getattr__ = lazy_attributes(__name__, {"GeneratorSource": ".generator", "VALUE
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "ARRAY_SUFFIXES", "IMAGE_EXTENSIONS", "VALUE_RANGES", "ArraySource", "FolderSource",
-    "GeneratorSource", "ImageSource", "NpzMember", "TarSource", "ZipSource", "decode_image", "images_key",
-    "is_hidden", "is_image_name", "open_source", "rgb_pixels", "to_uint8",
+    "GeneratorSource", "ImageSource", "NpzMember", "TarSource", "ZipSource", "class_folders", "decode_image",
+    "images_key", "is_hidden", "is_image_name", "open_source", "rgb_pixels", "to_uint8",
 ]

@@ -101,6 +101,22 @@ class FolderSource(ImageSource):
         return decode_image(data, str(path))
 
 
+def class_folders(root: Path) -> list[Path]:
+    """The classes of a folder in the ImageFolder layout: its immediate subfolders that are not
+    hidden, sorted by name as strings ("a10" before "a2"); class k is the k-th. The one
+    definition the trainer (``train --conditional``) and the evaluator (``--per-class``) share,
+    so that a conditional run's classes, the folders ``sample --per-class`` writes and the
+    classes ``eval --per-class`` compares are the same."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError as err:
+        raise GanMetricsError(
+            f"cannot list folder {quoted(root)} ({err.strerror or type(err).__name__}): check that it is readable"
+        ) from None
+    return [Path(root) / name for name in sorted(entry.name for entry in entries
+                                                 if _is_folder(entry) and not is_hidden(entry.name))]
+
+
 def _is_folder(entry: os.DirEntry) -> bool:
     try:
         return entry.is_dir()

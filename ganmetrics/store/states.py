@@ -5,7 +5,9 @@ or state of one feature of one encoder, each named ``<encoder>/<feature>/<kind>/
 (``kind``: the reducer's; ``field``: one of its declared ``value_fields`` in a file of values —
 statistics files, cache entries — or ``state_fields`` in a file of states — shard files, whose
 exact states merge). ``meta`` holds ``encoders`` ({encoder: its provenance meta}), ``source``,
-``version`` and, in a shard file, ``shard``. ``compat.py`` maps the names other tools read and
+``version`` and, in a shard file, ``shard``. A per-class statistics file (``ganmetrics stats
+--per-class``) holds each class's entries under its name, ``<class>/<encoder>/<feature>/<kind>/
+<field>``, and the class names in order in ``meta["classes"]``. ``compat.py`` maps the names other tools read and
 write (pytorch-fid's ``mu``/``sigma``, the ADM evaluator's ``mu_s``/``sigma_s``) onto entries.
 
 Written atomically (a temporary file beside the target, renamed when complete); floating-point
@@ -39,8 +41,8 @@ class StateFile:
     other: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-def array_name(key: Key, name: str) -> str:
-    """The name of field ``name`` of entry ``key`` in a file."""
+def array_name(key: Key | tuple[str, str, str, str], name: str) -> str:
+    """The name of field ``name`` of entry ``key`` in a file (in a per-class file, ``(class, *key)``)."""
     return "/".join((*key, name))
 
 
@@ -57,8 +59,8 @@ def npz_members(path: str | os.PathLike) -> set[str]:
 
 
 def entry_keys(names) -> set[Key]:
-    """The entries named among array ``names``."""
-    return {tuple(name.split("/")[:3]) for name in names if name.count("/") == 3}
+    """The entries named among array ``names`` (a per-class file's: of any class)."""
+    return {tuple(name.split("/")[-4:-1]) for name in names if name.count("/") in (3, 4)}
 
 
 def write_state_file(path: str | os.PathLike, contents: StateFile) -> None:

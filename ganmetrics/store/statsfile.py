@@ -12,6 +12,12 @@ Every other encoder's values are entries ``<encoder>/<feature>/<kind>/<field>``,
 in ``meta["encoders"]``. Only the statistics are read from a file: an ADM batch's images
 (``arr_0``) and labels (``arr_1``) are left in it. Written atomically.
 
+A per-class file (``ganmetrics stats --per-class``) holds the statistics of each class of a
+source apart: every encoder's provenance in ``meta["encoders"]``, the class names in order in
+``meta["classes"]`` and each class's entries under its name, ``<class>/<encoder>/<feature>/
+<kind>/<field>`` (no ``mu``/``sigma``: it holds no statistics of the whole set). Each class's
+arrays are checked as a whole file's.
+
 Every file read is checked before use, so a damaged or hand-made file cannot give a silent wrong
 FID: every mean, covariance and bank finite; each covariance symmetric to rounding
 (max |S - Sᵀ| <= 1e-6 max |S|) and positive semi-definite to tolerance (smallest eigenvalue
@@ -21,7 +27,7 @@ Gaussians' keys in complete pairs; a bank one row per image.
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,10 @@ class Statistics:
     ({(encoder, feature, kind): {field: array}}: a Gaussian's ``n``, ``mu``, ``sigma``; a feature
     bank's ``features``) and ``metas`` ({encoder: its meta}, None for a file without metadata).
 
+    Per-class statistics (``classes``: {class name: its ``Statistics``}, in order) hold no
+    entries of their own and share ``metas`` with their classes; what reads one set's values
+    (``mu``, ``n``, ...) is refused on them in one line.
+
     ``Statistics(mu, sigma, n, meta, features=None, more=None)`` builds one encoder's FID
     statistics: a Gaussian of the encoder and feature ``meta`` names (``encoder``: absent for the
     legacy encoder, ``compat.LEGACY_ENCODER``; ``feature``: absent where it is named by its
@@ -101,8 +111,11 @@ class Statistics:
 
     def __init__(self, mu=None, sigma=None, n: int | None = None, meta: dict | None = None, features=None,
                  more: Mapping[str, "Statistics"] | None = None, *, entries: Mapping[Key, Mapping] | None = None,
-                 metas: Mapping[str, dict | None] | None = None):
-        if entries is None:
+                 metas: Mapping[str, dict | None] | None = None, classes: Mapping[str, "Statistics"] | None = None):
+        self.classes = dict(classes or {})
+        if self.classes:
+            entries = {}
+        elif entries is None:
             encoder = (meta or {}).get("encoder", LEGACY_ENCODER)
             feature = primary_feature(meta, np.asarray(mu).reshape(-1))
             entries = {(encoder, feature, GAUSSIAN): gaussian_fields(mu, sigma, n)}
@@ -115,11 +128,16 @@ class Statistics:
         self.metas = dict(metas or {})
 
     def __repr__(self) -> str:
+        if self.classes:
+            return f"Statistics(classes={list(self.classes)})"
         return f"Statistics({sorted(self.entries)}, n={self.n})"
 
     @property
     def primary(self) -> tuple[str, str]:
         """(encoder, feature) of the primary Gaussian: the legacy encoder's FID feature where present."""
+        if self.classes:
+            raise GanMetricsError(f"these statistics are per class ({', '.join(self.classes)}): take one class's, "
+                                  f"e.g. .classes[{next(iter(self.classes))!r}]")
         encoders = sorted(self.metas, key=lambda name: name != LEGACY_ENCODER)
         for encoder in encoders:
             for (name, feature, kind) in self.entries:
@@ -182,7 +200,12 @@ class Statistics:
 
 
 def save_statistics(path: str | os.PathLike, stats: Statistics) -> None:
-    """Write ``stats`` to ``path`` atomically; nothing is left behind if writing fails."""
+    """Write ``stats`` (of one set, or per class) to ``path`` atomically; nothing is left behind
+    if writing fails."""
+    if stats.classes:
+        entries = {(name, *key): fields for name, part in stats.classes.items() for key, fields in part.entries.items()}
+        write_state_file(path, StateFile({"classes": list(stats.classes), "encoders": stats.metas}, entries))
+        return
     by_encoder: dict[str, dict[str, dict[str, Any]]] = {}
     for (encoder, feature, kind), fields in stats.entries.items():
         by_encoder.setdefault(encoder, {}).setdefault(feature, {})[kind] = fields
@@ -214,11 +237,17 @@ def is_statistics_file(path: str | os.PathLike) -> bool:
     return "shard" not in meta
 
 
+def statistics_classes(path: str | os.PathLike) -> list[str]:
+    """The classes a statistics file's meta lists (none: a file of one set), reading nothing else."""
+    meta = parse_meta(path, read_arrays(path, "statistics file", FIX, {"meta"}.__contains__).get("meta"), FIX)
+    return list((meta or {}).get("classes", []))
+
+
 def load_statistics(path: str | os.PathLike) -> Statistics:
     """Read and check a statistics file; a file without ``meta`` is accepted with a warning.
     Only the statistics' arrays are read (an ADM batch's images stay on disk)."""
     stats = read_statistics(path)
-    if stats.meta is None:
+    if not stats.classes and stats.meta is None:
         warn_without_metadata(path)
     return stats
 
@@ -253,10 +282,10 @@ def _checked_gaussian(path: Path, names: tuple[str, str], fields: Mapping) -> di
     return {"n": np.int64(count), "mu": mu, "sigma": sigma}
 
 
-def _checked_bank(path: Path, key: Key, fields: Mapping, n: int | None, dims: int | None) -> dict[str, np.ndarray]:
-    """A feature bank's fields, checked: float, one row per image (of ``dims`` features where known), finite."""
+def _checked_bank(path: Path, name: str, fields: Mapping, n: int | None, dims: int | None) -> dict[str, np.ndarray]:
+    """A feature bank's fields (its features stored as the array ``name``), checked: float, one
+    row per image (of ``dims`` features where known), finite."""
     features = fields.get("features")
-    name = "features" if key[0] == LEGACY_ENCODER else array_name(key, "features")
     fix = "recreate it with `ganmetrics stats --features`"
     if features is None or features.dtype.kind != "f" or features.ndim != 2 or \
             (n is not None and len(features) != n) or (dims is not None and features.shape[1] != dims):
@@ -269,7 +298,49 @@ def _checked_bank(path: Path, key: Key, fields: Mapping, n: int | None, dims: in
 
 def _statistics_array(name: str) -> bool:
     """Whether a file's array ``name`` belongs to its statistics (not an ADM batch's images or labels)."""
-    return name == "meta" or bool(legacy_names([name])) or name.count("/") == 3
+    return name == "meta" or bool(legacy_names([name])) or name.count("/") in (3, 4)
+
+
+def _checked_entries(path: Path, entries: Mapping[Key, Mapping], stored: Callable[[Key, str], str]) -> dict[Key, dict]:
+    """``entries`` checked: each Gaussian (``_checked_gaussian``), each bank against its feature's
+    Gaussian (``_checked_bank``), the rest as they are; ``stored(key, field)``: the array name a
+    field is stored under, for the messages."""
+    checked = {key: _checked_gaussian(path, (stored(key, "mu"), stored(key, "sigma")), fields)
+               for key, fields in entries.items() if key[2] == GAUSSIAN}
+    for key, fields in entries.items():
+        if key[2] == BANK:
+            gaussian = checked.get((key[0], key[1], GAUSSIAN))
+            n = None if gaussian is None or int(gaussian["n"]) < 0 else int(gaussian["n"])
+            checked[key] = _checked_bank(path, stored(key, "features"), fields, n,
+                                         None if gaussian is None else len(gaussian["mu"]))
+        elif key[2] != GAUSSIAN:
+            checked[key] = dict(fields)
+    return checked
+
+
+def _class_statistics(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) -> Statistics:
+    """The per-class statistics of a file whose ``meta`` names its ``classes``: each class's
+    arrays (``<class>/<encoder>/<feature>/<kind>/<field>``) checked as a whole file's."""
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(name, str) and name for name in classes) \
+            or len(set(classes)) != len(classes):
+        raise GanMetricsError(f"{quoted(path)}: its meta 'classes' is not a list of distinct class names: {FIX}")
+    entries: dict[str, dict[Key, dict]] = {name: {} for name in classes}
+    for name, value in arrays.items():
+        of_class, _, rest = name.partition("/")
+        if of_class not in entries or rest.count("/") != 3:
+            raise GanMetricsError(f"{quoted(path)}: its array {name!r} is of none of the classes its meta names "
+                                  f"({', '.join(classes)}): {FIX} --per-class")
+        *key, field = rest.split("/")
+        entries[of_class].setdefault(tuple(key), {})[field] = value
+    empty = [name for name, held in entries.items() if not held]
+    if empty:
+        raise GanMetricsError(f"{quoted(path)} holds no statistics of the class {empty[0]!r} its meta names: "
+                              f"{FIX} --per-class")
+    metas = dict(meta.get("encoders", {}))
+    return Statistics(metas=metas, classes={
+        name: Statistics(entries=_checked_entries(path, held, lambda key, field, name=name: array_name((name, *key), field)),
+                         metas=metas) for name, held in entries.items()})
 
 
 def read_statistics(path: str | os.PathLike) -> Statistics:
@@ -278,29 +349,25 @@ def read_statistics(path: str | os.PathLike) -> Statistics:
     path = Path(path)
     arrays = read_arrays(path, "statistics file", FIX, _statistics_array)
     meta = parse_meta(path, arrays.pop("meta", None), FIX)
+    if meta is not None and "classes" in meta:
+        return _class_statistics(path, arrays, meta)
     metas: dict[str, dict | None] = dict((meta or {}).get("encoders", {}))
     entries: dict[Key, dict] = {}
-    names: dict[Key, tuple[str, str]] = {}  # where each Gaussian's mean and covariance are stored
+    stored: dict[Key, dict[str, str]] = {}  # the names the legacy layout stores fields under
     if holds_legacy_statistics(arrays):
         flat = None if meta is None else {k: v for k, v in meta.items() if k != "encoders"}
         primary, legacy = legacy_entries(path, {k: arrays[k] for k in legacy_names(arrays)}, flat)
         entries.update(legacy)
-        names.update({key: ("mu", "sigma") if key[1] == primary else gaussian_keys(key[1]) for key in legacy})
+        for key in legacy:
+            mu, sigma = ("mu", "sigma") if key[1] == primary else gaussian_keys(key[1])
+            stored[key] = {"mu": mu, "sigma": sigma, "features": "features"}
         metas[next(iter(legacy))[0]] = flat
     for name, value in arrays.items():
         if name.count("/") == 3:
             *key, field = name.split("/")
             entries.setdefault(tuple(key), {})[field] = value
-            names.setdefault(tuple(key), (array_name(tuple(key), "mu"), array_name(tuple(key), "sigma")))
     if not entries:
         raise GanMetricsError(f"{quoted(path)} has no 'mu'/'sigma' arrays (keys: {sorted(arrays)}): it is not a "
                               "statistics file; create one with `ganmetrics stats`")
-    checked = {key: _checked_gaussian(path, names[key], fields) for key, fields in entries.items() if key[2] == GAUSSIAN}
-    for key, fields in entries.items():
-        if key[2] == BANK:
-            gaussian = checked.get((key[0], key[1], GAUSSIAN))
-            n = None if gaussian is None or int(gaussian["n"]) < 0 else int(gaussian["n"])
-            checked[key] = _checked_bank(path, key, fields, n, None if gaussian is None else len(gaussian["mu"]))
-        elif key[2] != GAUSSIAN:
-            checked[key] = dict(fields)
+    checked = _checked_entries(path, entries, lambda key, field: stored.get(key, {}).get(field, array_name(key, field)))
     return Statistics(entries=checked, metas=metas)

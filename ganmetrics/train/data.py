@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import GanMetricsError
+from ..sources import class_folders
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAYSCALE_MODES = ("1", "L", "LA")
@@ -58,10 +59,10 @@ def load_images(data_dir: str | os.PathLike, image_size: int) -> torch.Tensor:
 
 def load_labelled_images(data_dir: str | os.PathLike, image_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(images as ``decode_images`` returns them, their classes int64 (N,), the class names):
-    class k is the k-th subfolder of ``data_dir`` in sorted order, its images every PNG/JPG
-    under it. Refuses fewer than two classes, an empty class and images outside the classes."""
+    class k is the k-th subfolder of ``data_dir`` in sorted order (``sources.class_folders``:
+    hidden ones are no class), its images every PNG/JPG under it. Refuses fewer than two classes, an empty class and images outside the classes."""
     data_dir = _existing(data_dir)
-    folders = sorted(p for p in data_dir.iterdir() if p.is_dir())
+    folders = class_folders(data_dir)
     if len(folders) < 2:
         raise GanMetricsError(f"--conditional needs one subfolder of images per class, at least 2, and {data_dir} "
                               f"has {len(folders) or 'none'}; e.g. `ganmetrics toy-data DIR -n N --classes 3`")

@@ -28,6 +28,9 @@ RUN_DIR layout::
     samples/step_000500_categorical.png, _continuous0.png, ...
                                   InfoGAN: a traversal sheet per code (codes.InfoCodes.traversals)
     curves.png                    losses and FID against steps
+    report.html                   the run's page: the curves, every evaluation's metrics, the
+                                  sample sheet of each evaluation, settings and versions
+                                  (ganmetrics.report.training)
     events.out.tfevents.*         TensorBoard scalars and sample sheets, when tensorboard is installed
 """
 
@@ -54,6 +57,9 @@ from .data import load_images, load_labelled_images
 from .losses import LOSSES, LossSpec, clip_weights, gradient_penalty, information_loss
 from .models import IMAGE_SIZES, NZ, Discriminator, Generator, InfoHead
 from .toydata import save_png
+from ..report.page import require_tools
+from ..report.plot import figure_class, figure_png
+from ..report.training import write_training_report
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -242,13 +248,10 @@ def _describe(row: dict) -> str:
     return f"step {row['step']}: " + "  ".join(fields) + f"  ({row['seconds']:.0f} s)"
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
-    """Losses and FID against steps, from metrics.jsonl rows, as a PNG at ``path``."""
-    try:
-        from matplotlib.figure import Figure  # renders with Agg; pyplot's global state is not touched
-    except ImportError:
-        print("matplotlib is not installed; skipping curves.png")
-        return
+def curves_figure(rows: list[dict]):
+    """Losses and FID against steps, from metrics.jsonl rows: a matplotlib Figure (no pyplot:
+    its global state is not touched)."""
+    Figure = figure_class("curves.png")
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_fid = fig.subplots(1, 2)
     for key in ("loss_d", "loss_g"):
@@ -263,8 +266,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax_fid.plot(steps, [row["intra_fid"] for row in rows], marker=".", label="intra_fid (mean of the classes')")
         ax_fid.legend()
     ax_fid.set(xlabel="step", ylabel="FID", title="FID")
-    with atomic_write(path) as file:
-        fig.savefig(file, format="png", dpi=100)
+    return fig
 
 
 EvaluatorFactory = Callable[[TrainConfig, torch.Tensor], Evaluator]
@@ -513,6 +515,11 @@ def score(run: Run, evaluator_factory: EvaluatorFactory) -> dict:
     return row
 
 
+def sheet_path(run_dir: Path, step: int, suffix: str = "") -> Path:
+    """The sample sheet of evaluation ``step`` (``suffix``: an InfoGAN traversal's "_<code>")."""
+    return run_dir / "samples" / f"step_{step:06d}{suffix}.png"
+
+
 @torch.no_grad()
 def save_sheets(run: Run) -> None:
     """The first ``GRID_SAMPLES`` evaluation samples as ``samples/step_NNNNNN.png`` (8 a row; a
@@ -533,7 +540,7 @@ def save_sheets(run: Run) -> None:
     with eval_mode(run.generator):
         for tag, suffix, noise, code, columns in sheets:
             grid = make_grid(run.generator(noise, code), nrow=columns, normalize=True, value_range=(-1, 1))
-            save_image(grid, run.run_dir / "samples" / f"step_{run.step:06d}{suffix}.png")
+            save_image(grid, sheet_path(run.run_dir, run.step, suffix))
             if run.writer is not None:
                 run.writer.add_image(tag, grid, run.step)
 
@@ -579,9 +586,19 @@ def evaluate_and_save(run: Run, evaluator_factory: EvaluatorFactory) -> dict:
 
 
 def finish(run: Run) -> dict:
-    """Plot ``curves.png`` from the whole metrics.jsonl; returns its last row."""
+    """Plot ``curves.png`` and write ``report.html`` from the whole metrics.jsonl (without the
+    plot extra, say so and skip both); returns its last row."""
     rows = read_metrics(run.metrics_path)
-    plot_curves(rows, run.run_dir / "curves.png")
+    try:
+        require_tools("writing curves.png and report.html")
+    except GanMetricsError as err:
+        print(f"{err}; skipping them")
+        return rows[-1]
+    curves = figure_png(curves_figure(rows))
+    with atomic_write(run.run_dir / "curves.png") as file:
+        file.write(curves)
+    sheets = {row["step"]: sheet_path(run.run_dir, row["step"]) for row in rows}
+    write_training_report(run.run_dir / "report.html", rows, curves, sheets, asdict(run.config))
     return rows[-1]
 
 

@@ -8,7 +8,6 @@ image's features (`stats --features`): those load no network."""
 
 import json
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -17,17 +16,14 @@ import pytest
 from helpers import (counted_decodes, cpu_extractor, encoders_of, inception_provenance, one_line_error, run_cli,
                      smooth_images, statistics_meta, write_images)
 from ganmetrics.api import evaluate
-from ganmetrics.cli.plot import plot_results
 from ganmetrics.config import IntervalOptions, RunConfig
 from ganmetrics.engine import distributed
 from ganmetrics.engine.runner import reduce_source
 from ganmetrics.metrics.base import Need
-from ganmetrics.metrics.fid import FID
-from ganmetrics.metrics.infinity import FIDInfinity
-from ganmetrics.metrics.inception_score import InceptionScore
 from ganmetrics.metrics.kid import KID
 from ganmetrics.metrics.reducers import FeatureBank, GaussianStats
 from ganmetrics.provenance import Provenance
+from ganmetrics.report.plot import plot_results
 from ganmetrics.sources import open_source
 from ganmetrics.store.statsfile import Statistics, save_statistics
 
@@ -171,11 +167,11 @@ def test_is_and_kid_intervals_stream_and_resample_the_bank(extractor, tmp_path):
     assert settings["ci_reference_resampled"] is True
 
 
-def evaluated(source_b: str, values: dict, details: dict | None = None):
-    """An EvalResult-shaped record for the plotting function."""
+def evaluated(source_b: str, values: dict, details: dict | None = None) -> dict:
+    """An ``eval`` JSON row for the plotting function."""
     provenance = Provenance((inception_provenance(),))
-    return SimpleNamespace(source_b=source_b, results=values, settings={"ci": 50, "ci_level": 0.9},
-                           details=details or {}, provenance=provenance)
+    return {"source_b": source_b, "results": values, "settings": {"ci": 50, "ci_level": 0.9}, "details": details or {},
+            **provenance.json_tail("inception")}
 
 
 def test_under_torchrun_only_rank_0_draws_the_plot(stats_files, tmp_path, monkeypatch):
@@ -199,7 +195,7 @@ def test_the_plot_has_one_point_and_one_interval_per_generated_set_and_the_fitte
                                            "is_mean": 1.1, "is_std": 0.1,
                                            "fid_inf": fits[i]["intercept"], "fid_inf_se": fits[i]["se"]},
                          {"fid_inf_fit": fits[i]}) for i in range(2)]
-    figure = plot_results(results, [FID(), InceptionScore(), FIDInfinity()])
+    figure = plot_results(results)
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
     assert set(panels) == {"fid (90% CI, B=50)", "is_mean", "fid_inf (± 1 s.e. of the fit)",
                            "fid_inf: values at N against 1/N, fitted line"}

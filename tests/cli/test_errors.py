@@ -61,7 +61,7 @@ COMMANDS = list(_all_commands(cli))
 # enough arguments for click to reach each command's body
 ARGUMENTS = {("fid",): ("a", "b"), ("eval",): ("a", "b"), ("is",): ("a",), ("sample",): ("c", "-n", "1", "-o", "o"),
              ("toy-data",): ("o", "-n", "1"), ("train",): ("d", "--out", "o"), ("weights", "install"): ("f",),
-             ("pack",): ("a", "-o", "o.npz")}
+             ("pack",): ("a", "-o", "o.npz"), ("report",): ("r.json", "-o", "r.html")}
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])

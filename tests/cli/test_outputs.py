@@ -50,6 +50,7 @@ def images(tmp_path_factory):
     ("stats", "A", "--shard", "0/2", "-o", "LOCKED/sub/part.npz"),
     ("pack", "A", "-o", "LOCKED/sub/batch.npz"),
     ("eval", "A", "B", "--metrics", "fid", "--plot", "LOCKED/sub/plot.png"),
+    ("eval", "A", "B", "--metrics", "fid", "--report", "LOCKED/sub/report.html"),
 ])
 def test_an_output_in_a_folder_the_user_may_not_enter_is_one_line_and_exit_2_before_any_work(images, locked,
                                                                                           command):

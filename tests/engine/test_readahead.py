@@ -14,7 +14,7 @@ from ganmetrics.engine import runner
 from ganmetrics.engine.readahead import ReadAhead
 from ganmetrics.evaluation import run
 from ganmetrics.evaluation.plan import make_plan
-from ganmetrics.evaluation.run import reads_in_turn
+from ganmetrics.evaluation.run import OpenedRun
 from ganmetrics.evaluation.sides import OpenedSide
 from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
@@ -62,9 +62,10 @@ def test_the_sources_read_in_turn_are_the_reference_then_those_the_cache_cannot_
     stats_only = OpenedSide("s.npz", 2)
     sides = [OpenedSide("b", 2, source=b), stats_only, OpenedSide("c", 2, source=c)]
     plan, cached = make_plan(["fid"], {}, RunConfig()), make_plan(["fid"], {}, RunConfig(cache=True))
-    assert reads_in_turn(plan, OpenedSide("a", 2, source=a), sides).sources == [a, b, c]
-    assert reads_in_turn(plan, None, sides).sources == [b, c]
-    assert reads_in_turn(cached, OpenedSide("a", 2, source=a), sides).sources == [a]
+    with_a, without_a = OpenedRun(OpenedSide("a", 2, source=a), sides, {}, {}, False), OpenedRun(None, sides, {}, {}, False)
+    assert with_a.reads(plan) == [a, b, c]
+    assert without_a.reads(plan) == [b, c]
+    assert with_a.reads(cached) == [a]
 
 
 def test_the_next_source_decodes_while_the_last_batches_of_the_one_before_run(tmp_path, monkeypatch):
@@ -106,7 +107,7 @@ def test_a_comparison_read_ahead_gives_the_same_fid_and_reports_a_bad_image_of_t
     b = write_images(tmp_path / "b", smooth_images(8, (32, 32), seed=2, offset=0.2))
     options = dict(weights="random:0", dims=64, batch_size=3, workers=2, device="cpu", cache=False)
     read_ahead = ganmetrics.fid(a, b, **options).value
-    monkeypatch.setattr(run, "reads_in_turn", lambda *args: ReadAhead([]))  # every side read on its own
+    monkeypatch.setattr(run.OpenedRun, "reads", lambda *args: [])  # every side read on its own
     assert ganmetrics.fid(a, b, **options).value == read_ahead
     monkeypatch.undo()
     (b / "0007.png").write_bytes(b"not a png")

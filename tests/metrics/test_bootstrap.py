@@ -13,7 +13,7 @@ from ganmetrics.errors import GanMetricsError
 from ganmetrics.metrics.base import Need
 from ganmetrics.config import RunConfig
 from ganmetrics.evaluation.compute import Fixed
-from ganmetrics.evaluation.intervals import SideResampler, bootstrap_intervals, interval_of
+from ganmetrics.evaluation.intervals import SideResampler, bootstrap_draws, interval_of, intervals_of
 from ganmetrics.evaluation.plan import Plan
 from ganmetrics.metrics.reducers import ReplicatedSplitSums, weighted_gaussian
 from ganmetrics.metrics.resampling import GENERATED, REFERENCE, poisson_weights
@@ -205,7 +205,7 @@ def interval_on_gaussians(n: int, seed: int, replicates: int = 100, ci_seed: int
     fid = FID().compute(only(a, FID().needs(names)), only(b, FID().needs(names)))["fid"]
     interval = IntervalOptions(replicates, 0.95, seed=seed if ci_seed is None else ci_seed)
     plan = Plan(("fid",), [FID()], {"inception": names}, RunConfig(), interval)
-    out = bootstrap_intervals(plan, a, b, {"fid": fid}, True)
+    out = intervals_of(bootstrap_draws(plan, a, b, True), {"fid": fid}, interval)
     return fid, out["fid_ci_low"], out["fid_ci_high"]
 
 

@@ -268,3 +268,64 @@ def test_is_statistics_file(tmp_path, saved):
     (tmp_path / "folder.npz").mkdir()
     for name in ("images.npz", "only_mu.npz", "garbage.npz", "mu.npy", "renamed.zip", "folder.npz", "missing.npz"):
         assert not is_statistics_file(tmp_path / name), name
+
+
+def per_class_stats() -> Statistics:
+    """Per-class statistics of two classes, each a Gaussian and a bank of the Inception's 4-dim features."""
+    metas = {"inception": dict(META)}
+    parts = {}
+    for name, n in (("cat", 3), ("dog", 5)):
+        bank = np.random.default_rng(n).normal(size=(n, 4)).astype(np.float32)
+        entries = {("inception", "4", "gaussian"): {"n": np.int64(n), "mu": bank.mean(0).astype(np.float64),
+                                                   "sigma": np.cov(bank.T.astype(np.float64))},
+                   ("inception", "4", "feature_bank"): {"features": bank}}
+        parts[name] = Statistics(entries=entries, metas=metas)
+    return Statistics(metas=metas, classes=parts)
+
+
+def test_per_class_statistics_round_trip_with_a_class_level_in_the_array_names(tmp_path):
+    path = tmp_path / "classes.npz"
+    save_statistics(path, per_class_stats())
+    assert is_statistics_file(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert sorted(data.files) == ["cat/inception/4/feature_bank/features", "cat/inception/4/gaussian/mu",
+                                      "cat/inception/4/gaussian/n", "cat/inception/4/gaussian/sigma",
+                                      "dog/inception/4/feature_bank/features", "dog/inception/4/gaussian/mu",
+                                      "dog/inception/4/gaussian/n", "dog/inception/4/gaussian/sigma", "meta"]
+        assert json.loads(str(data["meta"])) == {"classes": ["cat", "dog"], "encoders": {"inception": META}}
+    loaded = load_statistics(path)
+    assert list(loaded.classes) == ["cat", "dog"] and loaded.entries == {} and loaded.metas == {"inception": META}
+    for name, part in per_class_stats().classes.items():
+        assert (loaded.classes[name].n, loaded.classes[name].meta) == (part.n, META)
+        for key, fields in part.entries.items():
+            for field, value in fields.items():
+                np.testing.assert_array_equal(loaded.classes[name].entries[key][field], value)
+                assert loaded.classes[name].entries[key][field].dtype == value.dtype
+    with pytest.raises(GanMetricsError, match=r"these statistics are per class \(cat, dog\): take one class's"):
+        loaded.mu
+
+
+def test_damaged_per_class_files_are_one_line_errors_naming_what_is_wrong(tmp_path):
+    save_statistics(tmp_path / "good.npz", per_class_stats())
+    with np.load(tmp_path / "good.npz") as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays.pop("meta")))
+    sigma = arrays["dog/inception/4/gaussian/sigma"].copy()
+    sigma[0, 1] += 1.0
+    cases = {
+        "unlisted": ({**arrays, "owl/inception/4/gaussian/mu": np.zeros(4)}, meta,
+                     "array 'owl/inception/4/gaussian/mu' is of none of the classes its meta names (cat, dog)"),
+        "no_dog": ({k: v for k, v in arrays.items() if not k.startswith("dog/")}, meta,
+                   "holds no statistics of the class 'dog' its meta names"),
+        "not_a_list": (arrays, {**meta, "classes": "cat"}, "its meta 'classes' is not a list of distinct class names"),
+        "asymmetric": ({**arrays, "dog/inception/4/gaussian/sigma": sigma}, meta,
+                       "dog/inception/4/gaussian/mu/dog/inception/4/gaussian/sigma: sigma is not symmetric"),
+        "short_bank": ({**arrays, "cat/inception/4/feature_bank/features": np.zeros((2, 4), np.float32)}, meta,
+                       "its 'cat/inception/4/feature_bank/features' (2, 4) are not one 4-wide row per image (3)"),
+    }
+    for name, (stored, stored_meta, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **stored, meta=np.array(json.dumps(stored_meta)))
+        with pytest.raises(GanMetricsError) as raised:
+            load_statistics(path)
+        assert message in str(raised.value) and "\n" not in str(raised.value), name

@@ -22,12 +22,12 @@ def test_classes_are_the_sorted_subfolders_and_their_images(tmp_path):
     assert torch.equal(images, expected) and images.shape == (8, 3, 32, 32)
 
 
-def test_names_sort_as_strings(tmp_path):
-    for name in ("b", "a10", "a2"):
+def test_names_sort_as_strings_and_hidden_folders_are_no_class(tmp_path):
+    for name in ("b", "a10", "a2", ".ipynb_checkpoints"):
         (tmp_path / name).mkdir()
         Image.fromarray(np.full((8, 8, 3), len(name), np.uint8)).save(tmp_path / name / "0.png")
     _, labels, classes = load_labelled_images(tmp_path, 32)
-    assert classes == ["a10", "a2", "b"] and labels.tolist() == [0, 1, 2]
+    assert classes == ["a10", "a2", "b"] and labels.tolist() == [0, 1, 2]  # the classes `eval --per-class` reads
 
 
 def test_folders_that_are_not_a_labelled_set_are_refused(tmp_path):

@@ -108,7 +108,7 @@ def test_each_loss_trains_without_nan(data_dir, tmp_path, loss):
         assert max(t.abs().max().item() for t in params) <= 0.01
 
 
-def test_run_folder_holds_metrics_samples_curves_checkpoint_and_tensorboard(data_dir, tmp_path):
+def test_run_folder_holds_metrics_samples_curves_report_checkpoint_and_tensorboard(data_dir, tmp_path):
     evaluator = StandIn()
     run(config(data_dir, tmp_path), evaluator)
     assert [row["step"] for row in rows(tmp_path)] == [0, 2, 4]
@@ -118,6 +118,9 @@ def test_run_folder_holds_metrics_samples_curves_checkpoint_and_tensorboard(data
         assert grid.size == (8 * 34 + 2, 3 * 34 + 2)  # 20 samples: 8 per row, 2-pixel padding
     with Image.open(tmp_path / "curves.png") as curves:
         assert curves.size == (1000, 400)
+    report = (tmp_path / "report.html").read_text()  # every evaluation's values and sheet, the settings
+    assert all(f'data-key="fid" data-value="{row["fid"]!r}"' in report for row in rows(tmp_path))
+    assert report.count('title="step ') == 3 and "<dt>eval_samples</dt><dd>20</dd>" in report
     assert list(tmp_path.glob("events.out.tfevents.*"))
     assert not list(tmp_path.glob("*.tmp"))
     # Every evaluation sees eval_samples RGB images in batches of batch_size.
