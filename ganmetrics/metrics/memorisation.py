@@ -161,7 +161,10 @@ class ReferenceGaps(Reducer):
 
 
 PAIRS = "memorisation_pairs"
-"""The details key of ``nearest``'s pairs (``@ENCODER`` added off the default encoder)."""
+"""The details key of ``nearest``'s pairs (``@ENCODER`` added off the default encoder), the key
+the HTML report shows as the closest pairs (``report/__init__.py``)."""
+NEAREST = 32
+"""How many closest pairs the details hold unless asked otherwise: as many as the report shows."""
 
 
 @dataclass(frozen=True)
@@ -169,13 +172,14 @@ class Memorisation(Metric):
     """``authpct`` and ``closer_fraction`` of each generated set against the reference, on the
     encoder's embedding (by default the Inception's pool3). With ``nearest`` K, the details
     hold the K closest pairs (``PAIRS``: [generated index, reference index, distance], closest
-    first), which ``eval --nearest K FILE.csv`` writes with the images' names."""
+    first; ``NEAREST`` by default, none with None), which the report shows and ``eval --nearest
+    K FILE.csv`` writes with the images' names."""
 
     name = "memorisation"
     sides = 2
     keys = ("authpct", "closer_fraction")
-    nearest: int | None = option(None, "memorisation: the K generated images closest to a reference image, listed "
-                                       "closest first with their nearest reference images.")
+    nearest: int | None = option(NEAREST, "memorisation: the K generated images closest to a reference image, listed "
+                                          "closest first with their nearest reference images (None: none).")
 
     def __post_init__(self):
         if self.nearest is not None and self.nearest < 1:

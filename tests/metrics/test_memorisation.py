@@ -1,11 +1,13 @@
 """Memorisation checks against a brute-force replay (the full distance matrix in NumPy float64)
 and against dgm-eval's own ``compute_authpct`` (golden values: ``tests/golden/README.md``); the
 ``memorisation`` metric through ``eval`` finds copies of reference images among generated ones
-and names them in ``--nearest K FILE.csv``; its bad inputs are one line, exit 2, nothing written."""
+and names them in ``--nearest K FILE.csv`` and the HTML report; its bad inputs are one line,
+exit 2, nothing written."""
 
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 from helpers import cached_values, counted_decodes, cpu_extractor, features_of, one_line_error, run_cli, \
     smooth_images, write_images
 from ganmetrics.errors import GanMetricsError
-from ganmetrics.metrics.memorisation import closest_pairs, memorisation, nearest_references, reference_gaps
+from ganmetrics.metrics.memorisation import NEAREST, closest_pairs, memorisation, nearest_references, reference_gaps
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "memorisation_authpct.npz"
 EXACT_COPIES = {5: 3, 12: 17}  # generated row: the reference row it copies
@@ -231,3 +233,44 @@ def test_a_reference_of_one_image_is_refused_in_one_line(copied_sets, tmp_path):
     single = write_images(tmp_path / "single", reference[:1])
     message = one_line_error(run_cli("eval", single, b, "--metrics", "memorisation", "--no-cache"))
     assert "has 1 image" in message and "at least 2" in message
+
+
+def pairs_on_page(page: Path) -> list[tuple[str, ...]]:
+    """The titles of the images of each pair the report shows (generated, reference), in order."""
+    blocks = re.findall(r'<div class="pair">(.*?)</div>', page.read_text(), re.S)
+    return [tuple(re.findall(r'<img [^>]*title="([^"]*)"', block)) for block in blocks]
+
+
+def test_the_report_shows_the_closest_pairs_with_their_images(copied_sets, tmp_path):
+    a, b, _, generated = copied_sets
+    page = tmp_path / "page.html"
+    result = run_cli("eval", a, b, "--metrics", "memorisation", "--report", page, "--json", "--no-cache")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)["details"]["memorisation_pairs"]
+    assert len(listed) == min(NEAREST, len(generated))  # by default: as many as the page shows
+    shown = pairs_on_page(page)
+    assert shown == [(f"#{g} {g:04d}.png", f"#{r} {r:04d}.png") for g, r, _ in listed]
+    copies = {**CLI_COPIES, **CLI_NEAR}
+    assert set(shown[:3]) == {(f"#{g} {g:04d}.png", f"#{r} {r:04d}.png") for g, r in copies.items()}
+    assert "the 6 closest of 6, closest first, distances in the features of inception" in page.read_text()
+
+
+def test_nearest_is_refused_beside_per_class_which_gives_each_class_its_own_pairs(copied_sets, tmp_path):
+    _, _, reference, generated = copied_sets
+    for side, images in (("a", reference), ("b", generated)):  # each side's first half is cat, its second dog
+        half = len(images) // 2
+        write_images(tmp_path / side / "cat", images[:half])
+        write_images(tmp_path / side / "dog", images[half:])
+    a, b = tmp_path / "a", tmp_path / "b"
+    with counted_decodes() as decoded:
+        message = one_line_error(run_cli("eval", a, b, "--metrics", "memorisation", "--per-class", "--nearest", 2,
+                                         tmp_path / "pairs.csv", "--no-cache"))
+    assert "--nearest" in message and "--per-class" in message and "drop one of them" in message
+    assert decoded[0] == 0 and not (tmp_path / "pairs.csv").exists()
+    result = run_cli("eval", a, b, "--metrics", "memorisation", "--per-class", "--json", "--no-cache")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert {"authpct/cat", "authpct/dog", "closer_fraction/cat", "closer_fraction/dog"} <= set(row["results"])
+    # The exact copies, each the closest of its class, by their indices within the class.
+    assert row["details"]["memorisation_pairs/cat"][0][:2] == [1, 3]  # generated 1, reference 3
+    assert row["details"]["memorisation_pairs/dog"][0][:2] == [0, 1]  # generated 3, reference 7
