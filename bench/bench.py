@@ -41,6 +41,8 @@ EXPERIMENTS = [
     "exp_rss",
     "exp_startup",
     ("clip_metrics", {"images": 32, "fid_images": 64, "bank": 10000, "batch_size": 32, "out": "bench/out/clip"}),
+    ("vgg16_vendi_memorisation", {"steps": "pr_vgg16,vendi,memorisation", "images": 100, "vendi_n": 10000,
+                                  "block_n": 10000, "out": "bench/out/vgg16_vendi_memorisation"}),
     # last, as it imports torch in the runner; its reference rows run where their checkouts are named here
     ("fd_dinov2", {"n": 16, "size": 128, "bare_images": 8, "dinov2_hub": None, "edm2": None, "dgm_eval": None,
                    "out": "bench/out/fd_dinov2"}),

@@ -24,6 +24,7 @@ result (``engine/distributed.py``).
 """
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .config import IntervalOptions, RunConfig
@@ -54,9 +55,11 @@ class EvalResult:
     ``<key>_ci_high`` of each metric's interval keys); ``settings``: the encoders' options and
     every option the metrics ran with; ``n_a``/``n_b``: image counts (None where unknown or, for
     ``n_a``, where no metric needed the reference); ``details``: what metrics return beyond
-    their results (FID∞'s fitted points). A ``per_class`` result's keys are those of each class
-    (``fid/cat``, ...) and ``intra_fid`` (``evaluation/classes.py``); ``classes``: {class:
-    {"n_a", "n_b"}} (empty otherwise), ``n_a``/``n_b`` the classes' totals."""
+    their results (FID∞'s fitted points, memorisation's closest pairs). A ``per_class`` result's
+    keys are those of each class (``fid/cat``, ...) and ``intra_fid`` (``evaluation/classes.py``);
+    ``classes``: {class: {"n_a", "n_b"}} (empty otherwise), ``n_a``/``n_b`` the classes' totals.
+    ``names_a``/``names_b``: each side's image names in image order, which the image indices of
+    details refer to (None where a side's images were not opened: a statistics file, or classes)."""
 
     source_a: str
     source_b: str
@@ -67,6 +70,8 @@ class EvalResult:
     provenance: Provenance
     details: dict = field(default_factory=dict)
     classes: dict = field(default_factory=dict)
+    names_a: Sequence[str] | None = field(default=None, repr=False)
+    names_b: Sequence[str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def evaluate_many(a, others: list, metrics=DEFAULT_METRICS, config: RunConfig | 
     evaluated = (evaluate_classes if per_class else evaluate_sides)(plan, a, list(others))
     return [EvalResult(str(a) if e.side_a is None else e.side_a.label, e.side_b.label,
                        None if e.side_a is None else e.side_a.n, e.side_b.n, e.values, e.settings, e.provenance, e.details,
-                       e.classes)
+                       e.classes, None if e.side_a is None else e.side_a.names, e.side_b.names)
             for e in evaluated]
 
 

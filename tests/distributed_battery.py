@@ -38,8 +38,8 @@ def tracker_images() -> np.ndarray:
 
 def run_battery(a: str, b: str, weights: str, batch_size: int, full: bool) -> dict[str, np.ndarray]:
     """{name: value} of this rank (every rank of a torch.distributed job runs it; outside one,
-    the one-process values): FID statistics of A, eval of fid/is/kid, the --ci 4 interval ends
-    of fid and is ("interval_fid_ci_low", ...); with ``full`` also a
+    the one-process values): FID statistics of A, eval of fid/is/kid/vendi, the --ci 4 interval
+    ends of fid, is and vendi ("interval_fid_ci_low", ...); with ``full`` also a
     generator source at generator batch sizes 16 and 50, and GenerativeMetrics given rank r
     the images r, r+W, ... of ``tracker_images()``."""
     import ganmetrics
@@ -49,10 +49,10 @@ def run_battery(a: str, b: str, weights: str, batch_size: int, full: bool) -> di
     out = {}
     stats = ganmetrics.compute_stats(a, **common)
     out.update(mu=stats.mu, sigma=stats.sigma, n=np.int64(stats.n))
-    evaluated = ganmetrics.evaluate(a, b, metrics=["fid", "is", "kid"], splits=2, kid_subsets=3, kid_subset_size=5,
-                                    **common)
+    evaluated = ganmetrics.evaluate(a, b, metrics=["fid", "is", "kid", "vendi"], splits=2, kid_subsets=3,
+                                    kid_subset_size=5, **common)
     out.update({key: np.float64(value) for key, value in evaluated.results.items()})
-    interval = ganmetrics.evaluate(a, b, metrics=["fid", "is"], splits=2, ci=4, **common)
+    interval = ganmetrics.evaluate(a, b, metrics=["fid", "is", "vendi"], splits=2, ci=4, **common)
     out.update({f"interval_{key}": np.float64(value) for key, value in interval.results.items() if "_ci_" in key})
     if full:
         for generator_batch in (16, 50):

@@ -19,6 +19,7 @@ from ..store.statsfile import save_statistics
 from .gates import ThresholdCrossed, parse_gates, verdicts
 from .options import MetricOptionsCommand, interval_options, shared_options
 from .outputs import check_output
+from .pairs import NearestPairs, nearest_option
 from .render import (echo_classes, echo_eval, echo_fid, echo_info, echo_is, echo_json, echo_pack, echo_shard,
                      echo_suite, echo_written, eval_row, fid_row, is_row, require_finite, run_record)
 from .report_commands import ReportOptions, report_options
@@ -212,28 +213,25 @@ def pack_command(source, output: Path, options: RunConfig, as_json: bool):
 @click.option("--per-class", "per_class", is_flag=True,
               help="Every metric on each class subfolder apart, as KEY/CLASS (fid/cat), and intra_fid, the "
                    "classes' mean FID (docs/metrics.md).")
+@nearest_option
 @report_options
 @interval_options
 @shared_options
 def eval_command(reference, others, metric_names, fail_above, fail_below, fail_above_ci, fail_below_ci,
-                 plot_file: Path | None, per_class: bool, report: ReportOptions, interval: IntervalOptions,
-                 options: RunConfig, as_json: bool, **metric_options):
+                 plot_file: Path | None, per_class: bool, nearest: NearestPairs, report: ReportOptions,
+                 interval: IntervalOptions, options: RunConfig, as_json: bool, **metric_options):
     """Every requested metric of each SOURCE_B against SOURCE_A, reading each source once and
     decoding each image once for every encoder the metrics run on.
 
     SOURCE_A is the reference (real) side, each SOURCE_B a generated set; one-sided metrics (is,
-    is_inf) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
+    is_inf, vendi) are computed on each SOURCE_B. Memory and the metrics' definitions: docs/metrics.md.
     """
     names = [name.strip() for name in metric_names.split(",") if name.strip()]
+    metric_options.update(nearest.keywords())
     plan = plan_of(names, options, {**metric_options, **interval.keywords()})
-    if per_class and plot_file is not None:
-        raise GanMetricsError("--plot draws results of whole sets, and --per-class gives each class's: drop one of them")
+    plot_here = _check_outputs(plan, [reference, *others], per_class, plot_file, nearest, report)
     classes = class_names(reference if plan.needs("a") else others[0], options.sources) if per_class else None
     gates = _gates(plan.metrics, interval, (fail_above, fail_below, fail_above_ci, fail_below_ci), classes)
-    plot_here = plot_file is not None and distributed.is_main()  # under torchrun rank 0 alone draws and writes
-    if plot_here:
-        check_plot_output(plot_file)
-    report.check([reference, *others])
     results = evaluate_many(reference, list(others), names, options, per_class, **metric_options, **interval.keywords())
     for r in results:
         require_finite({**r.results, **r.details}, f"results for {r.source_b}")
@@ -249,6 +247,7 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
         echo_eval(results)
     if plot_here:
         save_plot(rows, plot_file)
+    nearest.write(results, plan)
     report.write(rows)
     reasons = [f"{row['source_b']}: {', '.join(crossed)}" for row in rows
                if (crossed := [gate["reason"] for gate in row["run"]["gates"] if gate["crossed"]])]
@@ -257,6 +256,21 @@ def eval_command(reference, others, metric_names, fail_above, fail_below, fail_a
 
 
 eval_command.runs_distributed = True
+
+
+def _check_outputs(plan, inputs: list[str], per_class: bool, plot_file: Path | None, nearest: NearestPairs,
+                   report: ReportOptions) -> bool:
+    """Refuse, before any work, ``eval``'s outputs that do not go together or cannot be written
+    (``--plot``, ``--nearest``, ``--report``); whether this process draws the plot: under
+    torchrun rank 0 alone draws and writes."""
+    if per_class and plot_file is not None:
+        raise GanMetricsError("--plot draws results of whole sets, and --per-class gives each class's: drop one of them")
+    nearest.check(plan, inputs, per_class)
+    report.check(inputs)
+    plot_here = plot_file is not None and distributed.is_main()
+    if plot_here:
+        check_plot_output(plot_file)
+    return plot_here
 
 
 def _gates(metrics, interval: IntervalOptions, specs: tuple, classes: list[str] | None) -> tuple:

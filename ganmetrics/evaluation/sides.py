@@ -11,7 +11,7 @@ ADM evaluator uses them, its images everything else.
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,14 @@ from .plan import Plan, _device, fewest_images
 @dataclass(frozen=True)
 class Side:
     """A reduced side. ``label``: what the user passed, for the output; ``n``: its images (None
-    for a statistics file that does not say); ``reduced``: {need: reduced value}."""
+    for a statistics file that does not say); ``reduced``: {need: reduced value}; ``names``: its
+    images' names in image order (the source's: paths in a folder, members of an archive, row
+    numbers of an array), which per-image results index; None where no images were opened."""
 
     label: str
     n: int | None
     reduced: Mapping[Need, Any]
+    names: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def reduce_side(opened: OpenedSide, plan: Plan, needs: Mapping[Need, str], prove
     rest = {need: names for need, names in needs.items() if need not in served}
     if rest:
         values.update(reduce_with_cache(opened.source, plan, rest, provenance, reference, given, read_ahead))
-    return Side(opened.label, opened.n, {need: values[need] for need in needs})
+    names = None if opened.source is None else opened.source.names
+    return Side(opened.label, opened.n, {need: values[need] for need in needs}, names)
 
 
 def reduce_reference(spec, plan: Plan, needs: Mapping[Need, str]) -> Side:

@@ -12,11 +12,13 @@ from .base import FeatureExtractor, parse_options
 from .clip.extractor import CleanFIDClipExtractor, CMMDClipExtractor
 from .dinov2.extractor import DINOv2Extractor
 from .inception.extractor import InceptionExtractor
+from .vgg16 import VGG16Extractor
 
 ENCODERS: dict[str, type[FeatureExtractor]] = {
     InceptionExtractor.name: InceptionExtractor,
     CMMDClipExtractor.name: CMMDClipExtractor, CleanFIDClipExtractor.name: CleanFIDClipExtractor,
     DINOv2Extractor.name: DINOv2Extractor,
+    VGG16Extractor.name: VGG16Extractor,
 }
 DEFAULT_ENCODER = InceptionExtractor.name
 """The encoder of a metric named without ``@ENCODER``, and of a bare ``--weights``/``--resize``."""

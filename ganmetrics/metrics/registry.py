@@ -17,8 +17,10 @@ from .fid import FID
 from .inception_score import InceptionScore
 from .infinity import FIDInfinity, ISInfinity
 from .kid import KID
+from .memorisation import Memorisation
 from .precision_recall import PrecisionRecall
 from .sfid import SFID
+from .vendi import Vendi
 
 if TYPE_CHECKING:
     from ..extractors.base import FeatureExtractor
@@ -34,6 +36,8 @@ METRICS: dict[str, type[Metric]] = {
     ISInfinity.name: ISInfinity,
     CMMD.name: CMMD,
     FDDINOv2.name: FDDINOv2,
+    Vendi.name: Vendi,
+    Memorisation.name: Memorisation,
 }
 
 
