@@ -246,7 +246,7 @@ def run(args) -> dict:
     for label, tool, metric, resize, _ in ROWS:
         missing = [name for name in CHECKOUTS.get(tool, ()) if getattr(args, name) is None]
         if missing:
-            rows[label] = {"not_run": " ".join("--" + name.replace("_", "-") for name in missing)}
+            rows[label] = {"not_run": ", ".join(f"--{name.replace('_', '-')} DIR" for name in missing)}
             continue
         print(f"running {label} ...", file=sys.stderr)
         rows[label] = run_job({**common, "tool": tool, "metric": metric, "resize": resize},
@@ -273,7 +273,7 @@ def render(result: dict) -> list[str]:
     for label, _, _, resize, compared in ROWS:
         row = rows[label]
         if "not_run" in row:
-            lines.append(f"| {label} | {resize} | not run: pass {row['not_run']} DIR | | | |")
+            lines.append(f"| {label} | {resize} | not run: pass {row['not_run']} | | | |")
             continue
         difference = "" if compared is None else f"{abs(row['value'] - rows[compared]['value']) / abs(rows[compared]['value']):.2e}"
         lines.append(f"| {label} | {resize} | {images / row['seconds']:.2f} | {row['peak_rss_mib']:.0f} | "
